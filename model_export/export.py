@@ -1,0 +1,159 @@
+"""Export the codec as a TensorFlow SavedModel that stock TensorFlow Serving loads.
+
+    python -m model_export.export --run-dir runs/residual_gru --models-dir models --version 2
+
+Signatures (every input carries the batch dimension, as TF Serving's batching requires):
+
+- ``compress``:    image uint8 [B,H,W,3], iterations int32 [B,h,w]
+                   → bits int8 [B,N,h,w,C], reconstructions uint8 [B,N,H,W,3]
+- ``decompress``:  bits int8 [B,N,h,w,C] → reconstructions uint8 [B,N,H,W,3]
+- ``encode_step``: residual float32 [B,H,W,3], iteration int32 [B], enc_state_{1..3}
+                   → bits int8 [B,h,w,C], enc_state_{1..3}
+- ``decode_step``: bits int8 [B,h,w,C], iteration int32 [B], reconstruction float32 [B,H,W,3],
+                   dec_state_{1..4} → reconstruction, image uint8 [B,H,W,3], dec_state_{1..4}
+
+H and W are multiples of 16 (h = H/16, w = W/16). ``assets/codec.json`` records the configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import tensorflow as tf
+
+from model_export.model import CodecConfig, RecurrentCodec, to_uint8
+
+__all__ = ["MODEL_NAME", "ExportedCodec", "export_saved_model"]
+
+MODEL_NAME = "residual_gru"
+CODEC_METADATA = "codec.json"
+
+
+class ExportedCodec(tf.Module):
+    """The SavedModel root: the codec plus one ``tf.function`` per serving signature."""
+
+    def __init__(self, codec: RecurrentCodec) -> None:
+        super().__init__(name="exported_codec")
+        self.codec = codec
+        config = codec.config
+        bits = config.bits_per_cell
+        enc_specs = [
+            tf.TensorSpec([None, None, None, c], tf.float32, name=f"enc_state_{i + 1}")
+            for i, (_, c) in enumerate(config.encoder_state_shapes)
+        ]
+        dec_specs = [
+            tf.TensorSpec([None, None, None, c], tf.float32, name=f"dec_state_{i + 1}")
+            for i, (_, c) in enumerate(config.decoder_state_shapes)
+        ]
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.uint8, name="image"),
+                tf.TensorSpec([None, None, None], tf.int32, name="iterations"),
+            ]
+        )
+        def compress(image: tf.Tensor, iterations: tf.Tensor) -> dict[str, tf.Tensor]:
+            return codec.compress(image, iterations)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, bits], tf.int8, name="bits")])
+        def decompress(bits_in: tf.Tensor) -> dict[str, tf.Tensor]:
+            return codec.decompress(bits_in)
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, 3], tf.float32, name="residual"),
+                tf.TensorSpec([None], tf.int32, name="iteration"),
+                *enc_specs,
+            ]
+        )
+        def encode_step(residual, iteration, enc_state_1, enc_state_2, enc_state_3):
+            codes, states = codec.encode_codes(residual, iteration, [enc_state_1, enc_state_2, enc_state_3])
+            out = {"bits": tf.cast(codec.binarize(codes, training=False), tf.int8)}
+            out.update({f"enc_state_{i + 1}": s for i, s in enumerate(states)})
+            return out
+
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([None, None, None, bits], tf.int8, name="bits"),
+                tf.TensorSpec([None], tf.int32, name="iteration"),
+                tf.TensorSpec([None, None, None, 3], tf.float32, name="reconstruction"),
+                *dec_specs,
+            ]
+        )
+        def decode_step(
+            bits_in, iteration, reconstruction, dec_state_1, dec_state_2, dec_state_3, dec_state_4
+        ):
+            delta, states = codec.decode_delta(
+                tf.cast(bits_in, tf.float32), iteration, [dec_state_1, dec_state_2, dec_state_3, dec_state_4]
+            )
+            reconstruction = reconstruction + delta
+            out = {"reconstruction": reconstruction, "image": to_uint8(reconstruction)}
+            out.update({f"dec_state_{i + 1}": s for i, s in enumerate(states)})
+            return out
+
+        self.compress = compress
+        self.decompress = decompress
+        self.encode_step = encode_step
+        self.decode_step = decode_step
+
+    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+        return {
+            name: getattr(self, name).get_concrete_function()
+            for name in ("compress", "decompress", "encode_step", "decode_step")
+        }
+
+
+def export_saved_model(
+    codec: RecurrentCodec, version_dir: Path, metadata: dict[str, object] | None = None
+) -> Path:
+    """Write ``codec`` as a SavedModel to ``version_dir`` atomically (temp dir, then rename).
+
+    Weights are stored in float16 (half the size; compute stays float32).
+    """
+    version_dir = Path(version_dir)
+    if version_dir.exists():
+        raise FileExistsError(f"{version_dir} exists: model versions are immutable, pick a new one")
+    version_dir.parent.mkdir(parents=True, exist_ok=True)
+    shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16)
+    shipped.copy_weights_from(codec)
+    root = ExportedCodec(shipped)
+    with tempfile.TemporaryDirectory(dir=version_dir.parent) as tmp:
+        staging = Path(tmp) / "model"
+        tf.saved_model.save(root, str(staging), signatures=root.signatures())
+        info = {"model_name": MODEL_NAME, "config": json.loads(codec.config.to_json()), **(metadata or {})}
+        (staging / "assets").mkdir(exist_ok=True)
+        (staging / "assets" / CODEC_METADATA).write_text(json.dumps(info, indent=2, sort_keys=True))
+        shutil.move(str(staging), str(version_dir))
+    return version_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run-dir", default="runs/residual_gru")
+    parser.add_argument("--models-dir", default="models")
+    parser.add_argument("--version", type=int, required=True)
+    args = parser.parse_args(argv)
+
+    run_dir = Path(args.run_dir)
+    config = CodecConfig.from_json((run_dir / "config.json").read_text())
+    codec = RecurrentCodec(config)
+    steps = tf.Variable(0, dtype=tf.int64)
+    checkpoint = tf.train.Checkpoint(codec=codec, optimizer=tf.train.Checkpoint(steps=steps))
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest is None:
+        raise SystemExit(f"no checkpoint under {run_dir / 'checkpoints'}")
+    checkpoint.restore(latest).expect_partial()
+    out = export_saved_model(
+        codec, Path(args.models_dir) / MODEL_NAME / str(args.version), {"training_steps": int(steps)}
+    )
+    print(f"exported {latest} (step {int(steps)}) to {out}")
+
+
+if __name__ == "__main__":
+    main()

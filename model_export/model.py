@@ -1,0 +1,251 @@
+"""The recurrent image codec of Toderici et al. 2017 with additive reconstruction.
+
+::
+
+    iteration t (r[0] = x, P[0] = 0):
+
+      r[t-1] ─×g[t]─▶ Encoder (conv s2 → GRU s2 → GRU s2 → GRU s2) ─▶ 1×1 conv, tanh ─▶ Binarizer ─▶ B[t]
+                                                                                                  │
+      P[t] = P[t-1] + D(B[t]) / g[t]  ◀── conv ◀── d2s ◀── GRU ◀── d2s ◀── GRU ◀── ... ◀── 1×1 conv ◀┘
+      r[t] = x − P[t]
+
+Each iteration emits ``BITS_PER_CELL`` bits per 16×16 cell (0.125 bpp at 32 bits). The per-iteration
+gain ``g[t]`` keeps the shrinking residual in the encoder's useful range. The three verbs follow
+CompressAI: ``forward`` (training), ``compress`` and ``decompress`` (fused, exported), plus the
+single-iteration ``encode_step`` and ``decode_step`` with explicit recurrent state for streaming.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import tensorflow as tf
+
+from model_export.layers import Conv2D, ConvGRUCell
+
+__all__ = ["CELL_SIZE", "CodecConfig", "RecurrentCodec"]
+
+#: Side, in pixels, of the square cell that one latent position covers (four stride-2 stages).
+CELL_SIZE = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class CodecConfig:
+    """Channel widths and iteration budget of the codec."""
+
+    encoder_channels: tuple[int, int, int, int] = (32, 96, 192, 192)
+    decoder_channels: tuple[int, int, int, int] = (192, 192, 96, 48)
+    bits_per_cell: int = 32
+    max_iterations: int = 16
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> CodecConfig:
+        raw = json.loads(text)
+        return cls(
+            encoder_channels=tuple(raw["encoder_channels"]),
+            decoder_channels=tuple(raw["decoder_channels"]),
+            bits_per_cell=int(raw["bits_per_cell"]),
+            max_iterations=int(raw["max_iterations"]),
+        )
+
+    @property
+    def encoder_state_shapes(self) -> list[tuple[int, int]]:
+        """(downscale factor, channels) of each encoder GRU state."""
+        e = self.encoder_channels
+        return [(4, e[1]), (8, e[2]), (16, e[3])]
+
+    @property
+    def decoder_state_shapes(self) -> list[tuple[int, int]]:
+        """(downscale factor, channels) of each decoder GRU state."""
+        d = self.decoder_channels
+        return [(16, d[0]), (8, d[1]), (4, d[2]), (2, d[3])]
+
+
+class RecurrentCodec(tf.Module):
+    """Encoder, binarizer and decoder of the residual-GRU codec (additive reconstruction)."""
+
+    def __init__(
+        self,
+        config: CodecConfig = CodecConfig(),
+        weight_dtype: tf.DType = tf.float32,
+        name: str = "recurrent_codec",
+    ) -> None:
+        super().__init__(name=name)
+        self.config = config
+        e, d, bits = config.encoder_channels, config.decoder_channels, config.bits_per_cell
+        w = weight_dtype
+        self.enc_conv = Conv2D(3, e[0], 3, 2, w, name="enc_conv")
+        self.enc_gru1 = ConvGRUCell(e[0], e[1], 3, 2, weight_dtype=w, name="enc_gru1")
+        self.enc_gru2 = ConvGRUCell(e[1], e[2], 3, 2, weight_dtype=w, name="enc_gru2")
+        self.enc_gru3 = ConvGRUCell(e[2], e[3], 3, 2, weight_dtype=w, name="enc_gru3")
+        self.binarizer = Conv2D(e[3], bits, 1, 1, w, name="binarizer")
+        self.dec_conv = Conv2D(bits, d[0], 1, 1, w, name="dec_conv")
+        self.dec_gru1 = ConvGRUCell(d[0], d[0], 2, weight_dtype=w, name="dec_gru1")
+        self.dec_gru2 = ConvGRUCell(d[0] // 4, d[1], 3, weight_dtype=w, name="dec_gru2")
+        self.dec_gru3 = ConvGRUCell(d[1] // 4, d[2], 3, weight_dtype=w, name="dec_gru3")
+        self.dec_gru4 = ConvGRUCell(d[2] // 4, d[3], 3, weight_dtype=w, name="dec_gru4")
+        self.dec_out = Conv2D(d[3] // 4, 3, 1, 1, w, name="dec_out")
+        # log of the residual gain per iteration; grows with t because residuals shrink.
+        # Kept in float32 even in shipped models: it is tiny and sets every iteration's scale.
+        self.log_gain = tf.Variable(
+            [math.log(1.0 + 0.75 * t) for t in range(config.max_iterations)], name="log_gain"
+        )
+
+    def copy_weights_from(self, other: RecurrentCodec) -> None:
+        """Assign ``other``'s weights to this codec, casting to this codec's weight dtype."""
+        for mine, theirs in zip(self.variables, other.variables, strict=True):
+            mine.assign(tf.cast(theirs, mine.dtype))
+
+    # ----------------------------------------------------------------------------------------
+    # single iterations
+
+    def initial_states(self, batch: int, height: int, width: int) -> tuple[list[tf.Tensor], list[tf.Tensor]]:
+        """Zero encoder and decoder states for images of ``height`` × ``width`` (multiples of 16)."""
+        enc = [tf.zeros([batch, height // f, width // f, c]) for f, c in self.config.encoder_state_shapes]
+        dec = [tf.zeros([batch, height // f, width // f, c]) for f, c in self.config.decoder_state_shapes]
+        return enc, dec
+
+    def gain(self, iteration: tf.Tensor) -> tf.Tensor:
+        """Residual gain per batch element, shape [B, 1, 1, 1]; ``iteration`` is int32 [B]."""
+        index = tf.minimum(iteration, self.config.max_iterations - 1)
+        return tf.exp(tf.gather(self.log_gain, index))[:, None, None, None]
+
+    def encode_codes(
+        self, residual: tf.Tensor, iteration: tf.Tensor, states: list[tf.Tensor]
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """One encoder iteration: residual [B,H,W,3] → real-valued codes in (-1, 1), new states."""
+        x = self.enc_conv(residual * self.gain(iteration))
+        h1 = self.enc_gru1(x, states[0])
+        h2 = self.enc_gru2(h1, states[1])
+        h3 = self.enc_gru3(h2, states[2])
+        return tf.tanh(self.binarizer(h3)), [h1, h2, h3]
+
+    def decode_delta(
+        self, bits: tf.Tensor, iteration: tf.Tensor, states: list[tf.Tensor]
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """One decoder iteration: bits [B,h,w,C] in {-1, 0, +1} → image increment [B,H,W,3], new states."""
+        x = self.dec_conv(bits)
+        g1 = self.dec_gru1(x, states[0])
+        g2 = self.dec_gru2(tf.nn.depth_to_space(g1, 2), states[1])
+        g3 = self.dec_gru3(tf.nn.depth_to_space(g2, 2), states[2])
+        g4 = self.dec_gru4(tf.nn.depth_to_space(g3, 2), states[3])
+        delta = tf.tanh(self.dec_out(tf.nn.depth_to_space(g4, 2))) / self.gain(iteration)
+        return delta, [g1, g2, g3, g4]
+
+    @staticmethod
+    def binarize(codes: tf.Tensor, training: bool) -> tf.Tensor:
+        """{-1, +1} bits; stochastic with a straight-through gradient while training."""
+        if training:
+            noise = tf.random.uniform(tf.shape(codes))
+            sample = tf.where(noise < (1.0 + codes) / 2.0, 1.0, -1.0)
+            return codes + tf.stop_gradient(sample - codes)
+        return tf.where(codes >= 0.0, 1.0, -1.0)
+
+    # ----------------------------------------------------------------------------------------
+    # training
+
+    def forward(
+        self, images: tf.Tensor, iterations: int, stop_at: tf.Tensor | None = None, training: bool = True
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """Unrolled training pass.
+
+        ``images`` float32 [B,H,W,3] in [-0.5, 0.5]; ``stop_at`` optional int32 [B,h,w] per-cell
+        iteration count after which that cell's bits are zeroed (as rate control does).
+        Returns the mean L1 residual over iterations and the reconstruction after each iteration.
+        """
+        shape = tf.shape(images)
+        batch, height, width = shape[0], shape[1], shape[2]
+        enc, dec = self.initial_states(batch, height, width)
+        reconstruction = tf.zeros_like(images)
+        losses, reconstructions = [], []
+        for t in range(iterations):
+            it = _iteration_index(images, t)
+            codes, enc = self.encode_codes(images - reconstruction, it, enc)
+            bits = self.binarize(codes, training)
+            if stop_at is not None:
+                bits = bits * tf.cast(stop_at > t, tf.float32)[..., None]
+            delta, dec = self.decode_delta(bits, it, dec)
+            reconstruction = reconstruction + delta
+            losses.append(tf.reduce_mean(tf.abs(images - reconstruction)))
+            reconstructions.append(reconstruction)
+        return tf.add_n(losses) / float(iterations), reconstructions
+
+    # ----------------------------------------------------------------------------------------
+    # fused inference (exported)
+
+    def compress(self, image: tf.Tensor, iterations: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Encode ``image`` uint8 [B,H,W,3] (H, W multiples of 16).
+
+        ``iterations`` int32 [B,h,w] is the number of iterations each cell receives; the loop runs
+        to its maximum and cells past their count get zero bits. Returns ``bits`` int8
+        [B,N,h,w,C] and ``reconstructions`` uint8 [B,N,H,W,3], the decoder's output after every
+        iteration, exactly what a receiver decoding the same bits computes.
+        """
+        x = tf.cast(image, tf.float32) / 255.0 - 0.5
+        shape = tf.shape(x)
+        batch, height, width = shape[0], shape[1], shape[2]
+        enc, dec = self.initial_states(batch, height, width)
+        total = tf.reduce_max(iterations)
+        bits_ta = tf.TensorArray(tf.int8, size=total)
+        images_ta = tf.TensorArray(tf.uint8, size=total)
+
+        def body(t, reconstruction, enc, dec, bits_ta, images_ta):
+            it = _iteration_index(x, t)
+            codes, enc = self.encode_codes(x - reconstruction, it, enc)
+            bits = self.binarize(codes, training=False) * tf.cast(iterations > t, tf.float32)[..., None]
+            delta, dec = self.decode_delta(bits, it, dec)
+            reconstruction = reconstruction + delta
+            bits_ta = bits_ta.write(t, tf.cast(bits, tf.int8))
+            images_ta = images_ta.write(t, to_uint8(reconstruction))
+            return t + 1, reconstruction, enc, dec, bits_ta, images_ta
+
+        _, _, _, _, bits_ta, images_ta = tf.while_loop(
+            lambda t, *_: t < total,
+            body,
+            (tf.constant(0), tf.zeros_like(x), enc, dec, bits_ta, images_ta),
+        )
+        return {
+            "bits": _time_to_axis1(bits_ta.stack()),
+            "reconstructions": _time_to_axis1(images_ta.stack()),
+        }
+
+    def decompress(self, bits: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Decode ``bits`` int8 [B,N,h,w,C] → ``reconstructions`` uint8 [B,N,H,W,3] after each iteration."""
+        shape = tf.shape(bits)
+        batch, total, h, w = shape[0], shape[1], shape[2], shape[3]
+        _, dec = self.initial_states(batch, h * CELL_SIZE, w * CELL_SIZE)
+        bits_f = tf.cast(bits, tf.float32)
+        images_ta = tf.TensorArray(tf.uint8, size=total)
+
+        def body(t, reconstruction, dec, images_ta):
+            delta, dec = self.decode_delta(bits_f[:, t], _iteration_index(bits_f[:, 0], t), dec)
+            reconstruction = reconstruction + delta
+            return t + 1, reconstruction, dec, images_ta.write(t, to_uint8(reconstruction))
+
+        _, _, _, images_ta = tf.while_loop(
+            lambda t, *_: t < total,
+            body,
+            (tf.constant(0), tf.zeros([batch, h * CELL_SIZE, w * CELL_SIZE, 3]), dec, images_ta),
+        )
+        return {"reconstructions": _time_to_axis1(images_ta.stack())}
+
+
+def to_uint8(reconstruction: tf.Tensor) -> tf.Tensor:
+    """Map a reconstruction in [-0.5, 0.5] to uint8 pixels, rounding to nearest."""
+    return tf.cast(tf.round(tf.clip_by_value((reconstruction + 0.5) * 255.0, 0.0, 255.0)), tf.uint8)
+
+
+def _iteration_index(like: tf.Tensor, t: tf.Tensor | int) -> tf.Tensor:
+    """int32 [B] filled with ``t``, keeping ``like``'s static batch size."""
+    return tf.zeros_like(like[:, 0, 0, 0], dtype=tf.int32) + t
+
+
+def _time_to_axis1(stacked: tf.Tensor) -> tf.Tensor:
+    rank = tf.rank(stacked)
+    perm = tf.concat([[1, 0], tf.range(2, rank)], 0)
+    return tf.transpose(stacked, perm)

@@ -1,0 +1,179 @@
+"""Train the recurrent codec on CPU, with checkpoints and resume.
+
+    python -m model_export.train --run-dir runs/residual_gru --hours 2
+
+Resumes from ``<run-dir>/checkpoints`` when present, otherwise (``--init-from``) from the weights
+of an exported SavedModel, so that training carries on across machines from the shipped model.
+SIGTERM or Ctrl-C writes a last checkpoint before leaving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from model_export.data import CropSampler, load_training_images
+from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
+
+__all__ = ["Adam", "restore_codec_weights", "train"]
+
+DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "train"
+
+
+class Adam(tf.Module):
+    """Adam with its moments as tracked variables, so a checkpoint resumes it exactly."""
+
+    def __init__(self, variables: list[tf.Variable], beta1: float = 0.9, beta2: float = 0.999) -> None:
+        super().__init__(name="adam")
+        self.beta1, self.beta2, self.epsilon = beta1, beta2, 1e-8
+        self.m = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.v = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+        self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def apply(self, grads: list[tf.Tensor], variables: list[tf.Variable], learning_rate: tf.Tensor) -> None:
+        self.steps.assign_add(1)
+        t = tf.cast(self.steps, tf.float32)
+        scale = learning_rate * tf.sqrt(1.0 - self.beta2**t) / (1.0 - self.beta1**t)
+        for g, var, m, v in zip(grads, variables, self.m, self.v, strict=True):
+            m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
+            v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
+            var.assign_sub(scale * m / (tf.sqrt(v) + self.epsilon))
+
+
+def restore_codec_weights(codec: RecurrentCodec, saved_model_dir: Path) -> None:
+    """Load the codec's variables from an exported SavedModel (weights may be stored in float16)."""
+    shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16)
+    checkpoint = tf.train.Checkpoint(codec=shipped)
+    checkpoint.restore(
+        str(saved_model_dir / "variables" / "variables")
+    ).expect_partial().assert_existing_objects_matched()
+    codec.copy_weights_from(shipped)
+
+
+def _stop_masks(
+    rng: np.random.Generator, batch: int, cells: int, iterations: int, fraction: float
+) -> np.ndarray:
+    """Per-cell iteration counts: most crops run all iterations, ``fraction`` stop cells at random."""
+    stop = np.full((batch, cells, cells), iterations, dtype=np.int32)
+    chosen = rng.random(batch) < fraction
+    stop[chosen] = rng.integers(1, iterations + 1, size=(int(chosen.sum()), cells, cells))
+    return stop
+
+
+def train(args: argparse.Namespace) -> None:
+    """Run the training loop described by the command-line ``args``."""
+    tf.random.set_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    run_dir = Path(args.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    config_path = run_dir / "config.json"
+    config = CodecConfig.from_json(config_path.read_text()) if config_path.exists() else CodecConfig()
+    config_path.write_text(config.to_json())
+
+    codec = RecurrentCodec(config)
+    variables = list(codec.trainable_variables)
+    optimizer = Adam(variables)
+    checkpoint = tf.train.Checkpoint(codec=codec, optimizer=optimizer)
+    manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=3)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint)
+        print(f"resumed from {manager.latest_checkpoint} at step {int(optimizer.steps)}")
+    elif args.init_from:
+        restore_codec_weights(codec, Path(args.init_from))
+        meta = Path(args.init_from) / "assets" / "codec.json"
+        start = json.loads(meta.read_text()).get("training_steps", 0) if meta.exists() else 0
+        optimizer.steps.assign(start)
+        print(f"initialised from {args.init_from} (trained {start} steps)")
+
+    images = load_training_images(Path(args.data))
+    sampler = CropSampler(images, crop=args.crop, batch=args.batch, seed=args.seed)
+    cells = args.crop // CELL_SIZE
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([args.batch, args.crop, args.crop, 3], tf.float32),
+            tf.TensorSpec([args.batch, cells, cells], tf.int32),
+            tf.TensorSpec([], tf.float32),
+        ]
+    )
+    def train_step(batch: tf.Tensor, stop_at: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
+        with tf.GradientTape() as tape:
+            loss, _ = codec.forward(batch, args.iterations, stop_at=stop_at, training=True)
+        grads = tape.gradient(loss, variables)
+        grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
+        optimizer.apply(grads, variables, learning_rate)
+        return loss
+
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+
+    deadline = time.monotonic() + args.hours * 3600.0
+    start_step = int(optimizer.steps)
+    last_save = time.monotonic()
+    log_path = run_dir / "log.csv"
+    new_log = not log_path.exists()
+    with (
+        log_path.open("a", newline="") as log_file,
+        tqdm(total=args.steps, initial=min(start_step, args.steps), desc="training", unit="step") as bar,
+    ):
+        log = csv.writer(log_file)
+        if new_log:
+            log.writerow(["step", "loss", "learning_rate", "unix_time"])
+        ema = None
+        while not stopping and int(optimizer.steps) < args.steps and time.monotonic() < deadline:
+            step = int(optimizer.steps)
+            lr = args.lr * (0.5 ** (step / args.lr_half_life)) if args.lr_half_life > 0 else args.lr
+            stop_at = _stop_masks(rng, args.batch, cells, args.iterations, args.stop_fraction)
+            loss = float(train_step(sampler.next_batch(), stop_at, tf.constant(lr, tf.float32)))
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at step {step}")
+            ema = loss if ema is None else 0.98 * ema + 0.02 * loss
+            bar.update(1)
+            bar.set_postfix(loss=f"{ema:.4f}", lr=f"{lr:.1e}")
+            if step % 50 == 0:
+                log.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{time.time():.0f}"])
+                log_file.flush()
+            if time.monotonic() - last_save > args.checkpoint_minutes * 60:
+                manager.save(checkpoint_number=int(optimizer.steps))
+                last_save = time.monotonic()
+    path = manager.save(checkpoint_number=int(optimizer.steps))
+    print(f"saved {path} at step {int(optimizer.steps)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--run-dir", default="runs/residual_gru")
+    parser.add_argument("--data", default=str(DEFAULT_TRAIN_DIR.resolve()))
+    parser.add_argument("--init-from", default="", help="SavedModel version dir to start from")
+    parser.add_argument("--steps", type=int, default=1_000_000)
+    parser.add_argument("--hours", type=float, default=24.0, help="stop after this wall time")
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--crop", type=int, default=32)
+    parser.add_argument("--iterations", type=int, default=8, help="unrolled iterations per step")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")
+    parser.add_argument("--stop-fraction", type=float, default=0.25, help="crops with random per-cell stops")
+    parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    parser.add_argument("--seed", type=int, default=1234)
+    train(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,115 @@
+"""POST /compress: an uploaded image in, a bitstream (stored) and measured metrics out."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from service import metrics
+from service.api.deps import Services, require_api_key, services
+from service.api.responses import JSON, OCTET, PNG, negotiate
+from service.codec.images import decode_image, encode_png
+from service.codec.pipeline import CompressResult
+from service.codec.rate_control import Target
+from service.errors import BadParameter
+
+router = APIRouter(tags=["compress"])
+
+
+def choose_target(
+    msssim: float | None, psnr: float | None, bpp: float | None, default_msssim: float
+) -> Target:
+    """Exactly one of the three targets, or the default MS-SSIM when none is given."""
+    given = {k: v for k, v in {"msssim": msssim, "psnr": psnr, "bpp": bpp}.items() if v is not None}
+    if len(given) > 1:
+        raise BadParameter(f"give exactly one target among msssim, psnr and bpp; got {sorted(given)}")
+    if not given:
+        return Target("msssim", default_msssim)
+    ((kind, value),) = given.items()
+    return Target(kind, float(value))
+
+
+def report(result: CompressResult, blob_id: str, width: int, height: int, notes: list[str]) -> dict:
+    """The JSON body describing one compression."""
+    counts = result.patch_iterations
+    return {
+        "id": blob_id,
+        "bytes": len(result.bitstream),
+        "bpp": result.bpp,
+        "msssim": result.msssim,
+        "psnr": result.psnr,
+        "width": width,
+        "height": height,
+        "iterations": result.iterations,
+        "patch_iterations": {
+            "min": int(counts.min()),
+            "max": int(counts.max()),
+            "mean": float(counts.mean()),
+        },
+        "target": {"kind": result.target.kind, "value": result.target.value, "met": result.target_met},
+        "model": {"name": result.model_name, "version": result.model_version},
+        "timings": result.timings,
+        "notes": notes,
+        "urls": {
+            "bitstream": f"/bitstreams/{blob_id}",
+            "decompress": f"/decompress/{blob_id}",
+            "progressive": f"/decompress/{blob_id}?progressive=true",
+        },
+    }
+
+
+def _observe(result: CompressResult) -> None:
+    metrics.PATCHES_PER_REQUEST.observe(result.patch_iterations.size)
+    for count in result.patch_iterations.reshape(-1):
+        metrics.ITERATIONS_PER_PATCH.observe(int(count))
+    metrics.BITS_PER_PIXEL.observe(result.bpp)
+    metrics.ACHIEVED_MSSSIM.observe(result.msssim)
+    if not result.target_met:
+        metrics.TARGET_MISSED.labels(result.target.kind).inc()
+
+
+@router.post(
+    "/compress",
+    dependencies=[Depends(require_api_key)],
+    responses={
+        200: {"content": {OCTET: {}, PNG: {}}, "description": "JSON report, bitstream or reconstruction"}
+    },
+)
+async def compress(
+    request: Request,
+    image: UploadFile = File(..., description="PNG, JPEG, WebP, ... image"),
+    msssim: float | None = Form(None, description="minimum MS-SSIM (default 0.95)"),
+    psnr: float | None = Form(None, description="minimum PSNR in dB"),
+    bpp: float | None = Form(None, description="maximum bits per pixel"),
+    svc: Services = Depends(services),
+) -> Response:
+    """Compress an image to the requested target. JSON by default; ``Accept: application/octet-stream``
+    returns the bitstream and ``Accept: image/png`` the reconstruction, with metrics in headers."""
+    target = choose_target(msssim, psnr, bpp, svc.settings.default_msssim)
+    data = await image.read()
+    metrics.BYTES_IN.labels("/compress").inc(len(data))
+    decoded = await svc.limiter.run(decode_image, data, svc.settings.max_pixels)
+    result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target)
+    blob_id = svc.store.put(result.bitstream)
+    _observe(result)
+    height, width = decoded.rgb.shape[:2]
+    body = report(result, blob_id, width, height, decoded.notes)
+    media_type = negotiate(request, (JSON, OCTET, PNG))
+    if media_type == JSON:
+        response: Response = JSONResponse(body)
+    else:
+        content = result.bitstream if media_type == OCTET else encode_png(result.reconstruction)
+        response = Response(content, media_type=media_type)
+        response.headers.update(
+            {
+                "X-RGIC-Id": blob_id,
+                "X-RGIC-MSSSIM": f"{result.msssim:.6f}",
+                "X-RGIC-PSNR": f"{result.psnr:.4f}",
+                "X-RGIC-BPP": f"{result.bpp:.6f}",
+                "X-RGIC-Iterations": str(result.iterations),
+                "X-RGIC-Target-Met": str(result.target_met).lower(),
+                "X-RGIC-Model": f"{result.model_name}/{result.model_version}",
+            }
+        )
+    metrics.BYTES_OUT.labels("/compress").inc(len(response.body))
+    return response

@@ -1,0 +1,56 @@
+"""GET /decompress/{id} and POST /decompress: a bitstream back to a PNG, optionally progressive."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import Response
+
+from service import metrics
+from service.api.deps import Services, require_api_key, services
+from service.api.responses import PNG, progressive_png_stream
+from service.codec.images import encode_png
+
+router = APIRouter(tags=["decompress"])
+
+_PROGRESSIVE = Query(False, description="stream each iteration's refinement (multipart/x-mixed-replace)")
+
+
+async def _decode(svc: Services, data: bytes, progressive: bool, route: str) -> Response:
+    if progressive:
+        stream, frames = await svc.limiter.run(svc.codec.decompress_progressive, data)
+        return progressive_png_stream(frames, route)
+    stream, image = await svc.limiter.run(svc.codec.decompress, data)
+    png = encode_png(image)
+    metrics.BYTES_OUT.labels(route).inc(len(png))
+    return Response(
+        png, media_type=PNG, headers={"X-RGIC-Model": f"{stream.model_name}/{stream.model_version}"}
+    )
+
+
+@router.get(
+    "/decompress/{blob_id}",
+    dependencies=[Depends(require_api_key)],
+    response_class=Response,
+    responses={200: {"content": {PNG: {}, "multipart/x-mixed-replace": {}}}},
+)
+async def decompress_stored(
+    blob_id: str, progressive: bool = _PROGRESSIVE, svc: Services = Depends(services)
+):
+    """Decode a stored bitstream to PNG."""
+    return await _decode(svc, svc.store.get(blob_id), progressive, "/decompress/{id}")
+
+
+@router.post(
+    "/decompress",
+    dependencies=[Depends(require_api_key)],
+    response_class=Response,
+    responses={200: {"content": {PNG: {}, "multipart/x-mixed-replace": {}}}},
+    openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
+)
+async def decompress_upload(
+    request: Request, progressive: bool = _PROGRESSIVE, svc: Services = Depends(services)
+):
+    """Decode a bitstream sent as the request body to PNG."""
+    data = await request.body()
+    metrics.BYTES_IN.labels("/decompress").inc(len(data))
+    return await _decode(svc, data, progressive, "/decompress")

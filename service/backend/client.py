@@ -1,0 +1,135 @@
+"""Client for TensorFlow Serving's gRPC API (PredictionService and ModelService).
+
+Deadlines on every call, retries with exponential backoff on UNAVAILABLE, message-size limits
+on the channel, and the model version pinned in every request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+)
+
+from service import metrics
+from service.backend.tensors import from_tensor_proto, to_tensor_proto
+from service.errors import BackendUnavailable, ModelVersionNotServed, ServiceError
+
+__all__ = ["BackendClient", "ModelVersionStatus", "channel_options"]
+
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE}
+
+
+def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
+    """gRPC options that lift the 4 MB default message limit (used by client and server alike)."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+@dataclass(frozen=True)
+class ModelVersionStatus:
+    version: int
+    state: str  # AVAILABLE, LOADING, UNLOADING, END, START, UNKNOWN
+
+
+class BackendClient:
+    """Calls one TF Serving (or embedded) backend at ``address``."""
+
+    def __init__(
+        self,
+        address: str,
+        timeout_seconds: float = 60.0,
+        retries: int = 3,
+        backoff_seconds: float = 0.2,
+        max_message_bytes: int = 512 * 1024 * 1024,
+    ) -> None:
+        self.address = address
+        self.timeout_seconds = timeout_seconds
+        self.retries = retries
+        self.backoff_seconds = backoff_seconds
+        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
+        self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, what: str, method, request, timeout: float | None = None):
+        """Run one RPC with deadline and retries, mapping gRPC failures to service errors."""
+        attempt = 0
+        while True:
+            start = time.perf_counter()
+            try:
+                response = method(request, timeout=timeout or self.timeout_seconds)
+                metrics.BACKEND_LATENCY.labels(what, "ok").observe(time.perf_counter() - start)
+                return response
+            except grpc.RpcError as error:
+                code = error.code()
+                metrics.BACKEND_LATENCY.labels(what, code.name.lower()).observe(time.perf_counter() - start)
+                metrics.BACKEND_ERRORS.labels(what, code.name.lower()).inc()
+                if code in _RETRYABLE and attempt < self.retries:
+                    time.sleep(self.backoff_seconds * 2**attempt)
+                    attempt += 1
+                    continue
+                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise BackendUnavailable(
+                        f"model backend at {self.address} is unavailable ({code.name}): {error.details()}"
+                    ) from error
+                if code == grpc.StatusCode.NOT_FOUND:
+                    raise ModelVersionNotServed(error.details() or "model version not served") from error
+                raise ServiceError(f"model backend failed ({code.name}): {error.details()}") from error
+
+    def predict(
+        self,
+        model_name: str,
+        version: int,
+        signature: str,
+        inputs: Mapping[str, np.ndarray],
+        output_filter: list[str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Run ``signature`` of ``model_name``/``version`` on ``inputs``; returns its outputs as arrays."""
+        request = predict_pb2.PredictRequest()
+        request.model_spec.name = model_name
+        request.model_spec.version.value = version
+        request.model_spec.signature_name = signature
+        for name, array in inputs.items():
+            request.inputs[name].CopyFrom(to_tensor_proto(array))
+        request.output_filter.extend(output_filter or [])
+        response = self._call(signature, self._predict.Predict, request)
+        return {name: from_tensor_proto(proto) for name, proto in response.outputs.items()}
+
+    def model_status(self, model_name: str, timeout: float | None = None) -> list[ModelVersionStatus]:
+        """Every version of ``model_name`` the backend knows, with its state."""
+        request = get_model_status_pb2.GetModelStatusRequest()
+        request.model_spec.name = model_name
+        response = self._call("get_model_status", self._models.GetModelStatus, request, timeout)
+        return [
+            ModelVersionStatus(int(s.version), get_model_status_pb2.ModelVersionStatus.State.Name(s.state))
+            for s in response.model_version_status
+        ]
+
+    def available_versions(self, model_name: str, timeout: float | None = None) -> list[int]:
+        """Versions of ``model_name`` currently AVAILABLE, ascending."""
+        return sorted(s.version for s in self.model_status(model_name, timeout) if s.state == "AVAILABLE")
+
+    def signature_defs(self, model_name: str, version: int) -> dict:
+        """The SignatureDefMap of one model version (GetModelMetadata)."""
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request.model_spec.name = model_name
+        request.model_spec.version.value = version
+        request.metadata_field.append("signature_def")
+        response = self._call("get_model_metadata", self._predict.GetModelMetadata, request)
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return dict(signature_map.signature_def)

@@ -1,0 +1,195 @@
+"""Command line: ``rgic serve | compress | decompress | info``.
+
+Without ``RGIC_BACKEND_ADDRESS`` in the environment, ``serve`` starts the embedded backend in its
+own process on loopback, and ``compress``/``decompress`` start it in-process; with it, they use that
+TensorFlow Serving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+from tqdm import tqdm
+
+from service.settings import get_settings
+
+__all__ = ["main"]
+
+BITSTREAM_SUFFIX = ".rgic"
+
+
+def _start_embedded_backend_process(config_file: Path) -> tuple[subprocess.Popen, str]:
+    """Start ``service.backend.embedded`` on a free loopback port; returns it and its address."""
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "service.backend.embedded",
+            "--port",
+            "0",
+            "--model-config-file",
+            str(config_file),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        if "listening on" in line:
+            return process, line.strip().rsplit(" ", 1)[-1]
+    raise SystemExit(f"embedded backend exited with code {process.wait()} before listening")
+
+
+def serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    from service.main import create_app
+
+    settings = get_settings()
+    backend = None
+    if "RGIC_BACKEND_ADDRESS" not in os.environ:
+        print("starting the embedded backend (loading the model)...", flush=True)
+        backend, address = _start_embedded_backend_process(settings.model_config_file)
+        settings = settings.model_copy(update={"backend_address": address})
+        print(f"embedded backend on {address}", flush=True)
+    try:
+        app = create_app(settings)
+        shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
+        print(f"gateway: http://{shown_host}:{args.port}/  (API docs: /docs, metrics: /metrics)", flush=True)
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+    finally:
+        if backend is not None:
+            backend.send_signal(signal.SIGTERM)
+            try:
+                backend.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                backend.kill()
+
+
+@contextlib.contextmanager
+def _codec() -> Iterator[object]:
+    from service.backend.client import BackendClient
+    from service.backend.embedded import serve as serve_embedded
+    from service.codec.pipeline import ImageCodec
+
+    settings = get_settings()
+    server = None
+    address = settings.backend_address
+    if "RGIC_BACKEND_ADDRESS" not in os.environ:
+        server = serve_embedded(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
+        address = f"127.0.0.1:{server.bound_port}"
+    client = BackendClient(address, max_message_bytes=settings.grpc_max_message_bytes)
+    try:
+        yield ImageCodec(
+            client,
+            settings.model_name,
+            settings.model_version,
+            patch_size=settings.patch_size,
+            tile_size=settings.tile_size,
+            max_iterations=settings.max_iterations,
+            first_pass_iterations=settings.first_pass_iterations,
+        )
+    finally:
+        client.close()
+        if server is not None:
+            server.stop(grace=None)
+
+
+def _output_path(source: Path, out_dir: Path | None, suffix: str) -> Path:
+    return (out_dir or source.parent) / (source.stem + suffix)
+
+
+def compress(args: argparse.Namespace) -> None:
+    from service.api.routes.compress import choose_target
+    from service.codec.images import decode_image
+
+    settings = get_settings()
+    target = choose_target(args.msssim, args.psnr, args.bpp, settings.default_msssim)
+    if args.out_dir:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    with _codec() as codec:
+        bar = tqdm(args.images, desc="compressing", unit="image", disable=len(args.images) < 2)
+        for path in bar:
+            decoded = decode_image(path.read_bytes(), settings.max_pixels)
+            result = codec.compress(decoded.rgb, target)
+            out = _output_path(path, args.out_dir, BITSTREAM_SUFFIX)
+            out.write_bytes(result.bitstream)
+            met = "" if result.target_met else "  (target NOT met)"
+            tqdm.write(
+                f"{path} -> {out}: {len(result.bitstream)} bytes, {result.bpp:.4f} bpp, "
+                f"MS-SSIM {result.msssim:.4f}, PSNR {result.psnr:.2f} dB, {result.iterations} iterations{met}"
+            )
+
+
+def decompress(args: argparse.Namespace) -> None:
+    from service.codec.images import encode_png
+
+    if args.out_dir:
+        args.out_dir.mkdir(parents=True, exist_ok=True)
+    with _codec() as codec:
+        for path in tqdm(
+            args.bitstreams, desc="decompressing", unit="image", disable=len(args.bitstreams) < 2
+        ):
+            _, image = codec.decompress(path.read_bytes())
+            out = _output_path(path, args.out_dir, ".png")
+            out.write_bytes(encode_png(image, compress_level=6))
+            tqdm.write(f"{path} -> {out}: {image.shape[1]}x{image.shape[0]}")
+
+
+def info(args: argparse.Namespace) -> None:
+    from service.api.routes.bitstreams import header_info
+    from service.codec.bitstream import Bitstream
+
+    data = args.bitstream.read_bytes()
+    print(json.dumps(header_info(Bitstream.from_bytes(data), len(data)), indent=2))
+
+
+def main(argv: list[str] | None = None) -> None:
+    from service.errors import ServiceError
+
+    parser = argparse.ArgumentParser(
+        prog="rgic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="run the HTTP gateway (and the embedded backend)")
+    p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
+    p.set_defaults(run=serve)
+
+    p = commands.add_parser("compress", help="images to bitstreams (.rgic)")
+    p.add_argument("images", nargs="+", type=Path)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--msssim", type=float)
+    group.add_argument("--psnr", type=float)
+    group.add_argument("--bpp", type=float)
+    p.add_argument("--out-dir", type=Path)
+    p.set_defaults(run=compress)
+
+    p = commands.add_parser("decompress", help="bitstreams to PNG")
+    p.add_argument("bitstreams", nargs="+", type=Path)
+    p.add_argument("--out-dir", type=Path)
+    p.set_defaults(run=decompress)
+
+    p = commands.add_parser("info", help="print a bitstream's header")
+    p.add_argument("bitstream", type=Path)
+    p.set_defaults(run=info)
+
+    args = parser.parse_args(argv)
+    try:
+        args.run(args)
+    except ServiceError as error:
+        raise SystemExit(f"error ({error.code}): {error.message}") from error
+
+
+if __name__ == "__main__":
+    main()

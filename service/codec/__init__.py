@@ -1,0 +1,1 @@
+"""Codec tooling that runs in the gateway: images, patches, rate control, bitstream, quality metrics."""

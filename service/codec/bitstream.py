@@ -1,0 +1,193 @@
+"""The bitstream container (spec: docs/bitstream.md).
+
+::
+
+    "RGIC" | version u8 | name_len u8 | model name | model version u32 | width u32 | height u32
+    | colour u8 | cell u8 | bits_per_cell u8 | patch u16 | tile u16
+    | patch iteration counts u8 × (patches_y · patches_x)
+    | coder id u8 | coder params len u8 | coder params | payload len u32 | payload | crc32 u32
+
+Big-endian integers. The CRC-32 covers every byte before it. Parsing checks every length and
+value against what the header implies, so corrupt, truncated or foreign input raises
+``InvalidBitstream`` and never anything else.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from service.codec.patches import CELL_SIZE, Geometry
+from service.errors import InvalidBitstream
+
+__all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "Bitstream", "pack_bits", "unpack_bits"]
+
+MAGIC = b"RGIC"
+FORMAT_VERSION = 1
+COLOUR_SRGB = 0
+CODER_RAW = 0
+MAX_DIMENSION = 1 << 20
+MAX_ITERATIONS = 64
+
+
+@dataclass(frozen=True)
+class Bitstream:
+    """A parsed bitstream: everything a decoder needs, and the payload."""
+
+    model_name: str
+    model_version: int
+    width: int
+    height: int
+    patch_size: int
+    tile_size: int
+    bits_per_cell: int
+    patch_iterations: np.ndarray  # uint8 [patches_y, patches_x]
+    payload: bytes
+    coder_id: int = CODER_RAW
+    coder_params: bytes = b""
+    colour: int = COLOUR_SRGB
+
+    @property
+    def geometry(self) -> Geometry:
+        return Geometry(self.width, self.height, self.patch_size, self.tile_size)
+
+    def to_bytes(self) -> bytes:
+        """Serialise, appending the CRC-32."""
+        name = self.model_name.encode("utf-8")
+        head = (
+            MAGIC
+            + struct.pack(">BB", FORMAT_VERSION, len(name))
+            + name
+            + struct.pack(
+                ">IIIBBBHH",
+                self.model_version,
+                self.width,
+                self.height,
+                self.colour,
+                CELL_SIZE,
+                self.bits_per_cell,
+                self.patch_size,
+                self.tile_size,
+            )
+        )
+        body = (
+            head
+            + self.patch_iterations.astype(np.uint8).tobytes()
+            + struct.pack(">BB", self.coder_id, len(self.coder_params))
+            + self.coder_params
+            + struct.pack(">I", len(self.payload))
+            + self.payload
+        )
+        return body + struct.pack(">I", zlib.crc32(body))
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> Bitstream:
+        """Parse and validate; raises ``InvalidBitstream`` with the reason."""
+        reader = _Reader(data)
+        if len(data) < 8 or data[:4] != MAGIC:
+            raise InvalidBitstream("not a bitstream of this codec (bad magic)")
+        stored_crc = struct.unpack(">I", data[-4:])[0]
+        if zlib.crc32(data[:-4]) != stored_crc:
+            raise InvalidBitstream("checksum mismatch: the bitstream is corrupt or truncated")
+        reader.take(4)
+        (version,) = reader.unpack(">B")
+        if version != FORMAT_VERSION:
+            raise InvalidBitstream(f"unsupported bitstream format version {version}")
+        (name_len,) = reader.unpack(">B")
+        try:
+            name = reader.take(name_len).decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise InvalidBitstream("model name is not UTF-8") from error
+        model_version, width, height, colour, cell, bits_per_cell, patch, tile = reader.unpack(">IIIBBBHH")
+        if colour != COLOUR_SRGB:
+            raise InvalidBitstream(f"unknown colour mode {colour}")
+        if cell != CELL_SIZE:
+            raise InvalidBitstream(f"cell size {cell} is not {CELL_SIZE}")
+        if not (1 <= width <= MAX_DIMENSION and 1 <= height <= MAX_DIMENSION):
+            raise InvalidBitstream(f"implausible image size {width}x{height}")
+        if bits_per_cell == 0:
+            raise InvalidBitstream("zero bits per cell")
+        try:
+            geometry = Geometry(width, height, patch, tile)
+        except ValueError as error:
+            raise InvalidBitstream(f"bad patch geometry: {error}") from error
+        patches_y, patches_x = geometry.patches
+        counts = np.frombuffer(reader.take(patches_y * patches_x), dtype=np.uint8).reshape(
+            patches_y, patches_x
+        )
+        if counts.max(initial=0) > MAX_ITERATIONS:
+            raise InvalidBitstream(f"iteration count above {MAX_ITERATIONS}")
+        coder_id, params_len = reader.unpack(">BB")
+        params = reader.take(params_len)
+        (payload_len,) = reader.unpack(">I")
+        payload = reader.take(payload_len)
+        if reader.remaining != 4:
+            raise InvalidBitstream("trailing bytes after the payload")
+        return cls(
+            model_name=name,
+            model_version=model_version,
+            width=width,
+            height=height,
+            patch_size=patch,
+            tile_size=tile,
+            bits_per_cell=bits_per_cell,
+            patch_iterations=counts.copy(),
+            payload=payload,
+            coder_id=coder_id,
+            coder_params=params,
+            colour=colour,
+        )
+
+
+class _Reader:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.offset = data, 0
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.offset
+
+    def take(self, count: int) -> bytes:
+        if count > self.remaining - 4:  # the CRC is never part of a field
+            raise InvalidBitstream("truncated bitstream")
+        chunk = self.data[self.offset : self.offset + count]
+        self.offset += count
+        return chunk
+
+    def unpack(self, fmt: str) -> tuple:
+        return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
+
+
+def _active_cells(cell_iterations: np.ndarray, iteration: int) -> np.ndarray:
+    return cell_iterations > iteration
+
+
+def pack_bits(bits: np.ndarray, cell_iterations: np.ndarray) -> bytes:
+    """Raw payload: iteration-major, then cells in raster order, only cells still iterating.
+
+    ``bits`` int8 [N, cells_y, cells_x, C] in {-1, +1} (entries of finished cells are ignored);
+    ``cell_iterations`` [cells_y, cells_x]. +1 is stored as a 1 bit.
+    """
+    chunks = [bits[t][_active_cells(cell_iterations, t)] > 0 for t in range(bits.shape[0])]
+    flat = np.concatenate([c.reshape(-1) for c in chunks]) if chunks else np.zeros(0, bool)
+    return np.packbits(flat).tobytes()
+
+
+def unpack_bits(payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int) -> np.ndarray:
+    """Inverse of ``pack_bits``: int8 [N, cells_y, cells_x, C] with 0 for cells past their count."""
+    total = int(cell_iterations.max(initial=0))
+    needed = int(cell_iterations.sum()) * bits_per_cell
+    if len(payload) != (needed + 7) // 8:
+        raise InvalidBitstream(f"payload holds {len(payload)} bytes; the header implies {(needed + 7) // 8}")
+    flat = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), count=needed).astype(np.int8) * 2 - 1
+    out = np.zeros((total, *cell_iterations.shape, bits_per_cell), dtype=np.int8)
+    offset = 0
+    for t in range(total):
+        mask = _active_cells(cell_iterations, t)
+        count = int(mask.sum()) * bits_per_cell
+        out[t][mask] = flat[offset : offset + count].reshape(-1, bits_per_cell)
+        offset += count
+    return out

@@ -1,0 +1,303 @@
+"""The image codec as the gateway runs it: pad, tile, call the backend, choose iterations, write bits.
+
+::
+
+    compress:   RGB ─▶ pad ─▶ tiles ─▶ backend "compress" (bits + reconstruction per iteration)
+                    ─▶ rate control on measured quality ─▶ bitstream (+ the receiver's reconstruction)
+    decompress: bitstream ─▶ bits per tile ─▶ backend "decompress" ─▶ stitch ─▶ crop
+    progressive: bitstream ─▶ backend "decode_step" per iteration, states carried ─▶ one image each
+
+Compress decodes too, so the reported quality is the quality the receiver sees.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.backend.client import BackendClient
+from service.codec.bitstream import Bitstream, pack_bits, unpack_bits
+from service.codec.patches import Geometry, Tile
+from service.codec.quality import msssim, msssim_batch, psnr, psnr_batch
+from service.codec.rate_control import Target, fewest_iterations_meeting, most_iterations_within
+from service.errors import BackendUnavailable, BadParameter, InvalidBitstream, ModelVersionNotServed
+
+__all__ = ["CompressResult", "ImageCodec"]
+
+#: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
+MAX_PIXELS_PER_CALL = 4_000_000
+
+
+@dataclass
+class CompressResult:
+    bitstream: bytes
+    reconstruction: np.ndarray  # uint8 [H, W, 3]
+    msssim: float
+    psnr: float
+    bpp: float
+    iterations: int
+    patch_iterations: np.ndarray
+    target: Target
+    target_met: bool
+    model_name: str
+    model_version: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def _batches(tiles: list[Tile]) -> list[list[Tile]]:
+    """Tiles grouped by shape (a batch needs one shape), split to bound each call's size."""
+    by_shape: dict[tuple[int, int], list[Tile]] = defaultdict(list)
+    for tile in tiles:
+        by_shape[(tile.height, tile.width)].append(tile)
+    out = []
+    for (h, w), group in by_shape.items():
+        per_call = max(1, MAX_PIXELS_PER_CALL // (h * w))
+        out.extend(group[i : i + per_call] for i in range(0, len(group), per_call))
+    return out
+
+
+class ImageCodec:
+    """Compress and decompress images with the model behind ``client``."""
+
+    def __init__(
+        self,
+        client: BackendClient,
+        model_name: str,
+        model_version: int | None = None,
+        patch_size: int = 64,
+        tile_size: int = 1024,
+        max_iterations: int = 16,
+        first_pass_iterations: int = 8,
+    ) -> None:
+        self.client = client
+        self.model_name = model_name
+        self.model_version = model_version
+        self.patch_size, self.tile_size = patch_size, tile_size
+        self.max_iterations = max_iterations
+        self.first_pass_iterations = min(first_pass_iterations, max_iterations)
+        self._state_channels: dict[int, dict[str, int]] = {}
+
+    # ------------------------------------------------------------------ versions and metadata
+
+    def current_version(self) -> int:
+        """The version new bitstreams are made with: the configured one, else the newest served."""
+        if self.model_version is not None:
+            return self.model_version
+        versions = self.client.available_versions(self.model_name)
+        if not versions:
+            raise BackendUnavailable(f"the backend serves no version of model {self.model_name!r}")
+        return versions[-1]
+
+    def _decoder_channels(self, version: int) -> dict[str, int]:
+        if version not in self._state_channels:
+            defs = self.client.signature_defs(self.model_name, version)
+            inputs = defs["decode_step"].inputs
+            self._state_channels[version] = {
+                name: inputs[name].tensor_shape.dim[-1].size
+                for name in inputs
+                if name.startswith("dec_state_")
+            }
+        return self._state_channels[version]
+
+    # ------------------------------------------------------------------ compress
+
+    def _encode(
+        self, padded: np.ndarray, geometry: Geometry, version: int, cell_iterations: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Run ``compress`` on every tile; returns bits [N,cy,cx,C] and reconstructions [N,Hp,Wp,3]."""
+        total = int(cell_iterations.max())
+        cells_y, cells_x = geometry.cells
+        bits = recon = None
+        for batch in _batches(geometry.tiles()):
+            out = self.client.predict(
+                self.model_name,
+                version,
+                "compress",
+                {
+                    "image": np.stack([padded[t.pixel_slice] for t in batch]),
+                    "iterations": np.stack([cell_iterations[t.cell_slice] for t in batch]).astype(np.int32),
+                },
+            )
+            if bits is None:
+                channels = out["bits"].shape[-1]
+                bits = np.zeros((total, cells_y, cells_x, channels), np.int8)
+                recon = np.zeros((total, geometry.padded_height, geometry.padded_width, 3), np.uint8)
+            for i, tile in enumerate(batch):
+                tile_bits, tile_recon = out["bits"][i], out["reconstructions"][i]
+                n = tile_bits.shape[0]
+                bits[:n, tile.cell_slice[0], tile.cell_slice[1]] = tile_bits
+                recon[:n, tile.pixel_slice[0], tile.pixel_slice[1]] = tile_recon
+                # A tile whose cells all stopped early keeps its last image for later iterations.
+                recon[n:, tile.pixel_slice[0], tile.pixel_slice[1]] = tile_recon[-1]
+        return bits, recon
+
+    def _bitstream(
+        self, geometry: Geometry, version: int, bits: np.ndarray, patch_iterations: np.ndarray
+    ) -> bytes:
+        cell_iterations = geometry.cell_iterations(patch_iterations)
+        return Bitstream(
+            model_name=self.model_name,
+            model_version=version,
+            width=geometry.width,
+            height=geometry.height,
+            patch_size=geometry.patch_size,
+            tile_size=geometry.tile_size,
+            bits_per_cell=bits.shape[-1],
+            patch_iterations=patch_iterations.astype(np.uint8),
+            payload=pack_bits(bits, cell_iterations),
+        ).to_bytes()
+
+    def compress(self, rgb: np.ndarray, target: Target) -> CompressResult:
+        """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` with the fewest uniform iterations."""
+        start = time.perf_counter()
+        timings: dict[str, float] = defaultdict(float)
+        height, width = rgb.shape[:2]
+        geometry = Geometry(width, height, self.patch_size, self.tile_size)
+        version = self.current_version()
+        padded = geometry.pad(rgb)
+        patches = geometry.patches
+        pixels = width * height
+
+        def encode(iterations: int) -> tuple[np.ndarray, np.ndarray]:
+            t0 = time.perf_counter()
+            result = self._encode(padded, geometry, version, np.full(geometry.cells, iterations, np.int32))
+            timings["backend_seconds"] += time.perf_counter() - t0
+            return result
+
+        def size_bits(n: int) -> int:
+            uniform = np.full(patches, n, np.uint8)
+            dummy = np.ones((n, *geometry.cells, 32), np.int8)
+            return 8 * len(self._bitstream(geometry, version, dummy, uniform))
+
+        if target.kind == "bpp":
+            n, met = most_iterations_within(size_bits, pixels, target, self.max_iterations)
+            bits, recon = encode(n)
+        else:
+            metric = msssim if target.kind == "msssim" else psnr
+            cache: dict[int, float] = {}
+            state: dict[str, np.ndarray] = {}
+
+            def quality_at(n: int) -> float:
+                if n not in cache:
+                    t0 = time.perf_counter()
+                    cache[n] = metric(rgb, geometry.crop(state["recon"][n - 1]))
+                    timings["metrics_seconds"] += time.perf_counter() - t0
+                return cache[n]
+
+            available = self.first_pass_iterations
+            state["bits"], state["recon"] = encode(available)
+            if not target.met_by(quality_at(available)) and available < self.max_iterations:
+                available = self.max_iterations
+                cache.clear()
+                state["bits"], state["recon"] = encode(available)
+            n, met = fewest_iterations_meeting(quality_at, target, available)
+            bits, recon = state["bits"], state["recon"]
+
+        patch_iterations = np.full(patches, n, np.uint8)
+        t0 = time.perf_counter()
+        data = self._bitstream(geometry, version, bits[:n], patch_iterations)
+        timings["bitstream_seconds"] = time.perf_counter() - t0
+        reconstruction = np.ascontiguousarray(geometry.crop(recon[n - 1]))
+        t0 = time.perf_counter()
+        achieved_msssim = msssim(rgb, reconstruction)
+        achieved_psnr = psnr(rgb, reconstruction)
+        timings["metrics_seconds"] += time.perf_counter() - t0
+        bpp = 8 * len(data) / pixels
+        if target.kind == "bpp":
+            met = met and bpp <= target.value
+        timings["total_seconds"] = time.perf_counter() - start
+        return CompressResult(
+            bitstream=data,
+            reconstruction=reconstruction,
+            msssim=achieved_msssim,
+            psnr=achieved_psnr,
+            bpp=bpp,
+            iterations=n,
+            patch_iterations=patch_iterations,
+            target=target,
+            target_met=met,
+            model_name=self.model_name,
+            model_version=version,
+            timings=dict(timings),
+        )
+
+    # ------------------------------------------------------------------ decompress
+
+    def _parse(self, data: bytes) -> tuple[Bitstream, np.ndarray]:
+        stream = Bitstream.from_bytes(data)
+        if stream.model_name != self.model_name:
+            raise InvalidBitstream(
+                f"bitstream was made by model {stream.model_name!r}; this service serves {self.model_name!r}"
+            )
+        cell_iterations = stream.geometry.cell_iterations(stream.patch_iterations)
+        bits = unpack_bits(stream.payload, cell_iterations, stream.bits_per_cell)
+        return stream, bits
+
+    def _check_served(self, version: int) -> None:
+        if version not in self.client.available_versions(self.model_name):
+            raise ModelVersionNotServed(
+                f"this bitstream needs model {self.model_name!r} version {version}, which the backend does "
+                "not serve; serve that version (model_version_policy) to decode it"
+            )
+
+    def decompress(self, data: bytes) -> tuple[Bitstream, np.ndarray]:
+        """Decode a bitstream to uint8 [H,W,3]; returns the parsed header too."""
+        stream, bits = self._parse(data)
+        self._check_served(stream.model_version)
+        geometry = stream.geometry
+        image = np.zeros((geometry.padded_height, geometry.padded_width, 3), np.uint8)
+        if bits.shape[0] == 0:
+            return stream, np.ascontiguousarray(geometry.crop(image))
+        for batch in _batches(geometry.tiles()):
+            tile_bits = np.stack([bits[:, t.cell_slice[0], t.cell_slice[1]] for t in batch], axis=0)
+            out = self.client.predict(
+                self.model_name, stream.model_version, "decompress", {"bits": tile_bits}
+            )
+            for i, tile in enumerate(batch):
+                image[tile.pixel_slice] = out["reconstructions"][i, -1]
+        return stream, np.ascontiguousarray(geometry.crop(image))
+
+    def decompress_progressive(self, data: bytes) -> tuple[Bitstream, Iterator[np.ndarray]]:
+        """Validate now, then return the header and an iterator of the image after each iteration
+        (decoded step by step with explicit states), so that errors surface before streaming."""
+        stream, bits = self._parse(data)
+        self._check_served(stream.model_version)
+        return stream, self._progressive_frames(stream, bits)
+
+    def _progressive_frames(self, stream: Bitstream, bits: np.ndarray) -> Iterator[np.ndarray]:
+        geometry = stream.geometry
+        channels = self._decoder_channels(stream.model_version)
+        factors = {"dec_state_1": 16, "dec_state_2": 8, "dec_state_3": 4, "dec_state_4": 2}
+        batches = _batches(geometry.tiles())
+        states = []
+        for batch in batches:
+            b, h, w = len(batch), batch[0].height, batch[0].width
+            state = {
+                name: np.zeros((b, h // factors[name], w // factors[name], c), np.float32)
+                for name, c in channels.items()
+            }
+            state["reconstruction"] = np.zeros((b, h, w, 3), np.float32)
+            states.append(state)
+        image = np.zeros((geometry.padded_height, geometry.padded_width, 3), np.uint8)
+        for t in range(bits.shape[0]):
+            for batch, state in zip(batches, states, strict=True):
+                inputs = dict(state)
+                inputs["bits"] = np.stack([bits[t, tile.cell_slice[0], tile.cell_slice[1]] for tile in batch])
+                inputs["iteration"] = np.full(len(batch), t, np.int32)
+                out = self.client.predict(self.model_name, stream.model_version, "decode_step", inputs)
+                for name in state:
+                    state[name] = out[name]
+                for i, tile in enumerate(batch):
+                    image[tile.pixel_slice] = out["image"][i]
+            yield geometry.crop(image).copy()
+
+
+def quality_per_iteration(rgb: np.ndarray, reconstructions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MS-SSIM and PSNR of each reconstruction [N,H,W,3] against ``rgb`` (benchmarks, evaluation)."""
+    if reconstructions.shape[1:] != rgb.shape:
+        raise BadParameter("reconstructions and image differ in size")
+    return msssim_batch(rgb, reconstructions), psnr_batch(rgb, reconstructions)

@@ -1,0 +1,104 @@
+"""The FastAPI application: wiring of settings, backend client, codec, storage and routes."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service.api.deps import JobLimiter, Services
+from service.api.middleware import MetricsMiddleware, UploadLimitMiddleware
+from service.api.routes import bitstreams, compress, decompress, health, web
+from service.backend.client import BackendClient
+from service.codec.pipeline import ImageCodec
+from service.errors import ServiceError
+from service.settings import Settings, get_settings
+from service.storage import BlobStore
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("rgic.gateway")
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway for ``settings`` (default: from the environment)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        client = BackendClient(
+            settings.backend_address,
+            timeout_seconds=settings.backend_timeout_seconds,
+            retries=settings.backend_retries,
+            backoff_seconds=settings.backend_retry_backoff_seconds,
+            max_message_bytes=settings.grpc_max_message_bytes,
+        )
+        codec = ImageCodec(
+            client,
+            settings.model_name,
+            settings.model_version,
+            patch_size=settings.patch_size,
+            tile_size=settings.tile_size,
+            max_iterations=settings.max_iterations,
+            first_pass_iterations=settings.first_pass_iterations,
+        )
+        app.state.services = Services(
+            settings=settings,
+            client=client,
+            codec=codec,
+            store=BlobStore(settings.blob_dir),
+            limiter=JobLimiter(settings.max_concurrent_requests, queue=2 * settings.max_concurrent_requests),
+        )
+        try:
+            yield
+        finally:
+            client.close()
+
+    app = FastAPI(
+        title="Recurrent image codec",
+        version="0.1.0",
+        description="Learned image compression (residual-GRU, Toderici et al. 2017) behind an HTTP API.",
+        lifespan=lifespan,
+    )
+
+    @app.exception_handler(ServiceError)
+    async def service_error(request: Request, error: ServiceError) -> JSONResponse:
+        if error.status >= 500 and error.status != 503:
+            log.error("%s: %s", error.code, error.message)
+        return _error(error.status, error.code, error.message, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
+            for e in error.errors()
+        )
+        return _error(400, "bad_parameter", problems or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
+        return _error(error.status_code, code, str(error.detail))
+
+    for router in (compress.router, decompress.router, bitstreams.router, health.router, web.router):
+        app.include_router(router)
+    app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+        )
+    app.add_middleware(MetricsMiddleware)
+    return app

@@ -1,0 +1,67 @@
+"""Prometheus metrics of the gateway: one place that defines every series it exports."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+__all__ = [
+    "ACHIEVED_MSSSIM",
+    "BACKEND_ERRORS",
+    "BACKEND_LATENCY",
+    "BITS_PER_PIXEL",
+    "BYTES_IN",
+    "BYTES_OUT",
+    "ITERATIONS_PER_PATCH",
+    "PATCHES_PER_REQUEST",
+    "REQUESTS",
+    "REQUESTS_IN_FLIGHT",
+    "REQUEST_LATENCY",
+    "TARGET_MISSED",
+]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0)
+
+REQUESTS = Counter(
+    "rgic_http_requests_total", "HTTP requests by route and status.", ["route", "method", "status"]
+)
+REQUEST_LATENCY = Histogram(
+    "rgic_http_request_duration_seconds",
+    "HTTP request latency.",
+    ["route", "method"],
+    buckets=_LATENCY_BUCKETS,
+)
+REQUESTS_IN_FLIGHT = Gauge("rgic_http_requests_in_flight", "HTTP requests being served.")
+BACKEND_LATENCY = Histogram(
+    "rgic_backend_call_duration_seconds",
+    "Model backend gRPC call latency by signature and outcome.",
+    ["signature", "outcome"],
+    buckets=_LATENCY_BUCKETS,
+)
+BACKEND_ERRORS = Counter(
+    "rgic_backend_errors_total",
+    "Failed model backend calls by signature and gRPC code.",
+    ["signature", "code"],
+)
+PATCHES_PER_REQUEST = Histogram(
+    "rgic_patches_per_request",
+    "Rate-control patches per compressed image.",
+    buckets=(1, 4, 16, 64, 256, 1024, 4096),
+)
+ITERATIONS_PER_PATCH = Histogram(
+    "rgic_iterations_per_patch", "Iterations spent on each patch.", buckets=tuple(range(0, 17))
+)
+BITS_PER_PIXEL = Histogram(
+    "rgic_bits_per_pixel",
+    "Bits per pixel of compressed images.",
+    buckets=(0.0625, 0.125, 0.25, 0.5, 0.75, 1, 1.5, 2, 3),
+)
+ACHIEVED_MSSSIM = Histogram(
+    "rgic_achieved_msssim",
+    "MS-SSIM of compressed images.",
+    buckets=(0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99, 1.0),
+)
+TARGET_MISSED = Counter(
+    "rgic_target_missed_total", "Compressions whose quality or size target was not met.", ["kind"]
+)
+BYTES_IN = Counter("rgic_bytes_in_total", "Request body bytes received, by route.", ["route"])
+BYTES_OUT = Counter("rgic_bytes_out_total", "Response body bytes sent, by route.", ["route"])

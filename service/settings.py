@@ -1,0 +1,52 @@
+"""Gateway settings, read from the environment (prefix ``RGIC_``) with safe defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Everything the gateway and the embedded backend can be told; each field is ``RGIC_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RGIC_", protected_namespaces=())
+
+    # backend
+    backend_address: str = Field("127.0.0.1:8500", description="TF Serving gRPC host:port")
+    model_name: str = "residual_gru"
+    model_version: int | None = Field(None, description="version for new bitstreams; default: newest served")
+    model_config_file: Path = PROJECT_ROOT / "models" / "models.config"
+    backend_timeout_seconds: float = 60.0
+    backend_retries: int = 3
+    backend_retry_backoff_seconds: float = 0.2
+    grpc_max_message_bytes: int = 512 * 1024 * 1024
+
+    # codec
+    patch_size: int = Field(64, description="rate-control patch side in pixels (multiple of 16)")
+    tile_size: int = Field(1024, description="largest tile sent to the backend in one piece")
+    max_iterations: int = 16
+    first_pass_iterations: int = 8
+    default_msssim: float = 0.95
+
+    # limits
+    max_upload_bytes: int = 50 * 1024 * 1024
+    max_pixels: int = 24_000_000
+    max_concurrent_requests: int = 4
+
+    # storage and HTTP
+    blob_dir: Path = PROJECT_ROOT / "var" / "blobs"
+    api_keys: list[str] = Field(default_factory=list, description="bearer tokens; empty = open")
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings()
