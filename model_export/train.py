@@ -53,9 +53,8 @@ def restore_codec_weights(codec: RecurrentCodec, saved_model_dir: Path) -> None:
     """Load the codec's variables from an exported SavedModel (weights may be stored in float16)."""
     shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16)
     checkpoint = tf.train.Checkpoint(codec=shipped)
-    checkpoint.restore(
-        str(saved_model_dir / "variables" / "variables")
-    ).expect_partial().assert_existing_objects_matched()
+    status = checkpoint.read(str(saved_model_dir / "variables" / "variables"))
+    status.expect_partial().assert_existing_objects_matched()
     codec.copy_weights_from(shipped)
 
 

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from model_export.export import export_saved_model
+from model_export.model import RecurrentCodec
+from model_export.train import restore_codec_weights
+from tests.model_export.test_model import TINY
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[RecurrentCodec, Path]:
+    tf.random.set_seed(1)
+    codec = RecurrentCodec(TINY)
+    path = export_saved_model(codec, tmp_path_factory.mktemp("models") / "tiny" / "1", {"training_steps": 7})
+    return codec, path
+
+
+def test_signatures_have_batch_dimension_and_named_io(exported) -> None:
+    _, path = exported
+    loaded = tf.saved_model.load(str(path))
+    sigs = loaded.signatures
+    assert set(sigs) >= {"compress", "decompress", "encode_step", "decode_step"}
+    compress = sigs["compress"]
+    assert set(compress.structured_input_signature[1]) == {"image", "iterations"}
+    assert set(compress.structured_outputs) == {"bits", "reconstructions"}
+    step = sigs["decode_step"]
+    inputs = step.structured_input_signature[1]
+    assert set(inputs) == {"bits", "iteration", "reconstruction", *(f"dec_state_{i}" for i in range(1, 5))}
+    assert inputs["iteration"].shape.as_list() == [None]  # batched, as TF Serving batching requires
+    for spec in inputs.values():
+        assert spec.shape[0] is None
+
+
+def test_saved_model_matches_in_memory_codec_within_float16_weights(exported) -> None:
+    codec, path = exported
+    loaded = tf.saved_model.load(str(path))
+    image = tf.cast(tf.random.uniform([1, 32, 32, 3], 0, 255, seed=3), tf.uint8)
+    iterations = tf.fill([1, 2, 2], 3)
+    served = loaded.signatures["compress"](image=image, iterations=iterations)
+    restored = RecurrentCodec(TINY)
+    restore_codec_weights(restored, path)
+    local = restored.compress(image, iterations)
+    np.testing.assert_array_equal(served["bits"].numpy(), local["bits"].numpy())
+    np.testing.assert_array_equal(served["reconstructions"].numpy(), local["reconstructions"].numpy())
+    # float16 storage only rounds the weights
+    for mine, original in zip(restored.variables, codec.variables, strict=True):
+        np.testing.assert_allclose(mine.numpy(), original.numpy(), rtol=1e-3, atol=1e-4)
+
+
+def test_step_signatures_agree_with_fused_decompress(exported) -> None:
+    _, path = exported
+    sigs = tf.saved_model.load(str(path)).signatures
+    image = tf.cast(tf.random.uniform([1, 32, 48, 3], 0, 255, seed=4), tf.uint8)
+    bits = sigs["compress"](image=image, iterations=tf.fill([1, 2, 3], 3))["bits"]
+    fused = sigs["decompress"](bits=bits)["reconstructions"].numpy()
+    d = TINY.decoder_channels
+    state = {
+        "dec_state_1": tf.zeros([1, 2, 3, d[0]]),
+        "dec_state_2": tf.zeros([1, 4, 6, d[1]]),
+        "dec_state_3": tf.zeros([1, 8, 12, d[2]]),
+        "dec_state_4": tf.zeros([1, 16, 24, d[3]]),
+        "reconstruction": tf.zeros([1, 32, 48, 3]),
+    }
+    for t in range(3):
+        out = sigs["decode_step"](bits=bits[:, t], iteration=tf.constant([t]), **state)
+        state = {k: out[k] for k in state}
+        np.testing.assert_array_equal(out["image"].numpy(), fused[:, t])
+
+
+def test_export_refuses_to_overwrite_a_version(exported) -> None:
+    codec, path = exported
+    with pytest.raises(FileExistsError):
+        export_saved_model(codec, path)

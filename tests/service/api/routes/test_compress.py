@@ -1,0 +1,81 @@
+"""POST /compress over real HTTP against the embedded backend."""
+
+import io
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.codec.quality import msssim
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def compressed(http: httpx.Client, kodak_image: np.ndarray) -> dict:
+    response = http.post(
+        "/compress", files={"image": ("k.png", _png(kodak_image), "image/png")}, data={"msssim": "0.8"}
+    )
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_report_is_measured_on_what_the_receiver_decodes(
+    http: httpx.Client, compressed: dict, kodak_image: np.ndarray
+) -> None:
+    assert (compressed["width"], compressed["height"]) == (768, 512)
+    decoded = http.get(compressed["urls"]["decompress"])
+    assert decoded.status_code == 200 and decoded.headers["content-type"] == "image/png"
+    image = np.asarray(Image.open(io.BytesIO(decoded.content)).convert("RGB"))
+    assert image.shape == kodak_image.shape
+    assert msssim(kodak_image, image) == pytest.approx(compressed["msssim"], abs=1e-3)
+    assert compressed["target"]["met"] is (compressed["msssim"] >= 0.8)
+    assert compressed["bpp"] == pytest.approx(8 * compressed["bytes"] / (768 * 512))
+
+
+def test_stored_bitstream_matches_the_report(http: httpx.Client, compressed: dict) -> None:
+    stored = http.get(compressed["urls"]["bitstream"])
+    assert stored.status_code == 200 and len(stored.content) == compressed["bytes"]
+    info = http.get(compressed["urls"]["bitstream"] + "/info").json()
+    assert info["iterations"]["max"] == compressed["iterations"]
+    assert info["model"] == compressed["model"]
+
+
+def test_content_negotiation(http: httpx.Client, kodak_image: np.ndarray) -> None:
+    small = kodak_image[:128, :192]
+    files = {"image": ("k.png", _png(small), "image/png")}
+    raw = http.post(
+        "/compress", files=files, data={"bpp": "0.5"}, headers={"Accept": "application/octet-stream"}
+    )
+    assert raw.status_code == 200 and raw.content[:4] == b"RGIC"
+    assert float(raw.headers["X-RGIC-BPP"]) <= 0.5
+    png = http.post("/compress", files=files, data={"bpp": "0.5"}, headers={"Accept": "image/png"})
+    assert png.status_code == 200 and png.content[:8] == b"\x89PNG\r\n\x1a\n"
+    assert png.headers["X-RGIC-Id"] == raw.headers["X-RGIC-Id"]  # same bits, same content id
+
+
+@pytest.mark.parametrize(("target", "key"), [({"psnr": "20"}, "psnr"), ({"bpp": "0.3"}, "bpp")])
+def test_each_target_kind(http: httpx.Client, kodak_image: np.ndarray, target: dict, key: str) -> None:
+    files = {"image": ("k.png", _png(kodak_image[:256, :256]), "image/png")}
+    body = http.post("/compress", files=files, data=target).json()
+    assert body["target"]["kind"] == key
+    if key == "bpp":
+        assert body["bpp"] <= 0.3 and body["target"]["met"]
+    else:
+        assert body["target"]["met"] is (body["psnr"] >= 20)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (13, 7), (300, 3)])
+def test_odd_sizes_come_back_exactly(http: httpx.Client, size: tuple[int, int]) -> None:
+    width, height = size
+    rgb = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    body = http.post(
+        "/compress", files={"image": ("x.png", _png(rgb), "image/png")}, data={"bpp": "24"}
+    ).json()
+    image = Image.open(io.BytesIO(http.get(body["urls"]["decompress"]).content))
+    assert image.size == (width, height)

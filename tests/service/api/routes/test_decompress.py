@@ -1,0 +1,59 @@
+"""GET/POST /decompress, progressive streams, over real HTTP."""
+
+import io
+import itertools
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.codec.quality import msssim
+from tests.service.api.routes.test_compress import _png
+
+
+@pytest.fixture(scope="module")
+def bitstream(http: httpx.Client, kodak_image: np.ndarray) -> bytes:
+    response = http.post(
+        "/compress",
+        files={"image": ("k.png", _png(kodak_image), "image/png")},
+        data={"bpp": "0.6"},
+        headers={"Accept": "application/octet-stream"},
+    )
+    assert response.status_code == 200
+    return response.content
+
+
+def _frames(body: bytes, boundary: str) -> list[np.ndarray]:
+    frames = []
+    for part in body.split(f"--{boundary}".encode())[1:-1]:
+        head, _, png = part.partition(b"\r\n\r\n")
+        assert b"image/png" in head
+        frames.append(np.asarray(Image.open(io.BytesIO(png[:-2])).convert("RGB")))
+    return frames
+
+
+def test_post_decompress_decodes_a_held_bitstream(http: httpx.Client, bitstream: bytes, kodak_image) -> None:
+    response = http.post(
+        "/decompress", content=bitstream, headers={"Content-Type": "application/octet-stream"}
+    )
+    assert response.status_code == 200
+    image = np.asarray(Image.open(io.BytesIO(response.content)).convert("RGB"))
+    assert image.shape == kodak_image.shape
+
+
+def test_progressive_frames_improve_and_end_at_the_full_decode(
+    http: httpx.Client, bitstream: bytes, kodak_image
+) -> None:
+    response = http.post("/decompress?progressive=true", content=bitstream)
+    assert response.status_code == 200
+    content_type = response.headers["content-type"]
+    assert content_type.startswith("multipart/x-mixed-replace")
+    frames = _frames(response.content, content_type.split("boundary=")[1])
+    assert len(frames) == 4  # 0.6 bpp at 0.125 bpp per iteration, less the header
+    scores = [msssim(kodak_image, f) for f in frames]
+    assert all(b > a for a, b in itertools.pairwise(scores)), scores
+    full = np.asarray(
+        Image.open(io.BytesIO(http.post("/decompress", content=bitstream).content)).convert("RGB")
+    )
+    np.testing.assert_array_equal(frames[-1], full)
