@@ -22,11 +22,11 @@ import numpy as np
 from service.backend.client import BackendClient
 from service.codec.bitstream import Bitstream, pack_bits, unpack_bits
 from service.codec.patches import Geometry, Tile
-from service.codec.quality import msssim, msssim_batch, psnr, psnr_batch
+from service.codec.quality import msssim, psnr
 from service.codec.rate_control import Target, fewest_iterations_meeting, most_iterations_within
-from service.errors import BackendUnavailable, BadParameter, InvalidBitstream, ModelVersionNotServed
+from service.errors import BackendUnavailable, InvalidBitstream, ModelVersionNotServed
 
-__all__ = ["CompressResult", "ImageCodec"]
+__all__ = ["CompressResult", "Encoding", "ImageCodec"]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 MAX_PIXELS_PER_CALL = 4_000_000
@@ -46,6 +46,21 @@ class CompressResult:
     model_name: str
     model_version: int
     timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Encoding:
+    """The backend's answer for one image: bits [N,cy,cx,C] and reconstructions [N,Hp,Wp,3] (padded)."""
+
+    geometry: Geometry
+    version: int
+    bits: np.ndarray
+    reconstructions: np.ndarray
+    seconds: float = 0.0
+
+    def reconstruction(self, iterations: int) -> np.ndarray:
+        """The decoded image after ``iterations`` uniform iterations, uint8 [H,W,3] at the original size."""
+        return np.ascontiguousarray(self.geometry.crop(self.reconstructions[iterations - 1]))
 
 
 def _batches(tiles: list[Tile]) -> list[list[Tile]]:
@@ -79,7 +94,7 @@ class ImageCodec:
         self.patch_size, self.tile_size = patch_size, tile_size
         self.max_iterations = max_iterations
         self.first_pass_iterations = min(first_pass_iterations, max_iterations)
-        self._state_channels: dict[int, dict[str, int]] = {}
+        self._signature_channels: dict[int, dict[str, int]] = {}
 
     # ------------------------------------------------------------------ versions and metadata
 
@@ -92,16 +107,17 @@ class ImageCodec:
             raise BackendUnavailable(f"the backend serves no version of model {self.model_name!r}")
         return versions[-1]
 
-    def _decoder_channels(self, version: int) -> dict[str, int]:
-        if version not in self._state_channels:
+    def _channels(self, version: int) -> dict[str, int]:
+        """Channel counts from the model's signatures: ``bits`` and each ``dec_state_*``."""
+        if version not in self._signature_channels:
             defs = self.client.signature_defs(self.model_name, version)
             inputs = defs["decode_step"].inputs
-            self._state_channels[version] = {
+            self._signature_channels[version] = {
                 name: inputs[name].tensor_shape.dim[-1].size
                 for name in inputs
-                if name.startswith("dec_state_")
+                if name == "bits" or name.startswith("dec_state_")
             }
-        return self._state_channels[version]
+        return self._signature_channels[version]
 
     # ------------------------------------------------------------------ compress
 
@@ -135,20 +151,30 @@ class ImageCodec:
                 recon[n:, tile.pixel_slice[0], tile.pixel_slice[1]] = tile_recon[-1]
         return bits, recon
 
-    def _bitstream(
-        self, geometry: Geometry, version: int, bits: np.ndarray, patch_iterations: np.ndarray
-    ) -> bytes:
+    def encode(self, rgb: np.ndarray, iterations: int, version: int | None = None) -> Encoding:
+        """Run ``iterations`` uniform iterations on uint8 [H,W,3] ``rgb``: bits and every reconstruction."""
+        geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
+        version = self.current_version() if version is None else version
+        start = time.perf_counter()
+        bits, recon = self._encode(
+            geometry.pad(rgb), geometry, version, np.full(geometry.cells, iterations, np.int32)
+        )
+        return Encoding(geometry, version, bits, recon, time.perf_counter() - start)
+
+    def bitstream(self, encoding: Encoding, patch_iterations: np.ndarray) -> bytes:
+        """The bitstream of ``encoding`` truncated to ``patch_iterations`` [patches_y, patches_x]."""
+        geometry = encoding.geometry
         cell_iterations = geometry.cell_iterations(patch_iterations)
         return Bitstream(
             model_name=self.model_name,
-            model_version=version,
+            model_version=encoding.version,
             width=geometry.width,
             height=geometry.height,
             patch_size=geometry.patch_size,
             tile_size=geometry.tile_size,
-            bits_per_cell=bits.shape[-1],
+            bits_per_cell=encoding.bits.shape[-1],
             patch_iterations=patch_iterations.astype(np.uint8),
-            payload=pack_bits(bits, cell_iterations),
+            payload=pack_bits(encoding.bits, cell_iterations),
         ).to_bytes()
 
     def compress(self, rgb: np.ndarray, target: Target) -> CompressResult:
@@ -156,52 +182,52 @@ class ImageCodec:
         start = time.perf_counter()
         timings: dict[str, float] = defaultdict(float)
         height, width = rgb.shape[:2]
-        geometry = Geometry(width, height, self.patch_size, self.tile_size)
         version = self.current_version()
-        padded = geometry.pad(rgb)
-        patches = geometry.patches
+        patches = Geometry(width, height, self.patch_size, self.tile_size).patches
         pixels = width * height
 
-        def encode(iterations: int) -> tuple[np.ndarray, np.ndarray]:
-            t0 = time.perf_counter()
-            result = self._encode(padded, geometry, version, np.full(geometry.cells, iterations, np.int32))
-            timings["backend_seconds"] += time.perf_counter() - t0
-            return result
-
-        def size_bits(n: int) -> int:
-            uniform = np.full(patches, n, np.uint8)
-            dummy = np.ones((n, *geometry.cells, 32), np.int8)
-            return 8 * len(self._bitstream(geometry, version, dummy, uniform))
+        def encode(iterations: int) -> Encoding:
+            encoding = self.encode(rgb, iterations, version)
+            timings["backend_seconds"] += encoding.seconds
+            return encoding
 
         if target.kind == "bpp":
+            geometry = Geometry(width, height, self.patch_size, self.tile_size)
+            no_pixels = np.zeros(0, np.uint8)
+            bits_per_cell = self._channels(version)["bits"]
+
+            def size_bits(n: int) -> int:  # the real serialiser, on placeholder bits
+                placeholder = Encoding(
+                    geometry, version, np.ones((n, *geometry.cells, bits_per_cell), np.int8), no_pixels
+                )
+                return 8 * len(self.bitstream(placeholder, np.full(patches, n, np.uint8)))
+
             n, met = most_iterations_within(size_bits, pixels, target, self.max_iterations)
-            bits, recon = encode(n)
+            encoding = encode(n)
         else:
             metric = msssim if target.kind == "msssim" else psnr
             cache: dict[int, float] = {}
-            state: dict[str, np.ndarray] = {}
 
             def quality_at(n: int) -> float:
                 if n not in cache:
                     t0 = time.perf_counter()
-                    cache[n] = metric(rgb, geometry.crop(state["recon"][n - 1]))
+                    cache[n] = metric(rgb, encoding.reconstruction(n))
                     timings["metrics_seconds"] += time.perf_counter() - t0
                 return cache[n]
 
             available = self.first_pass_iterations
-            state["bits"], state["recon"] = encode(available)
+            encoding = encode(available)
             if not target.met_by(quality_at(available)) and available < self.max_iterations:
                 available = self.max_iterations
                 cache.clear()
-                state["bits"], state["recon"] = encode(available)
+                encoding = encode(available)
             n, met = fewest_iterations_meeting(quality_at, target, available)
-            bits, recon = state["bits"], state["recon"]
 
         patch_iterations = np.full(patches, n, np.uint8)
         t0 = time.perf_counter()
-        data = self._bitstream(geometry, version, bits[:n], patch_iterations)
+        data = self.bitstream(encoding, patch_iterations)
         timings["bitstream_seconds"] = time.perf_counter() - t0
-        reconstruction = np.ascontiguousarray(geometry.crop(recon[n - 1]))
+        reconstruction = encoding.reconstruction(n)
         t0 = time.perf_counter()
         achieved_msssim = msssim(rgb, reconstruction)
         achieved_psnr = psnr(rgb, reconstruction)
@@ -270,7 +296,7 @@ class ImageCodec:
 
     def _progressive_frames(self, stream: Bitstream, bits: np.ndarray) -> Iterator[np.ndarray]:
         geometry = stream.geometry
-        channels = self._decoder_channels(stream.model_version)
+        channels = {k: v for k, v in self._channels(stream.model_version).items() if k != "bits"}
         factors = {"dec_state_1": 16, "dec_state_2": 8, "dec_state_3": 4, "dec_state_4": 2}
         batches = _batches(geometry.tiles())
         states = []
@@ -294,10 +320,3 @@ class ImageCodec:
                 for i, tile in enumerate(batch):
                     image[tile.pixel_slice] = out["image"][i]
             yield geometry.crop(image).copy()
-
-
-def quality_per_iteration(rgb: np.ndarray, reconstructions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """MS-SSIM and PSNR of each reconstruction [N,H,W,3] against ``rgb`` (benchmarks, evaluation)."""
-    if reconstructions.shape[1:] != rgb.shape:
-        raise BadParameter("reconstructions and image differ in size")
-    return msssim_batch(rgb, reconstructions), psnr_batch(rgb, reconstructions)

@@ -1,0 +1,1 @@
+"""Benchmarks: rate-distortion on Kodak against JPEG, WebP and AVIF; latency through HTTP."""
