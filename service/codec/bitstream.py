@@ -2,7 +2,7 @@
 
 ::
 
-    "RGIC" | version u8 | name_len u8 | model name | model version u32 | width u32 | height u32
+    "RGIC" | format version u8 | name_len u8 | model name | model version u32 | width u32 | height u32
     | colour u8 | cell u8 | bits_per_cell u8 | patch u16 | tile u16
     | patch iteration counts u8 × (patches_y · patches_x)
     | coder id u8 | coder params len u8 | coder params | payload len u32 | payload | crc32 u32
@@ -20,15 +20,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.codec.entropy import CODER_CONTEXT, CODER_RAW
 from service.codec.patches import CELL_SIZE, Geometry
 from service.errors import InvalidBitstream
 
-__all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "Bitstream", "pack_bits", "unpack_bits"]
+__all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "Bitstream"]
 
 MAGIC = b"RGIC"
-FORMAT_VERSION = 1
+#: Written by this version. 1: raw bits only; 2: adds the context-adaptive range coder.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
 COLOUR_SRGB = 0
-CODER_RAW = 0
 MAX_DIMENSION = 1 << 20
 MAX_ITERATIONS = 64
 
@@ -47,6 +49,7 @@ class Bitstream:
     patch_iterations: np.ndarray  # uint8 [patches_y, patches_x]
     payload: bytes
     coder_id: int = CODER_RAW
+    format_version: int = FORMAT_VERSION
     coder_params: bytes = b""
     colour: int = COLOUR_SRGB
 
@@ -59,7 +62,7 @@ class Bitstream:
         name = self.model_name.encode("utf-8")
         head = (
             MAGIC
-            + struct.pack(">BB", FORMAT_VERSION, len(name))
+            + struct.pack(">BB", self.format_version, len(name))
             + name
             + struct.pack(
                 ">IIIBBBHH",
@@ -94,7 +97,7 @@ class Bitstream:
             raise InvalidBitstream("checksum mismatch: the bitstream is corrupt or truncated")
         reader.take(4)
         (version,) = reader.unpack(">B")
-        if version != FORMAT_VERSION:
+        if version not in READABLE_VERSIONS:
             raise InvalidBitstream(f"unsupported bitstream format version {version}")
         (name_len,) = reader.unpack(">B")
         try:
@@ -121,6 +124,8 @@ class Bitstream:
         if counts.max(initial=0) > MAX_ITERATIONS:
             raise InvalidBitstream(f"iteration count above {MAX_ITERATIONS}")
         coder_id, params_len = reader.unpack(">BB")
+        if coder_id not in (CODER_RAW, CODER_CONTEXT) or (version == 1 and coder_id != CODER_RAW):
+            raise InvalidBitstream(f"entropy coder {coder_id} is not defined for format version {version}")
         params = reader.take(params_len)
         (payload_len,) = reader.unpack(">I")
         payload = reader.take(payload_len)
@@ -139,6 +144,7 @@ class Bitstream:
             coder_id=coder_id,
             coder_params=params,
             colour=colour,
+            format_version=version,
         )
 
 
@@ -159,35 +165,3 @@ class _Reader:
 
     def unpack(self, fmt: str) -> tuple:
         return struct.unpack(fmt, self.take(struct.calcsize(fmt)))
-
-
-def _active_cells(cell_iterations: np.ndarray, iteration: int) -> np.ndarray:
-    return cell_iterations > iteration
-
-
-def pack_bits(bits: np.ndarray, cell_iterations: np.ndarray) -> bytes:
-    """Raw payload: iteration-major, then cells in raster order, only cells still iterating.
-
-    ``bits`` int8 [N, cells_y, cells_x, C] in {-1, +1} (entries of finished cells are ignored);
-    ``cell_iterations`` [cells_y, cells_x]. +1 is stored as a 1 bit.
-    """
-    chunks = [bits[t][_active_cells(cell_iterations, t)] > 0 for t in range(bits.shape[0])]
-    flat = np.concatenate([c.reshape(-1) for c in chunks]) if chunks else np.zeros(0, bool)
-    return np.packbits(flat).tobytes()
-
-
-def unpack_bits(payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int) -> np.ndarray:
-    """Inverse of ``pack_bits``: int8 [N, cells_y, cells_x, C] with 0 for cells past their count."""
-    total = int(cell_iterations.max(initial=0))
-    needed = int(cell_iterations.sum()) * bits_per_cell
-    if len(payload) != (needed + 7) // 8:
-        raise InvalidBitstream(f"payload holds {len(payload)} bytes; the header implies {(needed + 7) // 8}")
-    flat = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), count=needed).astype(np.int8) * 2 - 1
-    out = np.zeros((total, *cell_iterations.shape, bits_per_cell), dtype=np.int8)
-    offset = 0
-    for t in range(total):
-        mask = _active_cells(cell_iterations, t)
-        count = int(mask.sum()) * bits_per_cell
-        out[t][mask] = flat[offset : offset + count].reshape(-1, bits_per_cell)
-        offset += count
-    return out

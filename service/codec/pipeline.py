@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.backend.client import BackendClient
-from service.codec.bitstream import Bitstream, pack_bits, unpack_bits
+from service.codec.bitstream import Bitstream
+from service.codec.entropy import CODER_CONTEXT, CODER_RAW, decode_payload, encode_payload
 from service.codec.patches import Geometry, Tile
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import Target, fewest_iterations_meeting, most_iterations_within
@@ -161,10 +162,20 @@ class ImageCodec:
         )
         return Encoding(geometry, version, bits, recon, time.perf_counter() - start)
 
-    def bitstream(self, encoding: Encoding, patch_iterations: np.ndarray) -> bytes:
-        """The bitstream of ``encoding`` truncated to ``patch_iterations`` [patches_y, patches_x]."""
+    def bitstream(
+        self, encoding: Encoding, patch_iterations: np.ndarray, coder_id: int | None = None
+    ) -> bytes:
+        """The bitstream of ``encoding`` truncated to ``patch_iterations`` [patches_y, patches_x].
+
+        By default the context coder, unless raw bits are smaller (never worse than raw).
+        """
         geometry = encoding.geometry
         cell_iterations = geometry.cell_iterations(patch_iterations)
+        total = int(cell_iterations.max(initial=0))
+        bits = encoding.bits[:total]
+        candidates = [coder_id] if coder_id is not None else [CODER_CONTEXT, CODER_RAW]
+        payloads = {c: encode_payload(c, bits, cell_iterations) for c in candidates}
+        chosen = min(payloads, key=lambda c: len(payloads[c]))
         return Bitstream(
             model_name=self.model_name,
             model_version=encoding.version,
@@ -174,7 +185,8 @@ class ImageCodec:
             tile_size=geometry.tile_size,
             bits_per_cell=encoding.bits.shape[-1],
             patch_iterations=patch_iterations.astype(np.uint8),
-            payload=pack_bits(encoding.bits, cell_iterations),
+            payload=payloads[chosen],
+            coder_id=chosen,
         ).to_bytes()
 
     def compress(self, rgb: np.ndarray, target: Target) -> CompressResult:
@@ -200,7 +212,7 @@ class ImageCodec:
                 placeholder = Encoding(
                     geometry, version, np.ones((n, *geometry.cells, bits_per_cell), np.int8), no_pixels
                 )
-                return 8 * len(self.bitstream(placeholder, np.full(patches, n, np.uint8)))
+                return 8 * len(self.bitstream(placeholder, np.full(patches, n, np.uint8), CODER_RAW))
 
             n, met = most_iterations_within(size_bits, pixels, target, self.max_iterations)
             encoding = encode(n)
@@ -260,7 +272,7 @@ class ImageCodec:
                 f"bitstream was made by model {stream.model_name!r}; this service serves {self.model_name!r}"
             )
         cell_iterations = stream.geometry.cell_iterations(stream.patch_iterations)
-        bits = unpack_bits(stream.payload, cell_iterations, stream.bits_per_cell)
+        bits = decode_payload(stream.coder_id, stream.payload, cell_iterations, stream.bits_per_cell)
         return stream, bits
 
     def _check_served(self, version: int) -> None:

@@ -1,0 +1,188 @@
+"""Lossless coding of the binary codes: raw bits (coder 0) and a context-adaptive range coder (coder 1).
+
+Bits are int8 [N, cells_y, cells_x, C] in {-1, +1}, with 0 for cells past their iteration count
+(known to the decoder from the header, so never coded).
+
+Coder 1 codes the bits in groups: iteration t, then channel c, then the two colours of a
+checkerboard over the cells. Every bit's context is built only from bits decoded before its
+group:
+
+    a = same cell and channel, iteration t-1          (−, +, none)
+    s = same cell, channel c-1, iteration t            (−, +, none)
+    n = sign of the sum of the 4 neighbours: for the second checkerboard colour, the first colour's
+        bits of this group; for the first colour, the same channel at iteration t-1
+    context = (c, a, s, n, colour)
+
+Each context keeps integer counts of zeros and ones, updated after each group and halved past
+a limit; a bit's probability is the count ratio rounded to 16 bits, an exact binary fraction.
+No floating-point network output is involved, so every machine, CPU or GPU, decodes the same
+bits. The range coder is constriction's (``stream.queue.RangeEncoder``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from service.errors import InvalidBitstream
+
+__all__ = ["CODER_CONTEXT", "CODER_RAW", "decode_payload", "encode_payload"]
+
+CODER_RAW = 0
+CODER_CONTEXT = 1
+_PROBABILITY_BITS = 16
+_COUNT_LIMIT = 1 << 10
+
+
+def _active(cell_iterations: np.ndarray, t: int) -> np.ndarray:
+    return cell_iterations > t
+
+
+# ---------------------------------------------------------------------------------- raw (coder 0)
+
+
+def _pack_raw(bits: np.ndarray, cell_iterations: np.ndarray) -> bytes:
+    """Iteration-major, then cells in raster order (only cells still iterating), channels; +1 → 1."""
+    chunks = [bits[t][_active(cell_iterations, t)] > 0 for t in range(bits.shape[0])]
+    flat = np.concatenate([c.reshape(-1) for c in chunks]) if chunks else np.zeros(0, bool)
+    return np.packbits(flat).tobytes()
+
+
+def _unpack_raw(payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int) -> np.ndarray:
+    total = int(cell_iterations.max(initial=0))
+    needed = int(cell_iterations.sum()) * bits_per_cell
+    if len(payload) != (needed + 7) // 8:
+        raise InvalidBitstream(f"payload holds {len(payload)} bytes; the header implies {(needed + 7) // 8}")
+    flat = np.unpackbits(np.frombuffer(payload, dtype=np.uint8), count=needed).astype(np.int8) * 2 - 1
+    out = np.zeros((total, *cell_iterations.shape, bits_per_cell), dtype=np.int8)
+    offset = 0
+    for t in range(total):
+        mask = _active(cell_iterations, t)
+        count = int(mask.sum()) * bits_per_cell
+        out[t][mask] = flat[offset : offset + count].reshape(-1, bits_per_cell)
+        offset += count
+    return out
+
+
+# ---------------------------------------------------------------------------- context (coder 1)
+
+
+_PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))  # 2x2 sub-lattice coding order within a plane
+_OFFSETS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+
+
+def _neighbour_balance(plane: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """clip(#(+1) − #(−1), −2, 2) + 2 over the 8 neighbours that are ``known``; 0..4."""
+    values = np.pad(np.where(known, plane, 0).astype(np.int16), 1)
+    height, width = plane.shape
+    total = sum(values[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] for dy, dx in _OFFSETS)
+    return (np.clip(total, -2, 2) + 2).astype(np.int64)
+
+
+class _ContextModel:
+    """Adaptive counts per context; ``groups`` walks the coding order and yields what to code.
+
+    A group is one (iteration t, channel c, sub-lattice phase). Context: iteration bucket (0, 1,
+    2+), phase, the balance of already-decoded neighbours in the plane (for the first phase: the
+    same neighbourhood in channel c-1), and the same bit at iteration t-1.
+    """
+
+    CONTEXTS = 3 * 4 * 5 * 3
+
+    def __init__(self, cell_iterations: np.ndarray) -> None:
+        self.cell_iterations = cell_iterations
+        self.counts = np.ones((self.CONTEXTS, 2), np.int64)
+        ys, xs = np.indices(cell_iterations.shape)
+        self.phase_masks = [(ys % 2 == py) & (xs % 2 == px) for py, px in _PHASES]
+
+    def groups(self, bits: np.ndarray):
+        """Yield (t, c, mask, context, probability of 1) in coding order. ``bits`` must hold every
+        earlier group when a group is yielded (the decoder fills it in as it goes)."""
+        scale = 1 << _PROBABILITY_BITS
+        for t in range(bits.shape[0]):
+            active = _active(self.cell_iterations, t)
+            bucket = min(t, 2)
+            for c in range(bits.shape[-1]):
+                plane = bits[t, ..., c]
+                a = (bits[t - 1, ..., c].astype(np.int64) + 1) if t > 0 else np.ones(plane.shape, np.int64)
+                known = np.zeros(plane.shape, bool)
+                for phase, phase_mask in enumerate(self.phase_masks):
+                    mask = active & phase_mask
+                    if phase == 0:
+                        previous = bits[t, ..., c - 1] if c > 0 else np.zeros_like(plane)
+                        n = _neighbour_balance(previous, np.ones(plane.shape, bool))
+                    else:
+                        n = _neighbour_balance(plane, known)
+                    known |= phase_mask
+                    if not mask.any():
+                        continue
+                    context = (((bucket * 4 + phase) * 5 + n) * 3 + a)[mask]
+                    counts = self.counts[context]
+                    q = ((2 * counts[:, 1] + 1) * scale) // (2 * counts.sum(axis=1) + 2)
+                    probability = np.clip(q, 1, scale - 1).astype(np.float64) / scale
+                    yield t, c, mask, context, probability
+
+    def update(self, context: np.ndarray, symbols: np.ndarray) -> None:
+        np.add.at(self.counts, (context, symbols), 1)
+        touched = np.unique(context)
+        full = touched[self.counts[touched].sum(axis=1) > _COUNT_LIMIT]
+        self.counts[full] = (self.counts[full] + 1) // 2
+
+
+def _encode_context(bits: np.ndarray, cell_iterations: np.ndarray) -> bytes:
+    import constriction
+
+    model = _ContextModel(cell_iterations)
+    encoder = constriction.stream.queue.RangeEncoder()
+    family = constriction.stream.model.Bernoulli(perfect=False)
+    for t, c, mask, context, probability in model.groups(bits):
+        symbols = (bits[t, ..., c][mask] > 0).astype(np.int32)
+        encoder.encode(symbols, family, probability)
+        model.update(context, symbols)
+    return encoder.get_compressed().astype("<u4").tobytes()
+
+
+def _decode_context(payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int) -> np.ndarray:
+    import constriction
+
+    if len(payload) % 4:
+        raise InvalidBitstream("context-coded payload is not a whole number of 32-bit words")
+    total = int(cell_iterations.max(initial=0))
+    bits = np.zeros((total, *cell_iterations.shape, bits_per_cell), np.int8)
+    model = _ContextModel(cell_iterations)
+    decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
+    family = constriction.stream.model.Bernoulli(perfect=False)
+    for t, c, mask, context, probability in model.groups(bits):
+        symbols = np.asarray(decoder.decode(family, probability), dtype=np.int32)
+        plane = bits[t, ..., c]
+        plane[mask] = symbols * 2 - 1
+        model.update(context, symbols)
+    return bits
+
+
+# ---------------------------------------------------------------------------------- dispatch
+
+
+def encode_payload(coder_id: int, bits: np.ndarray, cell_iterations: np.ndarray) -> bytes:
+    """Code ``bits`` [N, cy, cx, C] (only cells below their count) with coder ``coder_id``."""
+    # Finished cells are zero on the decoder's side; contexts must see the same here.
+    bits = bits * (cell_iterations[None, :, :, None] > np.arange(bits.shape[0])[:, None, None, None])
+    bits = bits.astype(np.int8)
+    if coder_id == CODER_RAW:
+        return _pack_raw(bits, cell_iterations)
+    if coder_id == CODER_CONTEXT:
+        return _encode_context(bits, cell_iterations)
+    raise ValueError(f"unknown coder {coder_id}")
+
+
+def decode_payload(
+    coder_id: int, payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int
+) -> np.ndarray:
+    """Inverse of ``encode_payload``: int8 [N, cy, cx, C] with 0 for cells past their count."""
+    if coder_id == CODER_RAW:
+        return _unpack_raw(payload, cell_iterations, bits_per_cell)
+    if coder_id == CODER_CONTEXT:
+        try:
+            return _decode_context(payload, cell_iterations, bits_per_cell)
+        except (ValueError, RuntimeError, OverflowError) as error:
+            raise InvalidBitstream(f"payload does not decode: {error}") from error
+    raise InvalidBitstream(f"unknown entropy coder id {coder_id}")
