@@ -78,6 +78,15 @@ class Geometry:
     def patches(self) -> tuple[int, int]:
         return _ceil_div(self.padded_height, self.patch_size), _ceil_div(self.padded_width, self.patch_size)
 
+    @property
+    def cells_per_patch(self) -> np.ndarray:
+        """Number of cells in each patch, [patches_y, patches_x] (edge patches may be smaller)."""
+        per = self.patch_size // CELL_SIZE
+        (cells_y, cells_x), (patches_y, patches_x) = self.cells, self.patches
+        rows = np.minimum(per, cells_y - per * np.arange(patches_y))
+        cols = np.minimum(per, cells_x - per * np.arange(patches_x))
+        return np.outer(rows, cols)
+
     def tiles(self) -> list[Tile]:
         """Tiles in raster order covering the padded image."""
         out = []

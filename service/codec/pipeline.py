@@ -24,7 +24,13 @@ from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_CONTEXT, CODER_RAW, decode_payload, encode_payload
 from service.codec.patches import Geometry, Tile
 from service.codec.quality import msssim, psnr
-from service.codec.rate_control import Target, fewest_iterations_meeting, most_iterations_within
+from service.codec.rate_control import (
+    Target,
+    composite,
+    fewest_iterations_meeting,
+    local_quality,
+    search_threshold,
+)
 from service.errors import BackendUnavailable, InvalidBitstream, ModelVersionNotServed
 
 __all__ = ["CompressResult", "Encoding", "ImageCodec"]
@@ -152,14 +158,14 @@ class ImageCodec:
                 recon[n:, tile.pixel_slice[0], tile.pixel_slice[1]] = tile_recon[-1]
         return bits, recon
 
-    def encode(self, rgb: np.ndarray, iterations: int, version: int | None = None) -> Encoding:
-        """Run ``iterations`` uniform iterations on uint8 [H,W,3] ``rgb``: bits and every reconstruction."""
+    def encode(self, rgb: np.ndarray, iterations: int | np.ndarray, version: int | None = None) -> Encoding:
+        """Encode uint8 [H,W,3] ``rgb`` with ``iterations`` per patch (one count for all, or an array
+        [patches_y, patches_x]); returns the bits and the reconstruction after every iteration."""
         geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
         version = self.current_version() if version is None else version
+        counts = np.broadcast_to(np.asarray(iterations, np.int32), geometry.patches)
         start = time.perf_counter()
-        bits, recon = self._encode(
-            geometry.pad(rgb), geometry, version, np.full(geometry.cells, iterations, np.int32)
-        )
+        bits, recon = self._encode(geometry.pad(rgb), geometry, version, geometry.cell_iterations(counts))
         return Encoding(geometry, version, bits, recon, time.perf_counter() - start)
 
     def bitstream(
@@ -190,63 +196,109 @@ class ImageCodec:
         ).to_bytes()
 
     def compress(self, rgb: np.ndarray, target: Target) -> CompressResult:
-        """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` with the fewest uniform iterations."""
+        """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` in as few bytes as rate control finds.
+
+        A uniform encode shows every patch after every iteration; rate control chooses per-patch
+        counts from it; an encode with those counts gives the bits and the exact image the receiver
+        decodes, which is measured, and searched again with a corrected aim if it falls short. The
+        best uniform count is always a candidate, so adaptive allocation never does worse.
+        """
         start = time.perf_counter()
         timings: dict[str, float] = defaultdict(float)
-        height, width = rgb.shape[:2]
+        pixels = rgb.shape[0] * rgb.shape[1]
         version = self.current_version()
-        patches = Geometry(width, height, self.patch_size, self.tile_size).patches
-        pixels = width * height
 
-        def encode(iterations: int) -> Encoding:
-            encoding = self.encode(rgb, iterations, version)
-            timings["backend_seconds"] += encoding.seconds
-            return encoding
+        def timed(key: str, function, *args):
+            t0 = time.perf_counter()
+            result = function(*args)
+            timings[key] += time.perf_counter() - t0
+            return result
 
-        if target.kind == "bpp":
-            geometry = Geometry(width, height, self.patch_size, self.tile_size)
-            no_pixels = np.zeros(0, np.uint8)
-            bits_per_cell = self._channels(version)["bits"]
+        def quality(image: np.ndarray) -> float:
+            return timed("metrics_seconds", psnr if target.kind == "psnr" else msssim, rgb, image)
 
-            def size_bits(n: int) -> int:  # the real serialiser, on placeholder bits
-                placeholder = Encoding(
-                    geometry, version, np.ones((n, *geometry.cells, bits_per_cell), np.int8), no_pixels
-                )
-                return 8 * len(self.bitstream(placeholder, np.full(patches, n, np.uint8), CODER_RAW))
+        def coded_bpp(encoding: Encoding, counts: np.ndarray) -> float:
+            return 8 * len(timed("entropy_coding_seconds", self.bitstream, encoding, counts)) / pixels
 
-            n, met = most_iterations_within(size_bits, pixels, target, self.max_iterations)
-            encoding = encode(n)
+        if target.kind == "bpp":  # enough iterations for the size even if coding saved half the bits
+            cells_y, cells_x = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size).cells
+            raw_bits_per_iteration = cells_y * cells_x * self._channels(version)["bits"]
+            needed = int(np.ceil(2 * target.value * pixels / raw_bits_per_iteration))
+            available = int(np.clip(needed, 1, self.max_iterations))
         else:
-            metric = msssim if target.kind == "msssim" else psnr
-            cache: dict[int, float] = {}
-
-            def quality_at(n: int) -> float:
-                if n not in cache:
-                    t0 = time.perf_counter()
-                    cache[n] = metric(rgb, encoding.reconstruction(n))
-                    timings["metrics_seconds"] += time.perf_counter() - t0
-                return cache[n]
-
             available = self.first_pass_iterations
-            encoding = encode(available)
-            if not target.met_by(quality_at(available)) and available < self.max_iterations:
+        uniform = timed("backend_seconds", self.encode, rgb, available, version)
+        if target.kind != "bpp" and available < self.max_iterations:
+            if not target.met_by(quality(uniform.reconstruction(available))):
                 available = self.max_iterations
-                cache.clear()
-                encoding = encode(available)
-            n, met = fewest_iterations_meeting(quality_at, target, available)
+                uniform = timed("backend_seconds", self.encode, rgb, available, version)
+        geometry = uniform.geometry
+        images = np.stack([uniform.reconstruction(n) for n in range(1, available + 1)])
 
-        patch_iterations = np.full(patches, n, np.uint8)
-        t0 = time.perf_counter()
-        data = self.bitstream(encoding, patch_iterations)
-        timings["bitstream_seconds"] = time.perf_counter() - t0
-        reconstruction = encoding.reconstruction(n)
-        t0 = time.perf_counter()
-        achieved_msssim = msssim(rgb, reconstruction)
-        achieved_psnr = psnr(rgb, reconstruction)
-        timings["metrics_seconds"] += time.perf_counter() - t0
+        bits_per_cell = uniform.bits.shape[-1]
+        cells_per_patch = geometry.cells_per_patch
+        full = coded_bpp(uniform, np.full(geometry.patches, available))
+        # coded bits / raw bits of the full uniform run
+        coding_ratio = full * pixels / (available * cells_per_patch.sum() * bits_per_cell)
+
+        def predicted(counts: np.ndarray) -> float:
+            if target.kind == "bpp":  # raw bits scaled by the measured coding ratio; verified later
+                return float((counts * cells_per_patch).sum()) * bits_per_cell * coding_ratio / pixels
+            return quality(composite(images, counts, geometry))
+
+        def candidate(counts: np.ndarray, encoding: Encoding, image: np.ndarray) -> tuple:
+            data = timed("entropy_coding_seconds", self.bitstream, encoding, counts)
+            value = 8 * len(data) / pixels if target.kind == "bpp" else quality(image)
+            return (not target.met_by(value), len(data)), counts, image, data
+
+        # Candidate 1: the best uniform count (its image is exact: a prefix of the uniform run).
+        if target.kind == "bpp":  # the most uniform iterations whose real size fits (bisection)
+            low, high = 1, available
+            while low < high:
+                middle = (low + high + 1) // 2
+                if coded_bpp(uniform, np.full(geometry.patches, middle)) <= target.value:
+                    low = middle
+                else:
+                    high = middle - 1
+            n_uniform = low
+        else:
+            n_uniform, _ = fewest_iterations_meeting(lambda n: quality(images[n - 1]), target, available)
+        uniform_counts = np.full(geometry.patches, n_uniform)
+        candidates = [candidate(uniform_counts, uniform, images[n_uniform - 1])]
+
+        # Candidate 2: adaptive allocation, verified on a real encode with the per-patch counts.
+        table = timed("rate_control_seconds", local_quality, rgb, images, geometry, target.kind)
+        aim = target.value
+        for _ in range(3):
+            goal = Target(target.kind, min(aim, 1.0) if target.kind == "msssim" else min(aim, 100.0))
+            counts = timed(
+                "rate_control_seconds",
+                search_threshold,
+                table,
+                lambda c, goal=goal: goal.met_by(predicted(c)),
+                6,
+                target.kind != "bpp",
+            )
+            if counts is None or np.array_equal(counts, uniform_counts):
+                break
+            encoding = timed("backend_seconds", self.encode, rgb, counts, version)
+            found = candidate(counts, encoding, encoding.reconstruction(int(counts.max())))
+            candidates.append(found)
+            (missed, size), _, image, _ = found
+            if not missed:
+                break
+            measured = 8 * size / pixels if target.kind == "bpp" else quality(image)
+            aim = (
+                aim * target.value / measured
+                if target.kind == "bpp"
+                else aim + 1.5 * (target.value - measured)
+            )
+
+        _, counts, reconstruction, data = min(candidates, key=lambda c: c[0])
+        achieved_msssim = timed("metrics_seconds", msssim, rgb, reconstruction)
+        achieved_psnr = timed("metrics_seconds", psnr, rgb, reconstruction)
         bpp = 8 * len(data) / pixels
-        if target.kind == "bpp":
-            met = met and bpp <= target.value
+        achieved = {"bpp": bpp, "psnr": achieved_psnr, "msssim": achieved_msssim}[target.kind]
         timings["total_seconds"] = time.perf_counter() - start
         return CompressResult(
             bitstream=data,
@@ -254,10 +306,10 @@ class ImageCodec:
             msssim=achieved_msssim,
             psnr=achieved_psnr,
             bpp=bpp,
-            iterations=n,
-            patch_iterations=patch_iterations,
+            iterations=int(counts.max()),
+            patch_iterations=counts.astype(np.uint8),
             target=target,
-            target_met=met,
+            target_met=target.met_by(achieved),
             model_name=self.model_name,
             model_version=version,
             timings=dict(timings),

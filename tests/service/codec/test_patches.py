@@ -29,6 +29,8 @@ def test_cell_iterations_follow_patches() -> None:
     cells = g.cell_iterations(counts)
     assert cells.shape == g.cells == (3, 7)
     assert cells[0, 0] == 1 and cells[0, 2] == 2 and cells[2, 6] == 8
+    assert g.cells_per_patch.tolist() == [[4, 4, 4, 2], [2, 2, 2, 1]]
+    assert g.cells_per_patch.sum() == 3 * 7
 
 
 def test_bad_geometry_is_refused() -> None:
