@@ -9,6 +9,15 @@ PORT ?= 8000
 
 .PHONY: install run test lint bench train export clean
 
+# System tools the deployment checks run (Debian packages): promtool/prometheus, docker-compose.
+SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/docker-compose
+
+$(SYSTEM_TOOLS):
+	@if command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus docker-compose >/dev/null; \
+	else echo "install prometheus (promtool) and docker-compose for the deployment checks" >&2; exit 1; fi
+
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -20,7 +29,7 @@ install: $(STAMP)
 run: $(STAMP)
 	PORT=$(PORT) $(BIN)/rgic serve --port $(PORT)
 
-test: $(STAMP)
+test: $(STAMP) $(SYSTEM_TOOLS)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

@@ -58,7 +58,9 @@ class BackendClient:
         self.timeout_seconds = timeout_seconds
         self.retries = retries
         self.backoff_seconds = backoff_seconds
-        self._channel = grpc.insecure_channel(address, options=channel_options(max_message_bytes))
+        # With a dns:/// address naming several TF Serving replicas, spread calls over all of them.
+        options = [*channel_options(max_message_bytes), ("grpc.lb_policy_name", "round_robin")]
+        self._channel = grpc.insecure_channel(address, options=options)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)
 
