@@ -24,11 +24,10 @@ from tqdm import tqdm
 
 from benchmarks.baselines import BASELINES, encode_decode
 from benchmarks.bdrate import bd_rate
-from service.backend.client import BackendClient
 from service.backend.embedded import serve
-from service.codec.pipeline import ImageCodec
 from service.codec.quality import msssim, msssim_batch, psnr, psnr_batch
 from service.settings import PROJECT_ROOT, Settings
+from service.wiring import backend_client, image_codec
 
 OURS = "ours"
 KODAK = PROJECT_ROOT.parent / "shared" / "data" / "kodak"
@@ -58,12 +57,8 @@ def msssim_db(value: float) -> float:
 def measure(images: list[Path], iterations: int, settings: Settings) -> tuple[list[Point], dict[str, float]]:
     """Every codec at every setting on every image; also the encode time and the model version used."""
     server = serve(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
-    client = BackendClient(
-        f"127.0.0.1:{server.bound_port}", max_message_bytes=settings.grpc_max_message_bytes
-    )
-    codec = ImageCodec(
-        client, settings.model_name, settings.model_version, settings.patch_size, settings.tile_size
-    )
+    client = backend_client(settings, f"127.0.0.1:{server.bound_port}")
+    codec = image_codec(settings, client)
     points: list[Point] = []
     encode_seconds = []
     try:

@@ -77,9 +77,8 @@ def serve(args: argparse.Namespace) -> None:
 
 @contextlib.contextmanager
 def _codec() -> Iterator[object]:
-    from service.backend.client import BackendClient
     from service.backend.embedded import serve as serve_embedded
-    from service.codec.pipeline import ImageCodec
+    from service.wiring import backend_client, image_codec
 
     settings = get_settings()
     server = None
@@ -87,17 +86,9 @@ def _codec() -> Iterator[object]:
     if "RGIC_BACKEND_ADDRESS" not in os.environ:
         server = serve_embedded(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
         address = f"127.0.0.1:{server.bound_port}"
-    client = BackendClient(address, max_message_bytes=settings.grpc_max_message_bytes)
+    client = backend_client(settings, address)
     try:
-        yield ImageCodec(
-            client,
-            settings.model_name,
-            settings.model_version,
-            patch_size=settings.patch_size,
-            tile_size=settings.tile_size,
-            max_iterations=settings.max_iterations,
-            first_pass_iterations=settings.first_pass_iterations,
-        )
+        yield image_codec(settings, client)
     finally:
         client.close()
         if server is not None:

@@ -14,11 +14,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.api.deps import JobLimiter, Services
 from service.api.middleware import MetricsMiddleware, UploadLimitMiddleware
 from service.api.routes import bitstreams, compress, decompress, health, web
-from service.backend.client import BackendClient
-from service.codec.pipeline import ImageCodec
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
 from service.storage import BlobStore
+from service.wiring import backend_client, image_codec
 
 __all__ = ["create_app"]
 
@@ -35,22 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        client = BackendClient(
-            settings.backend_address,
-            timeout_seconds=settings.backend_timeout_seconds,
-            retries=settings.backend_retries,
-            backoff_seconds=settings.backend_retry_backoff_seconds,
-            max_message_bytes=settings.grpc_max_message_bytes,
-        )
-        codec = ImageCodec(
-            client,
-            settings.model_name,
-            settings.model_version,
-            patch_size=settings.patch_size,
-            tile_size=settings.tile_size,
-            max_iterations=settings.max_iterations,
-            first_pass_iterations=settings.first_pass_iterations,
-        )
+        client = backend_client(settings)
+        codec = image_codec(settings, client)
         app.state.services = Services(
             settings=settings,
             client=client,

@@ -59,7 +59,14 @@ class BackendClient:
         self.retries = retries
         self.backoff_seconds = backoff_seconds
         # With a dns:/// address naming several TF Serving replicas, spread calls over all of them.
-        options = [*channel_options(max_message_bytes), ("grpc.lb_policy_name", "round_robin")]
+        # A short reconnect backoff lets the gateway notice a restarted backend within seconds.
+        options = [
+            *channel_options(max_message_bytes),
+            ("grpc.lb_policy_name", "round_robin"),
+            ("grpc.initial_reconnect_backoff_ms", 250),
+            ("grpc.min_reconnect_backoff_ms", 250),
+            ("grpc.max_reconnect_backoff_ms", 2000),
+        ]
         self._channel = grpc.insecure_channel(address, options=options)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel)
         self._models = model_service_pb2_grpc.ModelServiceStub(self._channel)

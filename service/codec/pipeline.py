@@ -94,6 +94,7 @@ class ImageCodec:
         tile_size: int = 1024,
         max_iterations: int = 16,
         first_pass_iterations: int = 8,
+        max_pixels: int = 24_000_000,
     ) -> None:
         self.client = client
         self.model_name = model_name
@@ -101,6 +102,7 @@ class ImageCodec:
         self.patch_size, self.tile_size = patch_size, tile_size
         self.max_iterations = max_iterations
         self.first_pass_iterations = min(first_pass_iterations, max_iterations)
+        self.max_pixels = max_pixels
         self._signature_channels: dict[int, dict[str, int]] = {}
 
     # ------------------------------------------------------------------ versions and metadata
@@ -319,6 +321,11 @@ class ImageCodec:
 
     def _parse(self, data: bytes) -> tuple[Bitstream, np.ndarray]:
         stream = Bitstream.from_bytes(data)
+        if stream.width * stream.height > self.max_pixels:
+            raise InvalidBitstream(
+                f"bitstream declares {stream.width}x{stream.height} pixels; this service decodes at most "
+                f"{self.max_pixels}"
+            )
         if stream.model_name != self.model_name:
             raise InvalidBitstream(
                 f"bitstream was made by model {stream.model_name!r}; this service serves {self.model_name!r}"

@@ -1,0 +1,34 @@
+"""Build the backend client and the image codec from settings (one place for the app, CLI and benchmarks)."""
+
+from __future__ import annotations
+
+from service.backend.client import BackendClient
+from service.codec.pipeline import ImageCodec
+from service.settings import Settings
+
+__all__ = ["backend_client", "image_codec"]
+
+
+def backend_client(settings: Settings, address: str | None = None) -> BackendClient:
+    """A client for ``address`` (default: the configured backend) with the configured limits."""
+    return BackendClient(
+        address or settings.backend_address,
+        timeout_seconds=settings.backend_timeout_seconds,
+        retries=settings.backend_retries,
+        backoff_seconds=settings.backend_retry_backoff_seconds,
+        max_message_bytes=settings.grpc_max_message_bytes,
+    )
+
+
+def image_codec(settings: Settings, client: BackendClient) -> ImageCodec:
+    """The codec with the configured model, geometry and limits."""
+    return ImageCodec(
+        client,
+        settings.model_name,
+        settings.model_version,
+        patch_size=settings.patch_size,
+        tile_size=settings.tile_size,
+        max_iterations=settings.max_iterations,
+        first_pass_iterations=settings.first_pass_iterations,
+        max_pixels=settings.max_pixels,
+    )
