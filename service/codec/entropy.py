@@ -183,6 +183,7 @@ def decode_payload(
     if coder_id == CODER_CONTEXT:
         try:
             return _decode_context(payload, cell_iterations, bits_per_cell)
-        except (ValueError, RuntimeError, OverflowError) as error:
+        # constriction reports data that cannot come from the model with AssertionError.
+        except (AssertionError, ValueError, RuntimeError, OverflowError) as error:
             raise InvalidBitstream(f"payload does not decode: {error}") from error
     raise InvalidBitstream(f"unknown entropy coder id {coder_id}")

@@ -326,6 +326,8 @@ class ImageCodec:
                 f"bitstream declares {stream.width}x{stream.height} pixels; this service decodes at most "
                 f"{self.max_pixels}"
             )
+        if int(stream.patch_iterations.max(initial=0)) > self.max_iterations:
+            raise InvalidBitstream(f"bitstream asks for more than {self.max_iterations} iterations")
         if stream.model_name != self.model_name:
             raise InvalidBitstream(
                 f"bitstream was made by model {stream.model_name!r}; this service serves {self.model_name!r}"
@@ -334,17 +336,24 @@ class ImageCodec:
         bits = decode_payload(stream.coder_id, stream.payload, cell_iterations, stream.bits_per_cell)
         return stream, bits
 
-    def _check_served(self, version: int) -> None:
+    def _check_served(self, stream: Bitstream) -> None:
+        """The backend serves the bitstream's model version, and that model makes the bitstream's bits."""
+        version = stream.model_version
         if version not in self.client.available_versions(self.model_name):
             raise ModelVersionNotServed(
                 f"this bitstream needs model {self.model_name!r} version {version}, which the backend does "
                 "not serve; serve that version (model_version_policy) to decode it"
             )
+        expected = self._channels(version)["bits"]
+        if stream.bits_per_cell != expected:
+            raise InvalidBitstream(
+                f"bitstream has {stream.bits_per_cell} bits per cell; model version {version} makes {expected}"
+            )
 
     def decompress(self, data: bytes) -> tuple[Bitstream, np.ndarray]:
         """Decode a bitstream to uint8 [H,W,3]; returns the parsed header too."""
         stream, bits = self._parse(data)
-        self._check_served(stream.model_version)
+        self._check_served(stream)
         geometry = stream.geometry
         image = np.zeros((geometry.padded_height, geometry.padded_width, 3), np.uint8)
         if bits.shape[0] == 0:
@@ -362,7 +371,7 @@ class ImageCodec:
         """Validate now, then return the header and an iterator of the image after each iteration
         (decoded step by step with explicit states), so that errors surface before streaming."""
         stream, bits = self._parse(data)
-        self._check_served(stream.model_version)
+        self._check_served(stream)
         return stream, self._progressive_frames(stream, bits)
 
     def _progressive_frames(self, stream: Bitstream, bits: np.ndarray) -> Iterator[np.ndarray]:
