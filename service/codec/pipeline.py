@@ -347,7 +347,8 @@ class ImageCodec:
         expected = self._channels(version)["bits"]
         if stream.bits_per_cell != expected:
             raise InvalidBitstream(
-                f"bitstream has {stream.bits_per_cell} bits per cell; model version {version} makes {expected}"
+                f"bitstream has {stream.bits_per_cell} bits per cell; "
+                f"model version {version} makes {expected}"
             )
 
     def decompress(self, data: bytes) -> tuple[Bitstream, np.ndarray]:
