@@ -82,7 +82,9 @@ class LiveServer:
 
 
 def gateway_settings(backend_address: str, blob_dir: Path, **overrides: object) -> Settings:
-    return Settings(backend_address=backend_address, blob_dir=blob_dir, backend_retries=1, **overrides)
+    return Settings(
+        **{"backend_address": backend_address, "blob_dir": blob_dir, "backend_retries": 1, **overrides}
+    )
 
 
 @pytest.fixture(scope="session")
