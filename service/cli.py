@@ -130,7 +130,7 @@ def decompress(args: argparse.Namespace) -> None:
         for path in tqdm(
             args.bitstreams, desc="decompressing", unit="image", disable=len(args.bitstreams) < 2
         ):
-            _, image = codec.decompress(path.read_bytes())
+            image = codec.decompress(path.read_bytes()).image
             out = _output_path(path, args.out_dir, ".png")
             out.write_bytes(encode_png(image, compress_level=6))
             tqdm.write(f"{path} -> {out}: {image.shape[1]}x{image.shape[0]}")

@@ -6,6 +6,7 @@ on the channel, and the model version pinned in every request.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,7 +25,10 @@ from service import metrics
 from service.backend.tensors import from_tensor_proto, to_tensor_proto
 from service.errors import BackendUnavailable, ModelVersionNotServed, ServiceError
 
-__all__ = ["BackendClient", "ModelVersionStatus", "channel_options"]
+__all__ = ["COMPUTE_METADATA_KEY", "BackendClient", "ModelVersionStatus", "channel_options"]
+
+#: Trailing metadata in which the embedded backend reports a Predict's model compute seconds.
+COMPUTE_METADATA_KEY = "x-rgic-compute-seconds"
 
 _RETRYABLE = {grpc.StatusCode.UNAVAILABLE}
 
@@ -55,6 +59,7 @@ class BackendClient:
         max_message_bytes: int = 512 * 1024 * 1024,
     ) -> None:
         self.address = address
+        self._local = threading.local()
         self.timeout_seconds = timeout_seconds
         self.retries = retries
         self.backoff_seconds = backoff_seconds
@@ -74,14 +79,30 @@ class BackendClient:
     def close(self) -> None:
         self._channel.close()
 
+    def reset_timing(self) -> None:
+        """Start accumulating this thread's backend time (see ``timing``)."""
+        self._local.timing = {"backend_seconds": 0.0, "model_compute_seconds": 0.0}
+
+    def timing(self) -> dict[str, float]:
+        """Seconds this thread spent in backend calls since ``reset_timing``, and of those the model
+        compute the backend reported (the embedded backend does; TF Serving does not, giving 0)."""
+        return dict(getattr(self._local, "timing", {"backend_seconds": 0.0, "model_compute_seconds": 0.0}))
+
     def _call(self, what: str, method, request, timeout: float | None = None):
         """Run one RPC with deadline and retries, mapping gRPC failures to service errors."""
         attempt = 0
         while True:
             start = time.perf_counter()
             try:
-                response = method(request, timeout=timeout or self.timeout_seconds)
-                metrics.BACKEND_LATENCY.labels(what, "ok").observe(time.perf_counter() - start)
+                response, call = method.with_call(request, timeout=timeout or self.timeout_seconds)
+                elapsed = time.perf_counter() - start
+                metrics.BACKEND_LATENCY.labels(what, "ok").observe(elapsed)
+                timing = getattr(self._local, "timing", None)
+                if timing is not None:
+                    timing["backend_seconds"] += elapsed
+                    for key, value in call.trailing_metadata() or ():
+                        if key == COMPUTE_METADATA_KEY:
+                            timing["model_compute_seconds"] += float(value)
                 return response
             except grpc.RpcError as error:
                 code = error.code()

@@ -33,7 +33,7 @@ from service.codec.rate_control import (
 )
 from service.errors import BackendUnavailable, InvalidBitstream, ModelVersionNotServed
 
-__all__ = ["CompressResult", "Encoding", "ImageCodec"]
+__all__ = ["CompressResult", "Decoded", "Encoding", "ImageCodec"]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 MAX_PIXELS_PER_CALL = 4_000_000
@@ -68,6 +68,13 @@ class Encoding:
     def reconstruction(self, iterations: int) -> np.ndarray:
         """The decoded image after ``iterations`` uniform iterations, uint8 [H,W,3] at the original size."""
         return np.ascontiguousarray(self.geometry.crop(self.reconstructions[iterations - 1]))
+
+
+@dataclass
+class Decoded:
+    stream: Bitstream
+    image: np.ndarray  # uint8 [H, W, 3]
+    timings: dict[str, float]
 
 
 def _batches(tiles: list[Tile]) -> list[list[Tile]]:
@@ -206,6 +213,7 @@ class ImageCodec:
         best uniform count is always a candidate, so adaptive allocation never does worse.
         """
         start = time.perf_counter()
+        self.client.reset_timing()
         timings: dict[str, float] = defaultdict(float)
         pixels = rgb.shape[0] * rgb.shape[1]
         version = self.current_version()
@@ -229,11 +237,11 @@ class ImageCodec:
             available = int(np.clip(needed, 1, self.max_iterations))
         else:
             available = self.first_pass_iterations
-        uniform = timed("backend_seconds", self.encode, rgb, available, version)
+        uniform = timed("encode_seconds", self.encode, rgb, available, version)
         if target.kind != "bpp" and available < self.max_iterations:
             if not target.met_by(quality(uniform.reconstruction(available))):
                 available = self.max_iterations
-                uniform = timed("backend_seconds", self.encode, rgb, available, version)
+                uniform = timed("encode_seconds", self.encode, rgb, available, version)
         geometry = uniform.geometry
         images = np.stack([uniform.reconstruction(n) for n in range(1, available + 1)])
 
@@ -283,7 +291,7 @@ class ImageCodec:
             )
             if counts is None or np.array_equal(counts, uniform_counts):
                 break
-            encoding = timed("backend_seconds", self.encode, rgb, counts, version)
+            encoding = timed("encode_seconds", self.encode, rgb, counts, version)
             found = candidate(counts, encoding, encoding.reconstruction(int(counts.max())))
             candidates.append(found)
             (missed, size), _, image, _ = found
@@ -301,6 +309,7 @@ class ImageCodec:
         achieved_psnr = timed("metrics_seconds", psnr, rgb, reconstruction)
         bpp = 8 * len(data) / pixels
         achieved = {"bpp": bpp, "psnr": achieved_psnr, "msssim": achieved_msssim}[target.kind]
+        timings.update(self.client.timing())
         timings["total_seconds"] = time.perf_counter() - start
         return CompressResult(
             bitstream=data,
@@ -351,22 +360,23 @@ class ImageCodec:
                 f"model version {version} makes {expected}"
             )
 
-    def decompress(self, data: bytes) -> tuple[Bitstream, np.ndarray]:
-        """Decode a bitstream to uint8 [H,W,3]; returns the parsed header too."""
+    def decompress(self, data: bytes) -> Decoded:
+        """Decode a bitstream to uint8 [H,W,3], with its header and where the time went."""
+        start = time.perf_counter()
+        self.client.reset_timing()
         stream, bits = self._parse(data)
         self._check_served(stream)
         geometry = stream.geometry
         image = np.zeros((geometry.padded_height, geometry.padded_width, 3), np.uint8)
-        if bits.shape[0] == 0:
-            return stream, np.ascontiguousarray(geometry.crop(image))
-        for batch in _batches(geometry.tiles()):
+        for batch in _batches(geometry.tiles()) if bits.shape[0] else []:
             tile_bits = np.stack([bits[:, t.cell_slice[0], t.cell_slice[1]] for t in batch], axis=0)
             out = self.client.predict(
                 self.model_name, stream.model_version, "decompress", {"bits": tile_bits}
             )
             for i, tile in enumerate(batch):
                 image[tile.pixel_slice] = out["reconstructions"][i, -1]
-        return stream, np.ascontiguousarray(geometry.crop(image))
+        timings = {**self.client.timing(), "total_seconds": time.perf_counter() - start}
+        return Decoded(stream, np.ascontiguousarray(geometry.crop(image)), timings)
 
     def decompress_progressive(self, data: bytes) -> tuple[Bitstream, Iterator[np.ndarray]]:
         """Validate now, then return the header and an iterator of the image after each iteration

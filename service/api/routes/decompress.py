@@ -17,14 +17,17 @@ _PROGRESSIVE = Query(False, description="stream each iteration's refinement (mul
 
 async def _decode(svc: Services, data: bytes, progressive: bool, route: str) -> Response:
     if progressive:
-        stream, frames = await svc.limiter.run(svc.codec.decompress_progressive, data)
+        _, frames = await svc.limiter.run(svc.codec.decompress_progressive, data)
         return progressive_png_stream(frames, route)
-    stream, image = await svc.limiter.run(svc.codec.decompress, data)
-    png = encode_png(image)
+    decoded = await svc.limiter.run(svc.codec.decompress, data)
+    png = encode_png(decoded.image)
     metrics.BYTES_OUT.labels(route).inc(len(png))
-    return Response(
-        png, media_type=PNG, headers={"X-RGIC-Model": f"{stream.model_name}/{stream.model_version}"}
-    )
+    timing = ", ".join(f"{k.removesuffix('_seconds')};dur={1000 * v:.1f}" for k, v in decoded.timings.items())
+    headers = {
+        "X-RGIC-Model": f"{decoded.stream.model_name}/{decoded.stream.model_version}",
+        "Server-Timing": timing,
+    }
+    return Response(png, media_type=PNG, headers=headers)
 
 
 @router.get(
