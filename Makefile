@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install run test lint bench train export clean
+.PHONY: install run test lint bench latency load train clean
 
 # System tools the deployment checks run (Debian packages): promtool/prometheus, docker-compose.
 SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/docker-compose
@@ -38,6 +38,12 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.rd_kodak
+
+latency: $(STAMP)
+	$(BIN)/python -m benchmarks.latency
+
+load: $(STAMP)
+	$(BIN)/python -m benchmarks.load --clients 4 --minutes 3
 
 train: $(STAMP)
 	nice -n 15 $(BIN)/python -m model_export.train --init-from $$(ls -d models/residual_gru/* | sort -V | tail -1)

@@ -1,0 +1,100 @@
+"""Latency of compress (msssim=0.95) and decompress through HTTP, with where the time goes.
+
+    python -m benchmarks.latency [--images 24]       # or: make latency
+
+Starts the service as `make run` does (gateway + embedded backend on loopback), sends each Kodak image
+once as a warm-up and then measures. Split per request: model compute (reported by the embedded
+backend), gRPC transport and (de)serialisation (backend call time less compute), and gateway work
+(the rest of the client-measured latency: HTTP, image decoding, rate control, metrics, entropy coding).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from benchmarks.rd_kodak import KODAK
+from benchmarks.service_process import running_service
+
+
+def _png(path: Path) -> bytes:
+    buffer = io.BytesIO()
+    Image.open(path).convert("RGB").save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _server_timing(header: str) -> dict[str, float]:
+    parts = (p.strip().split(";dur=") for p in header.split(",") if ";dur=" in p)
+    return {name: float(ms) / 1000 for name, ms in parts}
+
+
+def _summary(name: str, rows: list[dict[str, float]]) -> str:
+    total = np.array([r["total"] for r in rows])
+    compute = np.array([r["compute"] for r in rows])
+    transport = np.array([r["call"] - r["compute"] for r in rows])
+    gateway = total - compute - transport
+    share = (transport.sum() + gateway.sum()) / total.sum()
+    return (
+        f"| {name} | {np.median(total):.3f} | {np.percentile(total, 95):.3f} | {np.median(compute):.3f} | "
+        f"{np.median(transport):.3f} | {np.median(gateway):.3f} | {100 * share:.0f}% |"
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--images", type=int, default=24)
+    parser.add_argument("--msssim", type=float, default=0.95)
+    args = parser.parse_args(argv)
+    paths = sorted(KODAK.glob("*.png"))[: args.images]
+    compress_rows, decompress_rows, missed = [], [], 0
+    with running_service() as (url, _), httpx.Client(base_url=url, timeout=300) as client:
+        client.post("/compress", files={"image": ("w.png", _png(paths[0]), "image/png")})  # warm-up
+        for path in tqdm(paths, desc="latency", unit="image"):
+            body = _png(path)
+            response = client.post(
+                "/compress",
+                files={"image": (path.name, body, "image/png")},
+                data={"msssim": str(args.msssim)},
+            )
+            report = response.json()
+            missed += not report["target"]["met"]
+            t = report["timings"]
+            compress_rows.append(
+                {
+                    "total": response.elapsed.total_seconds(),
+                    "call": t["backend_seconds"],
+                    "compute": t["model_compute_seconds"],
+                }
+            )
+            response = client.get(report["urls"]["decompress"])
+            t = _server_timing(response.headers["Server-Timing"])
+            decompress_rows.append(
+                {
+                    "total": response.elapsed.total_seconds(),
+                    "call": t["backend"],
+                    "compute": t["model_compute"],
+                }
+            )
+    lines = [
+        f"Kodak, {len(paths)} images, through HTTP with the embedded backend (2-core CPU); compress at "
+        f"msssim={args.msssim} ({missed} images could not reach it: their best is used).",
+        "",
+        "| request | median s | p95 s | model compute s (median) | gRPC transport + serialisation s | "
+        "gateway s | gateway + transport share |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        _summary("compress", compress_rows),
+        _summary("decompress", decompress_rows),
+    ]
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
