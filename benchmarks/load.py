@@ -98,9 +98,8 @@ def main(argv: list[str] | None = None) -> None:
         f"clients {args.clients}, {elapsed / 60:.1f} min ({args.warmup_seconds:.0f} s warm-up), "
         f"Kodak crops {args.crop or 'whole'} px"
     )
-    print(
-        f"requests {total} ({total / elapsed:.2f}/s), after warm-up {total - done_warm}; errors {errors}; {dict(statuses)}"
-    )
+    print(f"requests {total} ({total / elapsed:.2f}/s), after warm-up {total - done_warm}; errors {errors}")
+    print(f"statuses {dict(statuses)}")
     for name, values in latencies.items():
         if values:
             p50, p95, p99 = np.percentile(values, [50, 95, 99])
