@@ -150,13 +150,21 @@ class RecurrentCodec(tf.Module):
     # training
 
     def forward(
-        self, images: tf.Tensor, iterations: int, stop_at: tf.Tensor | None = None, training: bool = True
+        self,
+        images: tf.Tensor,
+        iterations: int,
+        stop_at: tf.Tensor | None = None,
+        training: bool = True,
+        log_loss: bool = True,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Unrolled training pass.
 
         ``images`` float32 [B,H,W,3] in [-0.5, 0.5]; ``stop_at`` optional int32 [B,h,w] per-cell
         iteration count after which that cell's bits are zeroed (as rate control does).
-        Returns the mean L1 residual over iterations and the reconstruction after each iteration.
+        Returns the loss and the reconstruction after each iteration. The loss is the mean over
+        iterations of log L1(residual) (``log_loss``, default) or of L1: the log weighs every
+        iteration's relative improvement alike, where plain L1 is dominated by the large early
+        residuals and leaves late iterations (high rates) undertrained.
         """
         shape = tf.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
@@ -171,7 +179,8 @@ class RecurrentCodec(tf.Module):
                 bits = bits * tf.cast(stop_at > t, tf.float32)[..., None]
             delta, dec = self.decode_delta(bits, it, dec)
             reconstruction = reconstruction + delta
-            losses.append(tf.reduce_mean(tf.abs(images - reconstruction)))
+            error = tf.reduce_mean(tf.abs(images - reconstruction))
+            losses.append(tf.math.log(error + 1e-6) if log_loss else error)
             reconstructions.append(reconstruction)
         return tf.add_n(losses) / float(iterations), reconstructions
 

@@ -106,7 +106,9 @@ def train(args: argparse.Namespace) -> None:
     )
     def train_step(batch: tf.Tensor, stop_at: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
-            loss, _ = codec.forward(batch, args.iterations, stop_at=stop_at, training=True)
+            loss, _ = codec.forward(
+                batch, args.iterations, stop_at=stop_at, training=True, log_loss=args.log_loss
+            )
         grads = tape.gradient(loss, variables)
         grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
         optimizer.apply(grads, variables, learning_rate)
@@ -133,6 +135,9 @@ def train(args: argparse.Namespace) -> None:
         log = csv.writer(log_file)
         if new_log:
             log.writerow(["step", "loss", "learning_rate", "unix_time"])
+        log.writerow(
+            [f"# iterations={args.iterations} log_loss={args.log_loss}", "", "", f"{time.time():.0f}"]
+        )
         ema = None
         while not stopping and int(optimizer.steps) < args.steps and time.monotonic() < deadline:
             step = int(optimizer.steps)
@@ -165,7 +170,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hours", type=float, default=24.0, help="stop after this wall time")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--crop", type=int, default=32)
-    parser.add_argument("--iterations", type=int, default=8, help="unrolled iterations per step")
+    parser.add_argument("--iterations", type=int, default=10, help="unrolled iterations per step")
+    parser.add_argument(
+        "--log-loss",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="mean log L1 over iterations (default) instead of mean L1",
+    )
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")
     parser.add_argument("--stop-fraction", type=float, default=0.25, help="crops with random per-cell stops")

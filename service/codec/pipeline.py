@@ -23,11 +23,10 @@ from service.backend.client import BackendClient
 from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_CONTEXT, CODER_RAW, decode_payload, encode_payload
 from service.codec.patches import Geometry, Tile
-from service.codec.quality import msssim, psnr
+from service.codec.quality import msssim, msssim_batch, psnr, psnr_batch
 from service.codec.rate_control import (
     Target,
     composite,
-    fewest_iterations_meeting,
     local_quality,
     search_threshold,
 )
@@ -237,13 +236,21 @@ class ImageCodec:
             available = int(np.clip(needed, 1, self.max_iterations))
         else:
             available = self.first_pass_iterations
-        uniform = timed("encode_seconds", self.encode, rgb, available, version)
-        if target.kind != "bpp" and available < self.max_iterations:
-            if not target.met_by(quality(uniform.reconstruction(available))):
-                available = self.max_iterations
-                uniform = timed("encode_seconds", self.encode, rgb, available, version)
+
+        def encode_uniform(iterations: int) -> tuple[Encoding, np.ndarray, np.ndarray]:
+            """The uniform run, its images after each iteration, and their quality (one batched call)."""
+            encoding = timed("encode_seconds", self.encode, rgb, iterations, version)
+            images = np.stack([encoding.reconstruction(n) for n in range(1, iterations + 1)])
+            if target.kind == "bpp":
+                return encoding, images, np.zeros(iterations)
+            batch = psnr_batch if target.kind == "psnr" else msssim_batch
+            return encoding, images, timed("metrics_seconds", batch, rgb, images)
+
+        uniform, images, curve = encode_uniform(available)
+        if target.kind != "bpp" and available < self.max_iterations and not target.met_by(curve[-1]):
+            available = self.max_iterations
+            uniform, images, curve = encode_uniform(available)
         geometry = uniform.geometry
-        images = np.stack([uniform.reconstruction(n) for n in range(1, available + 1)])
 
         bits_per_cell = uniform.bits.shape[-1]
         cells_per_patch = geometry.cells_per_patch
@@ -256,10 +263,13 @@ class ImageCodec:
                 return float((counts * cells_per_patch).sum()) * bits_per_cell * coding_ratio / pixels
             return quality(composite(images, counts, geometry))
 
-        def candidate(counts: np.ndarray, encoding: Encoding, image: np.ndarray) -> tuple:
+        def candidate(counts: np.ndarray, encoding: Encoding, image: np.ndarray, value: float | None = None):
             data = timed("entropy_coding_seconds", self.bitstream, encoding, counts)
-            value = 8 * len(data) / pixels if target.kind == "bpp" else quality(image)
-            return (not target.met_by(value), len(data)), counts, image, data
+            if target.kind == "bpp":
+                value = 8 * len(data) / pixels
+            elif value is None:
+                value = quality(image)
+            return (not target.met_by(value), len(data)), counts, image, data, value
 
         # Candidate 1: the best uniform count (its image is exact: a prefix of the uniform run).
         if target.kind == "bpp":  # the most uniform iterations whose real size fits (bisection)
@@ -271,10 +281,11 @@ class ImageCodec:
                 else:
                     high = middle - 1
             n_uniform = low
-        else:
-            n_uniform, _ = fewest_iterations_meeting(lambda n: quality(images[n - 1]), target, available)
+        else:  # the fewest that meet the target, or all of them
+            meeting = [n for n in range(1, available + 1) if target.met_by(curve[n - 1])]
+            n_uniform = meeting[0] if meeting else available
         uniform_counts = np.full(geometry.patches, n_uniform)
-        candidates = [candidate(uniform_counts, uniform, images[n_uniform - 1])]
+        candidates = [candidate(uniform_counts, uniform, images[n_uniform - 1], curve[n_uniform - 1])]
 
         # Candidate 2: adaptive allocation, verified on a real encode with the per-patch counts.
         table = timed("rate_control_seconds", local_quality, rgb, images, geometry, target.kind)
@@ -294,17 +305,16 @@ class ImageCodec:
             encoding = timed("encode_seconds", self.encode, rgb, counts, version)
             found = candidate(counts, encoding, encoding.reconstruction(int(counts.max())))
             candidates.append(found)
-            (missed, size), _, image, _ = found
+            (missed, _), _, _, _, measured = found
             if not missed:
                 break
-            measured = 8 * size / pixels if target.kind == "bpp" else quality(image)
             aim = (
                 aim * target.value / measured
                 if target.kind == "bpp"
                 else aim + 1.5 * (target.value - measured)
             )
 
-        _, counts, reconstruction, data = min(candidates, key=lambda c: c[0])
+        _, counts, reconstruction, data, _ = min(candidates, key=lambda c: c[0])
         achieved_msssim = timed("metrics_seconds", msssim, rgb, reconstruction)
         achieved_psnr = timed("metrics_seconds", psnr, rgb, reconstruction)
         bpp = 8 * len(data) / pixels

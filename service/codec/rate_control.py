@@ -21,7 +21,6 @@ __all__ = [
     "Target",
     "composite",
     "counts_for_threshold",
-    "fewest_iterations_meeting",
     "local_quality",
     "search_threshold",
 ]
@@ -49,23 +48,6 @@ class Target:
 
     def met_by(self, achieved: float) -> bool:
         return achieved <= self.value if self.kind == "bpp" else achieved >= self.value
-
-
-def fewest_iterations_meeting(
-    quality_at: Callable[[int], float], target: Target, available: int
-) -> tuple[int, bool]:
-    """Smallest n in [1, available] with ``quality_at(n)`` meeting ``target`` (bisection: quality
-    grows with n). Returns (n, met); when no n meets it, (available, False)."""
-    if not target.met_by(quality_at(available)):
-        return available, False
-    low, high = 1, available  # quality_at(high) meets the target
-    while low < high:
-        middle = (low + high) // 2
-        if target.met_by(quality_at(middle)):
-            high = middle
-        else:
-            low = middle + 1
-    return high, True
 
 
 def _box_mean(x: np.ndarray, size: int) -> np.ndarray:

@@ -6,27 +6,10 @@ from service.codec.rate_control import (
     Target,
     composite,
     counts_for_threshold,
-    fewest_iterations_meeting,
     local_quality,
     search_threshold,
 )
 from service.errors import BadParameter
-
-
-def test_fewest_iterations_finds_the_first_that_meets_and_probes_few() -> None:
-    quality = [0.5, 0.7, 0.8, 0.9, 0.93, 0.95, 0.96, 0.97]
-    probed = []
-
-    def at(n: int) -> float:
-        probed.append(n)
-        return quality[n - 1]
-
-    assert fewest_iterations_meeting(at, Target("msssim", 0.95), 8) == (6, True)
-    assert len(set(probed)) <= 4
-
-
-def test_unreachable_quality_says_so() -> None:
-    assert fewest_iterations_meeting(lambda n: 0.5, Target("msssim", 0.99), 8) == (8, False)
 
 
 def test_counts_follow_local_quality() -> None:
