@@ -73,9 +73,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         client.close()
         server.stop(grace=None)
-    print(
-        f"Kodak, {args.images} images at MS-SSIM {args.msssim}: border / inside step vs the original"
-    )
+    print(f"Kodak, {args.images} images at MS-SSIM {args.msssim}: border / inside step vs the original")
     print("| borders | mean | max |\n| --- | --- | --- |")
     for name, values in rows.items():
         print(f"| {name} | {np.mean(values):.3f} | {np.max(values):.3f} |")

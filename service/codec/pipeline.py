@@ -36,6 +36,8 @@ __all__ = ["CompressResult", "Decoded", "Encoding", "ImageCodec"]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 MAX_PIXELS_PER_CALL = 4_000_000
+#: The model's reconstruction before any iteration (0.0 in [-0.5, 0.5]) as a pixel value.
+_GREY = 128
 
 
 @dataclass
@@ -76,15 +78,17 @@ class Decoded:
     timings: dict[str, float]
 
 
-def _batches(tiles: list[Tile]) -> list[list[Tile]]:
-    """Tiles grouped by shape (a batch needs one shape), split to bound each call's size."""
-    by_shape: dict[tuple[int, int], list[Tile]] = defaultdict(list)
+def _batches(tiles: list[Tile], cell_iterations: np.ndarray) -> list[tuple[int, list[Tile]]]:
+    """Tiles grouped by shape and by their own iteration count (a batch runs one shape for one count:
+    each tile runs exactly as many iterations as its largest patch count, in compress and decompress
+    alike), split to bound each call's size. Returns (iterations, tiles) pairs."""
+    groups: dict[tuple[int, int, int], list[Tile]] = defaultdict(list)
     for tile in tiles:
-        by_shape[(tile.height, tile.width)].append(tile)
+        groups[(tile.height, tile.width, int(cell_iterations[tile.cell_slice].max()))].append(tile)
     out = []
-    for (h, w), group in by_shape.items():
+    for (h, w, iterations), group in groups.items():
         per_call = max(1, MAX_PIXELS_PER_CALL // (h * w))
-        out.extend(group[i : i + per_call] for i in range(0, len(group), per_call))
+        out.extend((iterations, group[i : i + per_call]) for i in range(0, len(group), per_call))
     return out
 
 
@@ -143,7 +147,7 @@ class ImageCodec:
         total = int(cell_iterations.max())
         cells_y, cells_x = geometry.cells
         bits = recon = None
-        for batch in _batches(geometry.tiles()):
+        for _, batch in _batches(geometry.tiles(), cell_iterations):
             out = self.client.predict(
                 self.model_name,
                 version,
@@ -162,7 +166,7 @@ class ImageCodec:
                 n = tile_bits.shape[0]
                 bits[:n, tile.cell_slice[0], tile.cell_slice[1]] = tile_bits
                 recon[:n, tile.pixel_slice[0], tile.pixel_slice[1]] = tile_recon
-                # A tile whose cells all stopped early keeps its last image for later iterations.
+                # A tile that stops earlier than others keeps its last image, as the receiver does.
                 recon[n:, tile.pixel_slice[0], tile.pixel_slice[1]] = tile_recon[-1]
         return bits, recon
 
@@ -338,7 +342,7 @@ class ImageCodec:
 
     # ------------------------------------------------------------------ decompress
 
-    def _parse(self, data: bytes) -> tuple[Bitstream, np.ndarray]:
+    def _parse(self, data: bytes) -> tuple[Bitstream, np.ndarray, np.ndarray]:
         stream = Bitstream.from_bytes(data)
         if stream.width * stream.height > self.max_pixels:
             raise InvalidBitstream(
@@ -353,7 +357,7 @@ class ImageCodec:
             )
         cell_iterations = stream.geometry.cell_iterations(stream.patch_iterations)
         bits = decode_payload(stream.coder_id, stream.payload, cell_iterations, stream.bits_per_cell)
-        return stream, bits
+        return stream, bits, cell_iterations
 
     def _check_served(self, stream: Bitstream) -> None:
         """The backend serves the bitstream's model version, and that model makes the bitstream's bits."""
@@ -374,12 +378,15 @@ class ImageCodec:
         """Decode a bitstream to uint8 [H,W,3], with its header and where the time went."""
         start = time.perf_counter()
         self.client.reset_timing()
-        stream, bits = self._parse(data)
+        stream, bits, cell_iterations = self._parse(data)
         self._check_served(stream)
         geometry = stream.geometry
-        image = np.zeros((geometry.padded_height, geometry.padded_width, 3), np.uint8)
-        for batch in _batches(geometry.tiles()) if bits.shape[0] else []:
-            tile_bits = np.stack([bits[:, t.cell_slice[0], t.cell_slice[1]] for t in batch], axis=0)
+        # A tile with no iteration at all is the network's starting point: mid-grey.
+        image = np.full((geometry.padded_height, geometry.padded_width, 3), _GREY, np.uint8)
+        for iterations, batch in _batches(geometry.tiles(), cell_iterations):
+            if iterations == 0:
+                continue
+            tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])
             out = self.client.predict(
                 self.model_name, stream.model_version, "decompress", {"bits": tile_bits}
             )
@@ -391,17 +398,19 @@ class ImageCodec:
     def decompress_progressive(self, data: bytes) -> tuple[Bitstream, Iterator[np.ndarray]]:
         """Validate now, then return the header and an iterator of the image after each iteration
         (decoded step by step with explicit states), so that errors surface before streaming."""
-        stream, bits = self._parse(data)
+        stream, bits, cell_iterations = self._parse(data)
         self._check_served(stream)
-        return stream, self._progressive_frames(stream, bits)
+        return stream, self._progressive_frames(stream, bits, cell_iterations)
 
-    def _progressive_frames(self, stream: Bitstream, bits: np.ndarray) -> Iterator[np.ndarray]:
+    def _progressive_frames(
+        self, stream: Bitstream, bits: np.ndarray, cell_iterations: np.ndarray
+    ) -> Iterator[np.ndarray]:
         geometry = stream.geometry
         channels = {k: v for k, v in self._channels(stream.model_version).items() if k != "bits"}
         factors = {"dec_state_1": 16, "dec_state_2": 8, "dec_state_3": 4, "dec_state_4": 2}
-        batches = _batches(geometry.tiles())
+        batches = _batches(geometry.tiles(), cell_iterations)
         states = []
-        for batch in batches:
+        for _, batch in batches:
             b, h, w = len(batch), batch[0].height, batch[0].width
             state = {
                 name: np.zeros((b, h // factors[name], w // factors[name], c), np.float32)
@@ -409,9 +418,11 @@ class ImageCodec:
             }
             state["reconstruction"] = np.zeros((b, h, w, 3), np.float32)
             states.append(state)
-        image = np.zeros((geometry.padded_height, geometry.padded_width, 3), np.uint8)
+        image = np.full((geometry.padded_height, geometry.padded_width, 3), _GREY, np.uint8)
         for t in range(bits.shape[0]):
-            for batch, state in zip(batches, states, strict=True):
+            for (iterations, batch), state in zip(batches, states, strict=True):
+                if t >= iterations:  # this tile is finished: it keeps its image
+                    continue
                 inputs = dict(state)
                 inputs["bits"] = np.stack([bits[t, tile.cell_slice[0], tile.cell_slice[1]] for tile in batch])
                 inputs["iteration"] = np.full(len(batch), t, np.int32)

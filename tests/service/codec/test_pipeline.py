@@ -1,0 +1,47 @@
+"""The codec pipeline against the embedded backend, without HTTP."""
+
+import numpy as np
+import pytest
+
+from service.codec.pipeline import ImageCodec
+from service.codec.rate_control import Target
+from service.errors import InvalidBitstream
+
+
+@pytest.fixture(scope="module")
+def codec(backend_client) -> ImageCodec:
+    return ImageCodec(backend_client, "residual_gru", patch_size=32, tile_size=64, max_iterations=8)
+
+
+def test_tiles_with_different_counts_decode_to_what_compress_measured(codec: ImageCodec, kodak_image) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:64, :128])  # two 64-px tiles
+    counts = np.array([[1, 2, 3, 3], [2, 1, 3, 2]])  # left tile stops after 2 iterations, right after 3
+    encoding = codec.encode(rgb, counts)
+    data = codec.bitstream(encoding, counts)
+    expected = encoding.reconstruction(3)
+    np.testing.assert_array_equal(codec.decompress(data).image, expected)
+    _, frames = codec.decompress_progressive(data)
+    np.testing.assert_array_equal(list(frames)[-1], expected)
+
+
+def test_compress_meets_a_reachable_target_and_reports_the_decoded_quality(
+    codec: ImageCodec, kodak_image
+) -> None:
+    from service.codec.quality import msssim
+
+    rgb = np.ascontiguousarray(kodak_image[:128, :192])
+    result = codec.compress(rgb, Target("msssim", 0.85))
+    assert result.target_met and result.msssim >= 0.85
+    decoded = codec.decompress(result.bitstream).image
+    assert msssim(rgb, decoded) == pytest.approx(result.msssim, abs=1e-6)
+
+
+def test_decode_limits(codec: ImageCodec, kodak_image) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:32, :32])
+    data = codec.compress(rgb, Target("bpp", 8)).bitstream
+    small = ImageCodec(codec.client, "residual_gru", max_pixels=100)
+    with pytest.raises(InvalidBitstream, match="pixels"):
+        small.decompress(data)
+    few = ImageCodec(codec.client, "residual_gru", max_iterations=1)
+    with pytest.raises(InvalidBitstream, match="iterations"):
+        few.decompress(data)
