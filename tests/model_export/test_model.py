@@ -17,10 +17,13 @@ def codec() -> RecurrentCodec:
 
 def test_forward_returns_one_reconstruction_per_iteration(codec: RecurrentCodec) -> None:
     images = tf.random.uniform([2, 32, 48, 3]) - 0.5
-    loss, recons = codec.forward(images, iterations=3)
+    log_loss, recons = codec.forward(images, iterations=3, training=False)
+    l1_loss, _ = codec.forward(images, iterations=3, training=False, log_loss=False)
     assert len(recons) == 3
     assert all(r.shape == images.shape for r in recons)
-    assert np.isfinite(float(loss)) and float(loss) > 0
+    assert np.isfinite(float(log_loss)) and float(l1_loss) > 0
+    # mean of log L1 is the log of the geometric mean, never above the arithmetic mean
+    assert np.exp(float(log_loss)) <= float(l1_loss) + 1e-6
 
 
 def test_training_gradients_reach_every_weight(codec: RecurrentCodec) -> None:
