@@ -1,11 +1,16 @@
-"""Rate-distortion on Kodak: our codec at every iteration count against JPEG 4:2:0, WebP and AVIF.
+"""Rate-distortion on Kodak: our codec against JPEG 4:2:0, WebP and AVIF, in the same run on the same images.
 
     python -m benchmarks.rd_kodak            # or: make bench
 
-All codecs run in the same process on the same images. Our sizes are the real bitstreams the
-service writes (``ImageCodec.bitstream``) and our images are the backend's decode of those bits,
-through the embedded backend over loopback gRPC. MS-SSIM is ``tf.image.ssim_multiscale`` on RGB
-in [0, 255] (max_val=255), PSNR on RGB. Writes docs/results.md and docs/rd_kodak.png.
+- Curves: ours at every uniform iteration count (real service bitstreams, decoded by the backend), the
+  baselines at quality steps of 5; BD-rates on MS-SSIM (dB) and PSNR.
+- Entropy coding: bytes of the context coder against raw bits (format 1) at every iteration count.
+- Headline: for MS-SSIM targets 0.90 and 0.95, the bytes the service writes for each image (rate control
+  included) against the smallest JPEG, WebP and AVIF whose quality, searched per image, reaches the same
+  MS-SSIM; and against the smallest uniform iteration count that reaches it.
+
+MS-SSIM is ``tf.image.ssim_multiscale`` on RGB in [0, 255] (max_val=255); PSNR on RGB. Everything runs through
+the embedded backend over loopback gRPC. Writes docs/results.md and docs/rd_kodak.png.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +30,9 @@ from tqdm import tqdm
 from benchmarks.baselines import BASELINES, encode_decode
 from benchmarks.bdrate import bd_rate
 from service.backend.embedded import serve
+from service.codec.entropy import CODER_RAW
 from service.codec.quality import msssim, msssim_batch, psnr, psnr_batch
+from service.codec.rate_control import Target
 from service.settings import PROJECT_ROOT, Settings
 from service.wiring import backend_client, image_codec
 
@@ -48,56 +55,90 @@ class Point:
     bpp: float
     msssim: float
     psnr: float
+    raw_bytes: int = 0  # ours only: the same bits as format-1 raw bits
+
+
+@dataclass
+class Measurements:
+    points: list[Point] = field(default_factory=list)
+    #: (image, threshold) → {codec: bytes or None}; "ours" is what the service wrote (rate control included)
+    headline: dict[str, dict[str, int | None]] = field(default_factory=dict)
+    service_seconds: list[float] = field(default_factory=list)
+    model_version: int = 0
 
 
 def msssim_db(value: float) -> float:
     return -10.0 * math.log10(max(1.0 - value, 1e-10))
 
 
-def measure(images: list[Path], iterations: int, settings: Settings) -> tuple[list[Point], dict[str, float]]:
-    """Every codec at every setting on every image; also the encode time and the model version used."""
+def smallest_reaching(name: str, rgb: np.ndarray, threshold: float) -> int | None:
+    """Fewest bytes of baseline ``name`` whose MS-SSIM reaches ``threshold``: bisection on quality 1..100."""
+    low, high = 1, 100
+    size, decoded = encode_decode(name, rgb, high)
+    if msssim(rgb, decoded) < threshold:
+        return None
+    best = size
+    while low < high:
+        middle = (low + high) // 2
+        size, decoded = encode_decode(name, rgb, middle)
+        if msssim(rgb, decoded) >= threshold:
+            high, best = middle, size
+        else:
+            low = middle + 1
+    return best
+
+
+def measure(images: list[Path], iterations: int, settings: Settings) -> Measurements:
+    """Every codec at every setting on every image, and the headline comparison."""
     server = serve(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
     client = backend_client(settings, f"127.0.0.1:{server.bound_port}")
     codec = image_codec(settings, client)
-    points: list[Point] = []
-    encode_seconds = []
+    out = Measurements()
     try:
         for path in tqdm(images, desc="Kodak", unit="image"):
             rgb = np.asarray(Image.open(path).convert("RGB"))
             pixels = rgb.shape[0] * rgb.shape[1]
             encoding = codec.encode(rgb, iterations)
-            encode_seconds.append(encoding.seconds)
+            out.model_version = encoding.version
             recon = np.stack([encoding.reconstruction(n) for n in range(1, iterations + 1)])
             scores, psnrs = msssim_batch(rgb, recon), psnr_batch(rgb, recon)
             patches = encoding.geometry.patches
             for n in range(1, iterations + 1):
-                size = len(codec.bitstream(encoding, np.full(patches, n, np.uint8)))
-                points.append(Point(path.stem, OURS, n, size, 8 * size / pixels, scores[n - 1], psnrs[n - 1]))
+                counts = np.full(patches, n, np.uint8)
+                size = len(codec.bitstream(encoding, counts))
+                raw = len(codec.bitstream(encoding, counts, CODER_RAW))
+                out.points.append(
+                    Point(path.stem, OURS, n, size, 8 * size / pixels, scores[n - 1], psnrs[n - 1], raw)
+                )
             for name, (_, qualities) in BASELINES.items():
                 for quality in qualities:
                     size, decoded = encode_decode(name, rgb, quality)
-                    points.append(
-                        Point(
-                            path.stem,
-                            name,
-                            quality,
-                            size,
-                            8 * size / pixels,
-                            msssim(rgb, decoded),
-                            psnr(rgb, decoded),
-                        )
+                    bpp = 8 * size / pixels
+                    out.points.append(
+                        Point(path.stem, name, quality, size, bpp, msssim(rgb, decoded), psnr(rgb, decoded))
                     )
+            for threshold in THRESHOLDS:
+                start = time.perf_counter()
+                result = codec.compress(rgb, Target("msssim", threshold))
+                out.service_seconds.append(time.perf_counter() - start)
+                row: dict[str, int | None] = {OURS: len(result.bitstream) if result.target_met else None}
+                uniform = [
+                    p.bytes
+                    for p in out.points
+                    if p.image == path.stem and p.codec == OURS and p.msssim >= threshold
+                ]
+                row["uniform"] = min(uniform, default=None)
+                for name in BASELINES:
+                    row[name] = smallest_reaching(name, rgb, threshold)
+                out.headline[f"{path.stem}@{threshold}"] = row
     finally:
         client.close()
         server.stop(grace=None)
-    return points, {
-        "encode_seconds_per_image_at_max_iterations": float(np.median(encode_seconds)),
-        "model_version": encoding.version,
-    }
+    return out
 
 
 def curves(points: list[Point]) -> dict[str, dict[int, dict[str, float]]]:
-    """Mean bpp, MS-SSIM and PSNR over images, per codec and setting."""
+    """Mean bpp, MS-SSIM, PSNR (and raw bpp for ours) over images, per codec and setting."""
     grouped: dict[str, dict[int, list[Point]]] = defaultdict(lambda: defaultdict(list))
     for p in points:
         grouped[p.codec][p.setting].append(p)
@@ -105,6 +146,7 @@ def curves(points: list[Point]) -> dict[str, dict[int, dict[str, float]]]:
         codec: {
             setting: {
                 "bpp": float(np.mean([p.bpp for p in ps])),
+                "raw_bpp": float(np.mean([8 * p.raw_bytes / (p.bytes * 8 / p.bpp) for p in ps])),
                 "msssim": float(np.mean([p.msssim for p in ps])),
                 "psnr": float(np.mean([p.psnr for p in ps])),
             }
@@ -114,8 +156,18 @@ def curves(points: list[Point]) -> dict[str, dict[int, dict[str, float]]]:
     }
 
 
+def monotone(curve: dict[int, dict[str, float]]) -> list[dict[str, float]]:
+    """The points of a curve whose MS-SSIM rises with bpp: iterations past the trained count that lose
+    quality are left out (nobody would pay more bits for less)."""
+    kept: list[dict[str, float]] = []
+    for point in sorted(curve.values(), key=lambda p: p["bpp"]):
+        if not kept or point["msssim"] > kept[-1]["msssim"]:
+            kept.append(point)
+    return kept
+
+
 def bd_rates(curve: dict[str, dict[int, dict[str, float]]], test: str, ref: str) -> dict[str, float]:
-    a, b = list(curve[ref].values()), list(curve[test].values())
+    a, b = monotone(curve[ref]), monotone(curve[test])
     return {
         "msssim_db": bd_rate(
             [p["bpp"] for p in a],
@@ -129,21 +181,9 @@ def bd_rates(curve: dict[str, dict[int, dict[str, float]]], test: str, ref: str)
     }
 
 
-def bytes_to_reach(points: list[Point], threshold: float) -> dict[str, dict[str, int | None]]:
-    """Per codec and image: the fewest bytes among settings reaching MS-SSIM ``threshold``."""
-    best: dict[str, dict[str, int | None]] = defaultdict(dict)
-    for p in points:
-        current = best[p.codec].get(p.image)
-        if p.msssim >= threshold and (current is None or p.bytes < current):
-            best[p.codec][p.image] = p.bytes
-        else:
-            best[p.codec].setdefault(p.image, None)
-    return best
-
-
 def bpp_at_quality(curve: dict[int, dict[str, float]], target: float) -> float | None:
     """Our mean bpp at a mean MS-SSIM, interpolating in log-bpp between settings."""
-    pts = sorted((p["msssim"], math.log(p["bpp"])) for p in curve.values())
+    pts = [(p["msssim"], math.log(p["bpp"])) for p in monotone(curve)]
     qualities = [q for q, _ in pts]
     if not qualities[0] <= target <= qualities[-1]:
         return None
@@ -158,10 +198,9 @@ def plot(curve: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
     for codec, by_setting in curve.items():
-        pts = sorted(by_setting.values(), key=lambda p: p["bpp"])
-        pts = [p for p in pts if p["bpp"] <= 2.1]
+        pts = [p for p in sorted(by_setting.values(), key=lambda p: p["bpp"]) if p["bpp"] <= 2.1]
         style = {"linewidth": 2.5, "color": "black"} if codec == OURS else {}
-        label = "ours (residual GRU)" if codec == OURS else codec
+        label = "ours (residual GRU, uniform iterations)" if codec == OURS else codec
         left.plot(
             [p["bpp"] for p in pts], [msssim_db(p["msssim"]) for p in pts], marker=".", label=label, **style
         )
@@ -186,35 +225,37 @@ def _percent(value: float) -> str:
     return "no overlap" if math.isnan(value) else f"{value:+.1f}%"
 
 
-def report(points: list[Point], extra: dict[str, float], model: str, command: str) -> str:
-    curve = curves(points)
+def report(m: Measurements, model: str, command: str) -> str:
+    curve = curves(m.points)
     codecs = list(curve)
+    images = sorted({p.image for p in m.points})
     lines = [
         "# Results: rate-distortion on Kodak",
         "",
-        f"Generated by `{command}` ({time.strftime('%Y-%m-%d')}, model `{model}`). All codecs ran in the",
-        f"same run on the same {len({p.image for p in points})} images. Our sizes are real "
-        "service bitstreams (format v1, raw bits, uniform iterations).",
-        "MS-SSIM: `tf.image.ssim_multiscale`, RGB, max_val=255; dB = -10·log10(1-MS-SSIM).",
-        "Means over images.",
+        f"Generated by `{command}` ({time.strftime('%Y-%m-%d')}, model `{model}`): all codecs in the same",
+        f"run on the same {len(images)} images. Our sizes are real service bitstreams (format 2). MS-SSIM is",
+        "`tf.image.ssim_multiscale` on RGB, max_val=255; dB = -10·log10(1-MS-SSIM); means over images.",
         "",
         "![rate-distortion on Kodak](rd_kodak.png)",
         "",
         "## BD-rate (negative: fewer bits at equal quality)",
         "",
-        "| ours against | on MS-SSIM (dB) | on PSNR |",
+        "| test against reference | on MS-SSIM (dB) | on PSNR |",
         "| --- | --- | --- |",
     ]
     for ref in codecs:
         if ref != OURS:
             r = bd_rates(curve, OURS, ref)
-            lines.append(f"| {ref} | {_percent(r['msssim_db'])} | {_percent(r['psnr'])} |")
-    lines += ["", "| against JPEG 4:2:0 | on MS-SSIM (dB) | on PSNR |", "| --- | --- | --- |"]
+            lines.append(f"| ours against {ref} | {_percent(r['msssim_db'])} | {_percent(r['psnr'])} |")
     for test in codecs:
-        if test != "JPEG 4:2:0":
+        if test not in (OURS, "JPEG 4:2:0"):
             r = bd_rates(curve, test, "JPEG 4:2:0")
-            lines.append(f"| {test} | {_percent(r['msssim_db'])} | {_percent(r['psnr'])} |")
+            lines.append(
+                f"| {test} against JPEG 4:2:0 | {_percent(r['msssim_db'])} | {_percent(r['psnr'])} |"
+            )
     lines += [
+        "",
+        "Our curve for BD-rates keeps the iteration counts whose MS-SSIM still rises (`monotone`).",
         "",
         "## Against the published curves (bpp at the same mean MS-SSIM)",
         "",
@@ -227,32 +268,57 @@ def report(points: list[Point], extra: dict[str, float], model: str, command: st
             lines.append(
                 f"| {name} | {quality} | {bpp} | {'not reached' if ours is None else f'{ours:.3f}'} |"
             )
-    lines += ["", "## Bytes per image to reach an MS-SSIM", ""]
+
+    lines += ["", "## Bytes per image at a target MS-SSIM", ""]
+    lines += [
+        "`ours`: the bitstream `POST /compress` writes for `msssim=<target>` (rate control included);",
+        "`uniform`: the smallest uniform iteration count reaching the target; baselines: the smallest file",
+        "whose quality, searched per image (bisection on 1..100), reaches the target. — = not reached.",
+        "",
+    ]
+    names = [OURS, "uniform", *BASELINES]
     for threshold in THRESHOLDS:
-        best = bytes_to_reach(points, threshold)
-        images = sorted({p.image for p in points})
+        rows = {image: m.headline[f"{image}@{threshold}"] for image in images}
         lines += [
             f"### MS-SSIM ≥ {threshold}",
             "",
-            "| image | " + " | ".join(codecs) + " |",
-            "|---" * (len(codecs) + 1) + "|",
+            "| image | " + " | ".join(names) + " |",
+            "|---" * (len(names) + 1) + "|",
         ]
-        for image in images:
-            cells = [str(best[c][image]) if best[c][image] is not None else "—" for c in codecs]
-            lines.append(f"| {image} | " + " | ".join(cells) + " |")
-        common = [i for i in images if all(best[c][i] is not None for c in codecs)]
-        totals = [sum(best[c][i] for i in common) for c in codecs]
+        for image, row in rows.items():
+            lines.append(
+                f"| {image} | " + " | ".join("—" if row[n] is None else str(row[n]) for n in names) + " |"
+            )
+        common = [i for i in images if all(rows[i][n] is not None for n in names)]
+        totals = {n: sum(rows[i][n] for i in common) for n in names}
         lines.append(
-            f"| **total ({len(common)} images all reach it)** | " + " | ".join(str(t) for t in totals) + " |"
+            f"| **total, {len(common)} images all reach it** | "
+            + " | ".join(str(totals[n]) for n in names)
+            + " |"
         )
+        if common:
+            lines.append(
+                "| **ours against it** | — | "
+                + " | ".join(f"{100 * (totals[OURS] / totals[n] - 1):+.1f}%" for n in names[1:])
+                + " |"
+            )
         lines.append("")
-    lines += ["## Our curve", "", "| iterations | bpp | MS-SSIM | PSNR |", "| --- | --- | --- | --- |"]
+
+    lines += [
+        "## Entropy coding against raw bits, by iteration count",
+        "",
+        "| iterations | bpp | raw bpp (format 1) | saved | MS-SSIM | PSNR |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for n, p in curve[OURS].items():
-        lines.append(f"| {n} | {p['bpp']:.3f} | {p['msssim']:.4f} | {p['psnr']:.2f} |")
+        lines.append(
+            f"| {n} | {p['bpp']:.3f} | {p['raw_bpp']:.3f} | {100 * (1 - p['bpp'] / p['raw_bpp']):.1f}% | "
+            f"{p['msssim']:.4f} | {p['psnr']:.2f} |"
+        )
     lines += [
         "",
-        f"Median encode time per image at the largest iteration count: "
-        f"{extra['encode_seconds_per_image_at_max_iterations']:.2f} s (embedded backend, 2-core CPU).",
+        f"Median `compress` time per image and target (in-process, embedded backend, 2-core CPU): "
+        f"{np.median(m.service_seconds):.2f} s.",
         "",
     ]
     return "\n".join(lines)
@@ -264,19 +330,21 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--kodak", type=Path, default=KODAK)
     parser.add_argument("--images", type=int, default=24, help="use the first N images")
-    parser.add_argument("--iterations", type=int, default=16)
+    parser.add_argument("--iterations", type=int, default=12)
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
     args = parser.parse_args(argv)
 
     settings = Settings()
     images = sorted(args.kodak.glob("*.png"))[: args.images]
-    points, extra = measure(images, args.iterations, settings)
+    measurements = measure(images, args.iterations, settings)
     args.out.mkdir(parents=True, exist_ok=True)
     raw = PROJECT_ROOT / "var" / "rd_kodak.json"
     raw.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_text(json.dumps([asdict(p) for p in points]))
-    plot(curves(points), args.out / "rd_kodak.png")
-    text = report(points, extra, f"{settings.model_name}/{extra['model_version']}", "make bench")
+    raw.write_text(
+        json.dumps({"points": [asdict(p) for p in measurements.points], "headline": measurements.headline})
+    )
+    plot(curves(measurements.points), args.out / "rd_kodak.png")
+    text = report(measurements, f"{settings.model_name}/{measurements.model_version}", "make bench")
     (args.out / "results.md").write_text(text)
     print(text)
 
