@@ -3,15 +3,13 @@
 Bits are int8 [N, cells_y, cells_x, C] in {-1, +1}, with 0 for cells past their iteration count
 (known to the decoder from the header, so never coded).
 
-Coder 1 codes the bits in groups: iteration t, then channel c, then the two colours of a
-checkerboard over the cells. Every bit's context is built only from bits decoded before its
-group:
+Coder 1 codes the bits in groups: iteration t, then channel c, then the four phases of a 2×2
+sub-lattice over the cells. Every bit's context is built only from bits decoded before its group:
 
     a = same cell and channel, iteration t-1          (−, +, none)
-    s = same cell, channel c-1, iteration t            (−, +, none)
-    n = sign of the sum of the 4 neighbours: for the second checkerboard colour, the first colour's
-        bits of this group; for the first colour, the same channel at iteration t-1
-    context = (c, a, s, n, colour)
+    n = balance of +1 and −1 among the 8 neighbours already decoded in this plane (sub-lattice
+        phases 1 to 3), or among the 8 neighbours in channel c-1 (phase 0)
+    context = (min(t, 2), phase, n, a)
 
 Each context keeps integer counts of zeros and ones, updated after each group and halved past
 a limit; a bit's probability is the count ratio rounded to 16 bits, an exact binary fraction.
@@ -68,6 +66,7 @@ def _unpack_raw(payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int)
 
 _PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))  # 2x2 sub-lattice coding order within a plane
 _OFFSETS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
+_BALANCE = 2  # neighbour balance clipped to ±2: 5 states (±4 saved 0.5 to 1.6 points less on Kodak codes)
 
 
 def _neighbour_balance(plane: np.ndarray, known: np.ndarray) -> np.ndarray:
@@ -75,7 +74,7 @@ def _neighbour_balance(plane: np.ndarray, known: np.ndarray) -> np.ndarray:
     values = np.pad(np.where(known, plane, 0).astype(np.int16), 1)
     height, width = plane.shape
     total = sum(values[1 + dy : 1 + dy + height, 1 + dx : 1 + dx + width] for dy, dx in _OFFSETS)
-    return (np.clip(total, -2, 2) + 2).astype(np.int64)
+    return (np.clip(total, -_BALANCE, _BALANCE) + _BALANCE).astype(np.int64)
 
 
 class _ContextModel:
@@ -86,7 +85,7 @@ class _ContextModel:
     same neighbourhood in channel c-1), and the same bit at iteration t-1.
     """
 
-    CONTEXTS = 3 * 4 * 5 * 3
+    CONTEXTS = 3 * 4 * (2 * _BALANCE + 1) * 3
 
     def __init__(self, cell_iterations: np.ndarray) -> None:
         self.cell_iterations = cell_iterations
