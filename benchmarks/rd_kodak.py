@@ -38,7 +38,8 @@ from service.wiring import backend_client, image_codec
 
 OURS = "ours"
 KODAK = PROJECT_ROOT.parent / "shared" / "data" / "kodak"
-THRESHOLDS = (0.90, 0.95)
+THRESHOLDS = (0.90, 0.95, 0.98)
+BPP_TARGETS = (0.25, 0.5, 1.0)
 #: Published Kodak points (bpp, MS-SSIM) of the original work and its successor.
 PUBLISHED = {
     "Toderici et al. 2017": [(0.25, 0.904), (0.5, 0.954), (1.0, 0.980)],
@@ -64,6 +65,8 @@ class Measurements:
     #: (image, threshold) → {codec: bytes or None}; "ours" is what the service wrote (rate control included)
     headline: dict[str, dict[str, int | None]] = field(default_factory=dict)
     service_seconds: list[float] = field(default_factory=list)
+    #: (image, target bpp) → bpp of the bitstream the service wrote
+    bpp_achieved: dict[str, float] = field(default_factory=dict)
     model_version: int = 0
 
 
@@ -131,6 +134,8 @@ def measure(images: list[Path], iterations: int, settings: Settings) -> Measurem
                 for name in BASELINES:
                     row[name] = smallest_reaching(name, rgb, threshold)
                 out.headline[f"{path.stem}@{threshold}"] = row
+            for target in BPP_TARGETS:
+                out.bpp_achieved[f"{path.stem}@{target}"] = codec.compress(rgb, Target("bpp", target)).bpp
     finally:
         client.close()
         server.stop(grace=None)
@@ -305,6 +310,21 @@ def report(m: Measurements, model: str, command: str) -> str:
         lines.append("")
 
     lines += [
+        "## Size targets",
+        "",
+        "`POST /compress` with `bpp=<target>`: the bitstream's bpp against the target, over all images.",
+        "",
+        "| target bpp | mean achieved | min | max | within 5 % below |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for target in BPP_TARGETS:
+        got = np.array([m.bpp_achieved[f"{image}@{target}"] for image in images])
+        within = int(np.sum((got <= target) & (got >= 0.95 * target)))
+        lines.append(
+            f"| {target} | {got.mean():.3f} | {got.min():.3f} | {got.max():.3f} | {within} of {len(got)} |"
+        )
+    lines += [
+        "",
         "## Entropy coding against raw bits, by iteration count",
         "",
         "| iterations | bpp | raw bpp (format 1) | saved | MS-SSIM | PSNR |",

@@ -64,7 +64,6 @@ class Encoding:
     version: int
     bits: np.ndarray
     reconstructions: np.ndarray
-    seconds: float = 0.0
 
     def reconstruction(self, iterations: int) -> np.ndarray:
         """The decoded image after ``iterations`` uniform iterations, uint8 [H,W,3] at the original size."""
@@ -176,9 +175,8 @@ class ImageCodec:
         geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
         version = self.current_version() if version is None else version
         counts = np.broadcast_to(np.asarray(iterations, np.int32), geometry.patches)
-        start = time.perf_counter()
         bits, recon = self._encode(geometry.pad(rgb), geometry, version, geometry.cell_iterations(counts))
-        return Encoding(geometry, version, bits, recon, time.perf_counter() - start)
+        return Encoding(geometry, version, bits, recon)
 
     def bitstream(
         self, encoding: Encoding, patch_iterations: np.ndarray, coder_id: int | None = None
