@@ -36,6 +36,8 @@ __all__ = ["CompressResult", "Decoded", "Encoding", "ImageCodec"]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 MAX_PIXELS_PER_CALL = 4_000_000
+#: A size target is hit when the bitstream is within this fraction of it (and not above).
+_SIZE_TOLERANCE = 0.95
 #: The model's reconstruction before any iteration (0.0 in [-0.5, 0.5]) as a pixel value.
 _GREY = 128
 
@@ -308,7 +310,8 @@ class ImageCodec:
             found = candidate(counts, encoding, encoding.reconstruction(int(counts.max())))
             candidates.append(found)
             (missed, _), _, _, _, measured = found
-            if not missed:
+            close_enough = target.kind != "bpp" or measured >= _SIZE_TOLERANCE * target.value
+            if not missed and close_enough:
                 break
             aim = (
                 aim * target.value / measured
@@ -316,7 +319,9 @@ class ImageCodec:
                 else aim + 1.5 * (target.value - measured)
             )
 
-        _, counts, reconstruction, data, _ = min(candidates, key=lambda c: c[0])
+        # Quality targets: the fewest bytes that meet it. Size targets: the most bytes that fit.
+        sign = -1 if target.kind == "bpp" else 1
+        _, counts, reconstruction, data, _ = min(candidates, key=lambda c: (c[0][0], sign * c[0][1]))
         achieved_msssim = timed("metrics_seconds", msssim, rgb, reconstruction)
         achieved_psnr = timed("metrics_seconds", psnr, rgb, reconstruction)
         bpp = 8 * len(data) / pixels
