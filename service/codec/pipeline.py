@@ -36,6 +36,8 @@ __all__ = ["CompressResult", "Decoded", "Encoding", "ImageCodec"]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 MAX_PIXELS_PER_CALL = 4_000_000
+#: Quality targets try a per-patch allocation only when it is estimated at least this much smaller.
+_MIN_SAVING = 0.03
 #: A size target is hit when the bitstream is within this fraction of it (and not above).
 _SIZE_TOLERANCE = 0.95
 #: The model's reconstruction before any iteration (0.0 in [-0.5, 0.5]) as a pixel value.
@@ -306,6 +308,9 @@ class ImageCodec:
             )
             if counts is None or np.array_equal(counts, uniform_counts):
                 break
+            estimated_saving = 1 - (counts * cells_per_patch).sum() / (uniform_counts * cells_per_patch).sum()
+            if target.kind != "bpp" and estimated_saving < _MIN_SAVING:
+                break  # an encode that cannot pay for itself
             encoding = timed("encode_seconds", self.encode, rgb, counts, version)
             found = candidate(counts, encoding, encoding.reconstruction(int(counts.max())))
             candidates.append(found)
