@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -42,6 +42,20 @@ class JobLimiter:
     def _run_in_slot(self, function: Callable[..., T], *args: object) -> T:
         with self._slots:
             return function(*args)
+
+    def stream(self, items: Iterator[T]) -> Iterator[T]:
+        """Admit a streamed job now (503 at once when full); it holds a slot while it produces."""
+        if not self._admitted.acquire(blocking=False):
+            raise BackendUnavailable("the service is at capacity; retry shortly", retry_after_seconds=1)
+
+        def produce() -> Iterator[T]:
+            try:
+                with self._slots:
+                    yield from items
+            finally:
+                self._admitted.release()
+
+        return produce()
 
 
 @dataclass

@@ -18,7 +18,7 @@ _PROGRESSIVE = Query(False, description="stream each iteration's refinement (mul
 async def _decode(svc: Services, data: bytes, progressive: bool, route: str) -> Response:
     if progressive:
         _, frames = await svc.limiter.run(svc.codec.decompress_progressive, data)
-        return progressive_png_stream(frames, route)
+        return progressive_png_stream(svc.limiter.stream(frames), route)
     decoded = await svc.limiter.run(svc.codec.decompress, data)
     png = encode_png(decoded.image)
     metrics.BYTES_OUT.labels(route).inc(len(png))
