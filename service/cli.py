@@ -54,6 +54,10 @@ def serve(args: argparse.Namespace) -> None:
 
     from service.main import create_app
 
+    def stop_requested(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # uvicorn installs its own handlers once it runs; until then, clean up
+
+    signal.signal(signal.SIGTERM, stop_requested)
     settings = get_settings()
     backend = None
     if "RGIC_BACKEND_ADDRESS" not in os.environ:
