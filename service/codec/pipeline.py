@@ -260,9 +260,9 @@ class ImageCodec:
 
         bits_per_cell = uniform.bits.shape[-1]
         cells_per_patch = geometry.cells_per_patch
-        full = coded_bpp(uniform, np.full(geometry.patches, available))
-        # coded bits / raw bits of the full uniform run
-        coding_ratio = full * pixels / (available * cells_per_patch.sum() * bits_per_cell)
+        if target.kind == "bpp":  # coded bits / raw bits of the full uniform run, to size allocations
+            full = coded_bpp(uniform, np.full(geometry.patches, available))
+            coding_ratio = full * pixels / (available * cells_per_patch.sum() * bits_per_cell)
 
         def predicted(counts: np.ndarray) -> float:
             if target.kind == "bpp":  # raw bits scaled by the measured coding ratio; verified later
@@ -297,14 +297,13 @@ class ImageCodec:
         table = timed("rate_control_seconds", local_quality, rgb, images, geometry, target.kind)
         aim = target.value
         for _ in range(3):
-            goal = Target(target.kind, min(aim, 1.0) if target.kind == "msssim" else min(aim, 100.0))
+            # The aim is internal (it may leave the range a client may ask for), so no Target here.
+            if target.kind == "bpp":
+                acceptable = lambda c, aim=aim: predicted(c) <= aim  # noqa: E731
+            else:
+                acceptable = lambda c, aim=aim: predicted(c) >= aim  # noqa: E731
             counts = timed(
-                "rate_control_seconds",
-                search_threshold,
-                table,
-                lambda c, goal=goal: goal.met_by(predicted(c)),
-                6,
-                target.kind != "bpp",
+                "rate_control_seconds", search_threshold, table, acceptable, 6, target.kind != "bpp"
             )
             if counts is None or np.array_equal(counts, uniform_counts):
                 break
@@ -316,8 +315,8 @@ class ImageCodec:
             candidates.append(found)
             (missed, _), _, _, _, measured = found
             close_enough = target.kind != "bpp" or measured >= _SIZE_TOLERANCE * target.value
-            if not missed and close_enough:
-                break
+            if (not missed and close_enough) or (target.kind == "bpp" and counts.min() == available):
+                break  # done, or every patch already has every iteration: more aim cannot help
             aim = (
                 aim * target.value / measured
                 if target.kind == "bpp"
