@@ -31,9 +31,13 @@ class JobLimiter:
         self._slots = threading.Semaphore(concurrency)
         self._admitted = threading.BoundedSemaphore(concurrency + queue)
 
-    async def run(self, function: Callable[..., T], *args: object) -> T:
+    def _admit(self) -> None:
         if not self._admitted.acquire(blocking=False):
             raise BackendUnavailable("the service is at capacity; retry shortly", retry_after_seconds=1)
+
+    async def run(self, function: Callable[..., T], *args: object) -> T:
+        """Run ``function(*args)`` in a worker thread once a slot is free (503 at once when full)."""
+        self._admit()
         try:
             return await run_in_threadpool(self._run_in_slot, function, *args)
         finally:
@@ -45,8 +49,7 @@ class JobLimiter:
 
     def stream(self, items: Iterator[T]) -> Iterator[T]:
         """Admit a streamed job now (503 at once when full); it holds a slot while it produces."""
-        if not self._admitted.acquire(blocking=False):
-            raise BackendUnavailable("the service is at capacity; retry shortly", retry_after_seconds=1)
+        self._admit()
 
         def produce() -> Iterator[T]:
             try:
