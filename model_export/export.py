@@ -4,8 +4,11 @@
 
 Signatures (every input carries the batch dimension, as TF Serving's batching requires):
 
-- ``compress``:    image uint8 [B,H,W,3], iterations int32 [B,h,w]
-                   → bits int8 [B,N,h,w,C], reconstructions uint8 [B,N,H,W,3]
+- ``compress``:    image uint8 [B,H,W,3], iterations int32 [B,h,w], stop_msssim float32 [B],
+                   stop_psnr float32 [B], extra_iterations int32 [B]
+                   → bits int8 [B,N,h,w,C], reconstructions uint8 [B,N,H,W,3],
+                     msssim_sums float32 [B,N,h,w,3,5], msssim_positions float32 [B,h,w,5],
+                     squared_errors float32 [B,N,h,w]
 - ``decompress``:  bits int8 [B,N,h,w,C] → reconstructions uint8 [B,N,H,W,3]
 - ``encode_step``: residual float32 [B,H,W,3], iteration int32 [B], enc_state_{1..3}
                    → bits int8 [B,h,w,C], enc_state_{1..3}
@@ -54,10 +57,13 @@ class ExportedCodec(tf.Module):
             input_signature=[
                 tf.TensorSpec([None, None, None, 3], tf.uint8, name="image"),
                 tf.TensorSpec([None, None, None], tf.int32, name="iterations"),
+                tf.TensorSpec([None], tf.float32, name="stop_msssim"),
+                tf.TensorSpec([None], tf.float32, name="stop_psnr"),
+                tf.TensorSpec([None], tf.int32, name="extra_iterations"),
             ]
         )
-        def compress(image: tf.Tensor, iterations: tf.Tensor) -> dict[str, tf.Tensor]:
-            return codec.compress(image, iterations)
+        def compress(image, iterations, stop_msssim, stop_psnr, extra_iterations) -> dict[str, tf.Tensor]:
+            return codec.compress(image, iterations, stop_msssim, stop_psnr, extra_iterations)
 
         @tf.function(input_signature=[tf.TensorSpec([None, None, None, None, bits], tf.int8, name="bits")])
         def decompress(bits_in: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -87,10 +93,12 @@ class ExportedCodec(tf.Module):
         def decode_step(
             bits_in, iteration, reconstruction, dec_state_1, dec_state_2, dec_state_3, dec_state_4
         ):
-            delta, states = codec.decode_delta(
-                tf.cast(bits_in, tf.float32), iteration, [dec_state_1, dec_state_2, dec_state_3, dec_state_4]
+            reconstruction, states = codec.decode(
+                tf.cast(bits_in, tf.float32),
+                iteration,
+                [dec_state_1, dec_state_2, dec_state_3, dec_state_4],
+                reconstruction,
             )
-            reconstruction = reconstruction + delta
             out = {"reconstruction": reconstruction, "image": to_uint8(reconstruction)}
             out.update({f"dec_state_{i + 1}": s for i, s in enumerate(states)})
             return out

@@ -24,6 +24,12 @@ import math
 import tensorflow as tf
 
 from model_export.layers import Conv2D, ConvGRUCell
+from model_export.quality_terms import (
+    POWER_FACTORS,
+    cell_squared_errors,
+    msssim_cell_terms,
+    whole_image_quality,
+)
 
 __all__ = ["CELL_SIZE", "CodecConfig", "RecurrentCodec"]
 
@@ -39,6 +45,10 @@ class CodecConfig:
     decoder_channels: tuple[int, int, int, int] = (192, 192, 96, 48)
     bits_per_cell: int = 32
     max_iterations: int = 16
+    #: A cell whose bits are all zero (stopped by rate control) keeps its pixels (from version 3 on);
+    #: otherwise the decoder's zero-bit output still moves it, and per-patch stops decode less
+    #: predictably.
+    freeze_stopped_cells: bool = False
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -51,6 +61,7 @@ class CodecConfig:
             decoder_channels=tuple(raw["decoder_channels"]),
             bits_per_cell=int(raw["bits_per_cell"]),
             max_iterations=int(raw["max_iterations"]),
+            freeze_stopped_cells=bool(raw.get("freeze_stopped_cells", False)),
         )
 
     @property
@@ -137,6 +148,16 @@ class RecurrentCodec(tf.Module):
         delta = tf.tanh(self.dec_out(tf.nn.depth_to_space(g4, 2))) / self.gain(iteration)
         return delta, [g1, g2, g3, g4]
 
+    def decode(
+        self, bits: tf.Tensor, iteration: tf.Tensor, states: list[tf.Tensor], reconstruction: tf.Tensor
+    ) -> tuple[tf.Tensor, list[tf.Tensor]]:
+        """One decoder iteration applied to ``reconstruction`` [B,H,W,3]; returns it and the states."""
+        delta, states = self.decode_delta(bits, iteration, states)
+        if self.config.freeze_stopped_cells:
+            active = tf.cast(tf.reduce_any(tf.not_equal(bits, 0.0), axis=-1, keepdims=True), delta.dtype)
+            delta = delta * tf.repeat(tf.repeat(active, CELL_SIZE, axis=1), CELL_SIZE, axis=2)
+        return reconstruction + delta, states
+
     @staticmethod
     def binarize(codes: tf.Tensor, training: bool) -> tf.Tensor:
         """{-1, +1} bits; stochastic with a straight-through gradient while training."""
@@ -177,8 +198,7 @@ class RecurrentCodec(tf.Module):
             bits = self.binarize(codes, training)
             if stop_at is not None:
                 bits = bits * tf.cast(stop_at > t, tf.float32)[..., None]
-            delta, dec = self.decode_delta(bits, it, dec)
-            reconstruction = reconstruction + delta
+            reconstruction, dec = self.decode(bits, it, dec, reconstruction)
             error = tf.reduce_mean(tf.abs(images - reconstruction))
             losses.append(tf.math.log(error + 1e-6) if log_loss else error)
             reconstructions.append(reconstruction)
@@ -187,40 +207,86 @@ class RecurrentCodec(tf.Module):
     # ----------------------------------------------------------------------------------------
     # fused inference (exported)
 
-    def compress(self, image: tf.Tensor, iterations: tf.Tensor) -> dict[str, tf.Tensor]:
+    def compress(
+        self,
+        image: tf.Tensor,
+        iterations: tf.Tensor,
+        stop_msssim: tf.Tensor | None = None,
+        stop_psnr: tf.Tensor | None = None,
+        extra_iterations: tf.Tensor | None = None,
+    ) -> dict[str, tf.Tensor]:
         """Encode ``image`` uint8 [B,H,W,3] (H, W multiples of 16).
 
         ``iterations`` int32 [B,h,w] is the number of iterations each cell receives; the loop runs
         to its maximum and cells past their count get zero bits. Returns ``bits`` int8
         [B,N,h,w,C] and ``reconstructions`` uint8 [B,N,H,W,3], the decoder's output after every
-        iteration, exactly what a receiver decoding the same bits computes.
+        iteration, exactly what a receiver decoding the same bits computes; and, for rate control,
+        the quality of every iteration's image per cell: ``msssim_sums`` float32 [B,N,h,w,3,5],
+        ``msssim_positions`` float32 [B,h,w,5] and ``squared_errors`` float32 [B,N,h,w] (see
+        ``model_export/quality_terms.py``).
+
+        Early exit: once an image's MS-SSIM reaches ``stop_msssim`` [B] or its PSNR ``stop_psnr``
+        [B] (0 disables either), it needs only ``extra_iterations`` [B] more (room for rate
+        control to give busy patches more than the uniform count); the loop ends when every image
+        in the batch is done, so N may be below ``max(iterations)``.
         """
-        x = tf.cast(image, tf.float32) / 255.0 - 0.5
+        pixels = tf.cast(image, tf.float32)
+        x = pixels / 255.0 - 0.5
         shape = tf.shape(x)
         batch, height, width = shape[0], shape[1], shape[2]
         enc, dec = self.initial_states(batch, height, width)
         total = tf.reduce_max(iterations)
-        bits_ta = tf.TensorArray(tf.int8, size=total)
-        images_ta = tf.TensorArray(tf.uint8, size=total)
+        never = tf.zeros([batch])
+        stop_msssim = never if stop_msssim is None else tf.cast(stop_msssim, tf.float32)
+        stop_psnr = never if stop_psnr is None else tf.cast(stop_psnr, tf.float32)
+        extra = tf.zeros([batch], tf.int32) if extra_iterations is None else extra_iterations
+        bits_ta, images_ta, sums_ta, errors_ta = (
+            tf.TensorArray(dtype, size=0, dynamic_size=True)
+            for dtype in (tf.int8, tf.uint8, tf.float32, tf.float32)
+        )
+        positions = tf.zeros([batch, height // CELL_SIZE, width // CELL_SIZE, len(POWER_FACTORS)])
+        done_at = tf.fill([batch], total)  # per image: how many iterations it needs
 
-        def body(t, reconstruction, enc, dec, bits_ta, images_ta):
+        def body(t, reconstruction, enc, dec, arrays, positions, done_at):
+            bits_ta, images_ta, sums_ta, errors_ta = arrays
             it = _iteration_index(x, t)
             codes, enc = self.encode_codes(x - reconstruction, it, enc)
             bits = self.binarize(codes, training=False) * tf.cast(iterations > t, tf.float32)[..., None]
-            delta, dec = self.decode_delta(bits, it, dec)
-            reconstruction = reconstruction + delta
-            bits_ta = bits_ta.write(t, tf.cast(bits, tf.int8))
-            images_ta = images_ta.write(t, to_uint8(reconstruction))
-            return t + 1, reconstruction, enc, dec, bits_ta, images_ta
+            reconstruction, dec = self.decode(bits, it, dec, reconstruction)
+            decoded = to_uint8(reconstruction)
+            sums, positions = msssim_cell_terms(pixels, tf.cast(decoded, tf.float32))
+            errors = cell_squared_errors(pixels, tf.cast(decoded, tf.float32))
+            msssim, psnr = whole_image_quality(sums, positions, errors)
+            met = ((stop_msssim > 0) & (msssim >= stop_msssim)) | ((stop_psnr > 0) & (psnr >= stop_psnr))
+            done_at = tf.minimum(done_at, tf.where(met, t + 1 + extra, total))
+            arrays = (
+                bits_ta.write(t, tf.cast(bits, tf.int8)),
+                images_ta.write(t, decoded),
+                sums_ta.write(t, sums),
+                errors_ta.write(t, errors),
+            )
+            return t + 1, reconstruction, enc, dec, arrays, positions, done_at
 
-        _, _, _, _, bits_ta, images_ta = tf.while_loop(
-            lambda t, *_: t < total,
+        _, _, _, _, arrays, positions, _ = tf.while_loop(
+            lambda t, *state: t < tf.reduce_max(state[-1]),  # state[-1] is done_at
             body,
-            (tf.constant(0), tf.zeros_like(x), enc, dec, bits_ta, images_ta),
+            (
+                tf.constant(0),
+                tf.zeros_like(x),
+                enc,
+                dec,
+                (bits_ta, images_ta, sums_ta, errors_ta),
+                positions,
+                done_at,
+            ),
         )
+        bits_ta, images_ta, sums_ta, errors_ta = arrays
         return {
             "bits": _time_to_axis1(bits_ta.stack()),
             "reconstructions": _time_to_axis1(images_ta.stack()),
+            "msssim_sums": _time_to_axis1(sums_ta.stack()),
+            "msssim_positions": positions,
+            "squared_errors": _time_to_axis1(errors_ta.stack()),
         }
 
     def decompress(self, bits: tf.Tensor) -> dict[str, tf.Tensor]:
@@ -232,8 +298,8 @@ class RecurrentCodec(tf.Module):
         images_ta = tf.TensorArray(tf.uint8, size=total)
 
         def body(t, reconstruction, dec, images_ta):
-            delta, dec = self.decode_delta(bits_f[:, t], _iteration_index(bits_f[:, 0], t), dec)
-            reconstruction = reconstruction + delta
+            it = _iteration_index(bits_f[:, 0], t)
+            reconstruction, dec = self.decode(bits_f[:, t], it, dec, reconstruction)
             return t + 1, reconstruction, dec, images_ta.write(t, to_uint8(reconstruction))
 
         _, _, _, images_ta = tf.while_loop(

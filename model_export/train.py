@@ -24,7 +24,7 @@ from tqdm import tqdm
 from model_export.data import CropSampler, load_training_images
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 
-__all__ = ["Adam", "restore_codec_weights", "train"]
+__all__ = ["Adam", "learning_rate", "restore_codec_weights", "train"]
 
 DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "train"
 
@@ -66,6 +66,13 @@ def _stop_masks(
     chosen = rng.random(batch) < fraction
     stop[chosen] = rng.integers(1, iterations + 1, size=(int(chosen.sum()), cells, cells))
     return stop
+
+
+def learning_rate(step: int, base: float, half_life: float, decay_start: int = 0) -> float:
+    """``base`` until ``decay_start``, then halved every ``half_life`` steps (never, if 0)."""
+    if half_life <= 0:
+        return base
+    return base * 0.5 ** (max(0, step - decay_start) / half_life)
 
 
 def train(args: argparse.Namespace) -> None:
@@ -141,7 +148,7 @@ def train(args: argparse.Namespace) -> None:
         ema = None
         while not stopping and int(optimizer.steps) < args.steps and time.monotonic() < deadline:
             step = int(optimizer.steps)
-            lr = args.lr * (0.5 ** (step / args.lr_half_life)) if args.lr_half_life > 0 else args.lr
+            lr = learning_rate(step, args.lr, args.lr_half_life, args.lr_decay_start)
             stop_at = _stop_masks(rng, args.batch, cells, args.iterations, args.stop_fraction)
             loss = float(train_step(sampler.next_batch(), stop_at, tf.constant(lr, tf.float32)))
             if not math.isfinite(loss):
@@ -179,6 +186,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")
+    parser.add_argument("--lr-decay-start", type=int, default=0, help="step at which halving begins")
     parser.add_argument("--stop-fraction", type=float, default=0.25, help="crops with random per-cell stops")
     parser.add_argument("--checkpoint-minutes", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=1234)

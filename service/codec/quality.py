@@ -10,21 +10,22 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from model_export.quality_terms import POWER_FACTORS
+
 __all__ = ["msssim", "msssim_batch", "psnr", "psnr_batch"]
 
-_POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
 _FILTER_SIZE = 11
 
 
 def _scales_and_filter(height: int, width: int) -> tuple[tuple[float, ...], int]:
     side = min(height, width)
-    scales = len(_POWER_FACTORS)
+    scales = len(POWER_FACTORS)
     while scales > 1 and side // 2 ** (scales - 1) < _FILTER_SIZE:
         scales -= 1
-    factors = _POWER_FACTORS[:scales]
+    factors = POWER_FACTORS[:scales]
     total = sum(factors)
     filter_size = max(1, min(_FILTER_SIZE, side // 2 ** (scales - 1)))
-    return tuple(f / total for f in factors) if scales < len(_POWER_FACTORS) else factors, filter_size
+    return tuple(f / total for f in factors) if scales < len(POWER_FACTORS) else factors, filter_size
 
 
 @tf.function(reduce_retracing=True)

@@ -1,9 +1,13 @@
 """Rate control: how many iterations each patch receives to meet a quality or size target.
 
-Spatially adaptive allocation (after Johnston et al. 2018): from one encode that records every
-patch's reconstruction after every iteration, each patch gets the fewest iterations whose *local*
-quality reaches a threshold τ; τ is searched so that the whole image meets the requested MS-SSIM
-or PSNR, or the bitstream meets the requested size. Flat patches stop early, busy ones go on.
+Spatially adaptive allocation (after Johnston et al. 2018), solved as a rate-distortion problem.
+The backend's ``compress`` reports, for every iteration's image, per-cell sums of the MS-SSIM
+terms and of the squared error (``model_export/quality_terms.py``). From one encode, the
+:class:`QualityTable` therefore *estimates* the MS-SSIM or PSNR of any per-patch allocation by
+adding cells up (exact for one uniform count). :func:`allocate` then picks the allocation with the
+fewest bits that meets a quality, or the best quality within a size: a Lagrangian search over the
+slope λ (each patch takes the count maximising its quality gain − λ·bits), with MS-SSIM linearised
+around the current allocation and re-linearised a few times. Flat patches stop early, busy ones go on.
 """
 
 from __future__ import annotations
@@ -14,21 +18,13 @@ from typing import Literal
 
 import numpy as np
 
-from service.codec.patches import Geometry
+from model_export.quality_terms import POWER_FACTORS
+from service.codec.patches import CELL_SIZE, Geometry
 from service.errors import BadParameter
 
-__all__ = [
-    "Target",
-    "composite",
-    "counts_for_threshold",
-    "local_quality",
-    "search_threshold",
-]
+__all__ = ["QualityTable", "Target", "allocate"]
 
 TargetKind = Literal["msssim", "psnr", "bpp"]
-
-_SSIM_WINDOW = 8
-_C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
 
 @dataclass(frozen=True)
@@ -50,83 +46,133 @@ class Target:
         return achieved <= self.value if self.kind == "bpp" else achieved >= self.value
 
 
-def _box_mean(x: np.ndarray, size: int) -> np.ndarray:
-    """Mean over size×size windows ('valid'), on the last two axes, via summed-area tables."""
-    s = np.cumsum(np.cumsum(x, axis=-2), axis=-1)
-    s = np.pad(s, [(0, 0)] * (x.ndim - 2) + [(1, 0), (1, 0)])
-    total = s[..., size:, size:] - s[..., :-size, size:] - s[..., size:, :-size] + s[..., :-size, :-size]
-    return total / (size * size)
+def _patch_sums(values: np.ndarray, geometry: Geometry) -> np.ndarray:
+    """Sum [N, cells_y, cells_x, ...] over the cells of each patch → [N, patches_y, patches_x, ...]."""
+    per = geometry.patch_size // CELL_SIZE
+    (cells_y, cells_x), (patches_y, patches_x) = geometry.cells, geometry.patches
+    pad = [(0, 0), (0, patches_y * per - cells_y), (0, patches_x * per - cells_x)]
+    padded = np.pad(values, pad + [(0, 0)] * (values.ndim - 3))
+    shaped = padded.reshape(values.shape[0], patches_y, per, patches_x, per, *values.shape[3:])
+    return shaped.sum(axis=(2, 4))
 
 
-def _luma(rgb: np.ndarray) -> np.ndarray:
-    return rgb.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+@dataclass
+class QualityTable:
+    """Per-patch quality terms of every iteration's image, aggregated from the backend's cell sums.
 
-
-def local_quality(
-    reference: np.ndarray, reconstructions: np.ndarray, geometry: Geometry, kind: str
-) -> np.ndarray:
-    """Quality of every patch after every iteration, [N, patches_y, patches_x]; higher is better.
-
-    MS-SSIM targets use the mean SSIM (luma, 8×8 windows) of the patch, PSNR targets the patch's
-    negative MSE. ``reconstructions`` are [N, H, W, 3] at the original size.
+    ``msssim_sums`` [N, patches_y, patches_x, 3, 5], ``positions`` [5] (windows per scale over the
+    image), ``squared_errors`` [N, patches_y, patches_x], ``samples`` = pixels × 3 of the padded image.
     """
-    patch = geometry.patch_size
-    py, px = geometry.patches
-    if kind == "psnr":
-        error = np.square(reconstructions.astype(np.float64) - reference.astype(np.float64)).mean(axis=-1)
-        values = error
-    else:
-        x, y = _luma(reference)[None], _luma(reconstructions)
-        window = min(_SSIM_WINDOW, x.shape[-1], x.shape[-2])
-        mx, my = _box_mean(x, window), _box_mean(y, window)
-        vx = _box_mean(x * x, window) - mx * mx
-        vy = _box_mean(y * y, window) - my * my
-        cov = _box_mean(x * y, window) - mx * my
-        values = ((2 * mx * my + _C1) * (2 * cov + _C2)) / ((mx * mx + my * my + _C1) * (vx + vy + _C2))
-    # Mean per patch; SSIM windows are attributed to the patch of their top-left corner.
-    n, h, w = values.shape
-    pad_h, pad_w = py * patch - h, px * patch - w
-    sums = np.pad(values, ((0, 0), (0, max(pad_h, 0)), (0, max(pad_w, 0))))[:, : py * patch, : px * patch]
-    counts = np.pad(np.ones((h, w)), ((0, max(pad_h, 0)), (0, max(pad_w, 0))))[: py * patch, : px * patch]
-    sums = sums.reshape(n, py, patch, px, patch).sum(axis=(2, 4))
-    counts = counts.reshape(py, patch, px, patch).sum(axis=(1, 3))
-    mean = sums / np.maximum(counts, 1)
-    return -mean if kind == "psnr" else mean
+
+    msssim_sums: np.ndarray
+    positions: np.ndarray
+    squared_errors: np.ndarray
+    samples: int
+
+    @classmethod
+    def from_cells(
+        cls, sums: np.ndarray, positions: np.ndarray, squared_errors: np.ndarray, geometry: Geometry
+    ) -> QualityTable:
+        """From the backend's per-cell outputs (``msssim_sums`` [N,h,w,3,5], ``msssim_positions``
+        [h,w,5], ``squared_errors`` [N,h,w]) for the whole padded image."""
+        cells_y, cells_x = geometry.cells
+        return cls(
+            msssim_sums=_patch_sums(sums.astype(np.float64), geometry),
+            positions=positions.astype(np.float64).sum(axis=(0, 1)),
+            squared_errors=_patch_sums(squared_errors.astype(np.float64), geometry),
+            samples=cells_y * cells_x * CELL_SIZE * CELL_SIZE * 3,
+        )
+
+    @property
+    def iterations(self) -> int:
+        return self.msssim_sums.shape[0]
+
+    def _gather(self, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        rows, cols = np.indices(counts.shape)
+        return values[np.clip(counts, 1, self.iterations) - 1, rows, cols]
+
+    def _means(self, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per channel and valid scale, the MS-SSIM term means [3, S], with the scales' weights [S]."""
+        valid = self.positions > 0
+        weights = np.asarray(POWER_FACTORS)[valid]
+        if not valid.all():  # as service/codec/quality.py does for images too small for 5 scales
+            weights = weights / weights.sum()
+        totals = self._gather(self.msssim_sums, counts).sum(axis=(0, 1))
+        return totals[:, valid] / self.positions[valid], weights
+
+    def msssim(self, counts: np.ndarray) -> float:
+        """Estimated MS-SSIM when patch p stops after ``counts[p]`` iterations (exact if uniform)."""
+        means, weights = self._means(counts)
+        return float(np.mean(np.prod(np.maximum(means, 0.0) ** weights, axis=1)))
+
+    def psnr(self, counts: np.ndarray) -> float:
+        """Estimated PSNR (dB) for per-patch ``counts``."""
+        mse = self._gather(self.squared_errors, counts).sum() / self.samples
+        return float(10 * np.log10(255.0**2 / mse)) if mse > 0 else float("inf")
+
+    def estimate(self, kind: str, counts: np.ndarray) -> float:
+        """Estimated quality of ``kind`` (``psnr``, else MS-SSIM) for per-patch ``counts``."""
+        return self.psnr(counts) if kind == "psnr" else self.msssim(counts)
+
+    def utility(self, kind: str, counts: np.ndarray) -> np.ndarray:
+        """Quality gain of each patch at each count, [N, patches_y, patches_x], linear in the patch's
+        terms: minus squared error for PSNR, the MS-SSIM gradient at ``counts`` for MS-SSIM."""
+        if kind == "psnr":
+            return -self.squared_errors
+        means, weights = self._means(counts)
+        valid = self.positions > 0
+        per_channel = np.prod(np.maximum(means, 1e-9) ** weights, axis=1, keepdims=True)  # [3, 1]
+        gradient = np.zeros((3, len(POWER_FACTORS)))
+        gradient[:, valid] = per_channel * weights / np.maximum(means, 1e-9) / self.positions[valid] / 3
+        return np.einsum("nyxcs,cs->nyx", self.msssim_sums, gradient)
 
 
-def counts_for_threshold(table: np.ndarray, threshold: float) -> np.ndarray:
-    """Per patch, the fewest iterations (1..N) whose local quality reaches ``threshold``; N if none."""
-    reached = table >= threshold
-    first = np.argmax(reached, axis=0) + 1
-    return np.where(reached.any(axis=0), first, table.shape[0]).astype(np.int64)
+def _counts_at_slope(utility: np.ndarray, cost: np.ndarray, slope: float) -> np.ndarray:
+    """Per patch, the count (1..N) maximising utility − slope·bits (bits = count × cost)."""
+    n = np.arange(1, utility.shape[0] + 1)[:, None, None]
+    return np.argmax(utility - slope * n * cost[None], axis=0) + 1
 
 
-def composite(reconstructions: np.ndarray, counts: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """An image whose every patch comes from the reconstruction after its own iteration count."""
-    per_pixel = np.repeat(np.repeat(counts, geometry.patch_size, 0), geometry.patch_size, 1)
-    per_pixel = per_pixel[: reconstructions.shape[1], : reconstructions.shape[2]]
-    return np.take_along_axis(reconstructions, (per_pixel - 1)[None, :, :, None], axis=0)[0]
-
-
-def search_threshold(
-    table: np.ndarray, acceptable: Callable[[np.ndarray], bool], steps: int = 8, lowest: bool = True
+def allocate(
+    table: QualityTable,
+    kind: str,
+    cost: np.ndarray,
+    acceptable: Callable[[np.ndarray], bool],
+    fewest_bits: bool = True,
+    start: np.ndarray | None = None,
+    rounds: int = 3,
+    steps: int = 32,
 ) -> np.ndarray | None:
-    """Bisection on the threshold τ over the table's range.
+    """Per-patch iteration counts [patches_y, patches_x] by Lagrangian search.
 
-    ``lowest=True`` (quality targets, acceptable once τ is high enough): the counts of the lowest
-    acceptable τ. ``lowest=False`` (size targets, acceptable while τ is low enough): the counts of
-    the highest acceptable τ. None when no τ is acceptable.
+    ``cost`` [patches_y, patches_x] is the bits one iteration of each patch costs.
+    ``fewest_bits=True`` (quality targets): the allocation with the fewest bits that is
+    ``acceptable`` (quality high enough). ``fewest_bits=False`` (size targets): the one with the
+    most bits still acceptable (small enough). None when no allocation is acceptable. ``kind``
+    chooses the quality being traded (``psnr``, else MS-SSIM); MS-SSIM is linearised around
+    ``start`` (default: every iteration) and then around each round's answer.
     """
-    low, high = float(table.min()), float(table.max())
-    best = counts_for_threshold(table, high if lowest else low)
-    if not acceptable(best):
+    full = np.full(cost.shape, table.iterations)
+    if not acceptable(full if fewest_bits else np.ones_like(full)):
         return None
-    for _ in range(steps):
-        middle = (low + high) / 2
-        counts = counts_for_threshold(table, middle)
-        if acceptable(counts):
-            best = counts
-            high, low = (middle, low) if lowest else (high, middle)
-        else:
-            high, low = (high, middle) if lowest else (middle, low)
-    return best
+    best, operating_point = None, full if start is None else start
+    for _ in range(rounds if kind != "psnr" else 1):
+        utility = table.utility(kind, operating_point)
+        span = float(utility.max() - utility.min()) / float(cost.min()) + 1e-30
+        low, high = np.log(span * 1e-9), np.log(span * 10.0)  # slope → all iterations … one iteration
+        found = None
+        for _ in range(steps):
+            middle = (low + high) / 2
+            counts = _counts_at_slope(utility, cost, float(np.exp(middle)))
+            if acceptable(counts):
+                found = counts
+                low, high = (middle, high) if fewest_bits else (low, middle)
+            else:
+                low, high = (low, middle) if fewest_bits else (middle, high)
+        if found is None:
+            break
+        bits = float((found * cost).sum())
+        if best is None or (bits < best[0] if fewest_bits else bits > best[0]):
+            best = (bits, found)
+        operating_point = found
+    return None if best is None else best[1]

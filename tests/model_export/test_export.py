@@ -9,6 +9,12 @@ from model_export.model import RecurrentCodec
 from model_export.train import restore_codec_weights
 from tests.model_export.test_model import TINY
 
+_NO_EARLY_EXIT = {
+    "stop_msssim": tf.zeros([1]),
+    "stop_psnr": tf.zeros([1]),
+    "extra_iterations": tf.zeros([1], tf.int32),
+}
+
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[RecurrentCodec, Path]:
@@ -24,8 +30,20 @@ def test_signatures_have_batch_dimension_and_named_io(exported) -> None:
     sigs = loaded.signatures
     assert set(sigs) >= {"compress", "decompress", "encode_step", "decode_step"}
     compress = sigs["compress"]
-    assert set(compress.structured_input_signature[1]) == {"image", "iterations"}
-    assert set(compress.structured_outputs) == {"bits", "reconstructions"}
+    assert set(compress.structured_input_signature[1]) == {
+        "image",
+        "iterations",
+        "stop_msssim",
+        "stop_psnr",
+        "extra_iterations",
+    }
+    assert set(compress.structured_outputs) == {
+        "bits",
+        "reconstructions",
+        "msssim_sums",
+        "msssim_positions",
+        "squared_errors",
+    }
     step = sigs["decode_step"]
     inputs = step.structured_input_signature[1]
     assert set(inputs) == {"bits", "iteration", "reconstruction", *(f"dec_state_{i}" for i in range(1, 5))}
@@ -39,7 +57,7 @@ def test_saved_model_matches_in_memory_codec_within_float16_weights(exported) ->
     loaded = tf.saved_model.load(str(path))
     image = tf.cast(tf.random.uniform([1, 32, 32, 3], 0, 255, seed=3), tf.uint8)
     iterations = tf.fill([1, 2, 2], 3)
-    served = loaded.signatures["compress"](image=image, iterations=iterations)
+    served = loaded.signatures["compress"](image=image, iterations=iterations, **_NO_EARLY_EXIT)
     restored = RecurrentCodec(TINY)
     restore_codec_weights(restored, path)
     local = restored.compress(image, iterations)
@@ -54,7 +72,7 @@ def test_step_signatures_agree_with_fused_decompress(exported) -> None:
     _, path = exported
     sigs = tf.saved_model.load(str(path)).signatures
     image = tf.cast(tf.random.uniform([1, 32, 48, 3], 0, 255, seed=4), tf.uint8)
-    bits = sigs["compress"](image=image, iterations=tf.fill([1, 2, 3], 3))["bits"]
+    bits = sigs["compress"](image=image, iterations=tf.fill([1, 2, 3], 3), **_NO_EARLY_EXIT)["bits"]
     fused = sigs["decompress"](bits=bits)["reconstructions"].numpy()
     d = TINY.decoder_channels
     state = {

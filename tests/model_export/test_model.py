@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -48,6 +50,29 @@ def test_compress_shapes_and_stop_map(codec: RecurrentCodec) -> None:
         active = iterations.numpy()[0] > t
         assert np.all(np.abs(bits[0, t][active]) == 1)
         assert np.all(bits[0, t][~active] == 0)
+
+
+def test_stopped_cells_keep_their_pixels_when_the_config_freezes_them() -> None:
+    tf.random.set_seed(1)
+    frozen = RecurrentCodec(dataclasses.replace(TINY, freeze_stopped_cells=True))
+    image = tf.cast(tf.random.uniform([1, 32, 32, 3], 0, 255), tf.uint8)
+    iterations = tf.constant([[[1, 3], [2, 3]]])
+    recons = frozen.compress(image, iterations)["reconstructions"].numpy()[0]  # [3, 32, 32, 3]
+    np.testing.assert_array_equal(recons[2, :16, :16], recons[0, :16, :16])  # stopped after 1
+    np.testing.assert_array_equal(recons[2, 16:, :16], recons[1, 16:, :16])  # stopped after 2
+    assert not np.array_equal(recons[2, :16, 16:], recons[1, :16, 16:])  # still refining
+
+
+def test_early_exit_stops_extra_iterations_after_the_quality_is_reached(codec: RecurrentCodec) -> None:
+    image = tf.cast(tf.random.uniform([2, 32, 32, 3], 0, 255), tf.uint8)
+    iterations = tf.fill([2, 2, 2], 4)
+    assert codec.compress(image, iterations)["bits"].shape[1] == 4
+    reached = codec.compress(image, iterations, tf.zeros([2]), tf.constant([1.0, 1.0]), tf.constant([1, 0]))
+    assert reached["bits"].shape[1] == 2  # met after 1; the batch runs until its last image is done
+    assert reached["msssim_sums"].shape[1] == 2
+    never = tf.constant([99.0, 99.0])  # dB of PSNR
+    unreachable = codec.compress(image, iterations, tf.zeros([2]), never, tf.ones([2], tf.int32))
+    assert unreachable["bits"].shape[1] == 4
 
 
 def test_decompress_reproduces_compress_exactly(codec: RecurrentCodec) -> None:

@@ -13,15 +13,21 @@ def test_status_and_metadata(backend_client: BackendClient) -> None:
     assert versions
     defs = backend_client.signature_defs("residual_gru", versions[-1])
     assert {"compress", "decompress", "encode_step", "decode_step"} <= set(defs)
-    assert set(defs["compress"].inputs) == {"image", "iterations"}
+    early_exit = {"stop_msssim", "stop_psnr", "extra_iterations"}
+    assert set(defs["compress"].inputs) == {"image", "iterations", *early_exit}
 
 
 def test_predict_compress_then_decompress_is_bit_exact(backend_client: BackendClient) -> None:
     version = backend_client.available_versions("residual_gru")[-1]
     image = np.random.default_rng(0).integers(0, 256, (2, 32, 64, 3), dtype=np.uint8)
-    out = backend_client.predict(
-        "residual_gru", version, "compress", {"image": image, "iterations": np.full((2, 2, 4), 3, np.int32)}
-    )
+    inputs = {
+        "image": image,
+        "iterations": np.full((2, 2, 4), 3, np.int32),
+        "stop_msssim": np.zeros(2, np.float32),
+        "stop_psnr": np.zeros(2, np.float32),
+        "extra_iterations": np.zeros(2, np.int32),
+    }
+    out = backend_client.predict("residual_gru", version, "compress", inputs)
     assert out["bits"].shape[:2] == (2, 3) and out["reconstructions"].shape == (2, 3, 32, 64, 3)
     again = backend_client.predict("residual_gru", version, "decompress", {"bits": out["bits"]})
     np.testing.assert_array_equal(again["reconstructions"], out["reconstructions"])

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from service.codec.entropy import CODER_CONTEXT, CODER_RAW, decode_payload, encode_payload
+from service.codec.pipeline import ImageCodec
 from service.errors import InvalidBitstream
 
 CODERS = [CODER_RAW, CODER_CONTEXT]
@@ -56,10 +57,7 @@ def test_context_coder_beats_raw_on_structured_codes() -> None:
 def test_real_codes_round_trip(backend_client, kodak_image) -> None:
     version = backend_client.available_versions("residual_gru")[-1]
     crop = kodak_image[:128, :192][None]
-    out = backend_client.predict(
-        "residual_gru", version, "compress", {"image": crop, "iterations": np.full((1, 8, 12), 5, np.int32)}
-    )
-    bits = out["bits"][0]
+    bits = ImageCodec(backend_client, "residual_gru").encode(crop[0], 5, version).bits
     cells = np.random.default_rng(1).integers(1, 6, (8, 12))
     for coder in CODERS:
         _round_trip(coder, bits, cells)

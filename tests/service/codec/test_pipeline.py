@@ -5,7 +5,7 @@ import pytest
 
 from service.codec.pipeline import ImageCodec
 from service.codec.rate_control import Target
-from service.errors import InvalidBitstream
+from service.errors import InvalidBitstream, ModelCannotCompress
 
 
 @pytest.fixture(scope="module")
@@ -45,3 +45,25 @@ def test_decode_limits(codec: ImageCodec, kodak_image) -> None:
     few = ImageCodec(codec.client, "residual_gru", max_iterations=1)
     with pytest.raises(InvalidBitstream, match="iterations"):
         few.decompress(data)
+
+
+def test_adaptive_allocation_is_never_larger_than_the_smallest_uniform_count(
+    backend_client, kodak_image
+) -> None:
+    from service.codec.quality import msssim
+
+    codec = ImageCodec(backend_client, "residual_gru", max_iterations=8)
+    rgb = np.ascontiguousarray(kodak_image[:256, :384])
+    result = codec.compress(rgb, Target("msssim", 0.95))
+    encoding = codec.encode(rgb, 8)
+    meeting = [n for n in range(1, 9) if msssim(rgb, encoding.reconstruction(n)) >= 0.95]
+    assert result.target_met and meeting
+    uniform_bytes = len(codec.bitstream(encoding, np.full(encoding.geometry.patches, meeting[0])))
+    assert len(result.bitstream) <= uniform_bytes
+    assert msssim(rgb, codec.decompress(result.bitstream).image) == pytest.approx(result.msssim, abs=1e-6)
+
+
+def test_a_model_version_without_quality_outputs_cannot_compress(backend_client, kodak_image) -> None:
+    old = ImageCodec(backend_client, "residual_gru", model_version=2)
+    with pytest.raises(ModelCannotCompress, match="version 2"):
+        old.compress(np.ascontiguousarray(kodak_image[:64, :64]), Target("msssim", 0.9))

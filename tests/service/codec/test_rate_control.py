@@ -2,46 +2,64 @@ import numpy as np
 import pytest
 
 from service.codec.patches import Geometry
-from service.codec.rate_control import (
-    Target,
-    composite,
-    counts_for_threshold,
-    local_quality,
-    search_threshold,
-)
+from service.codec.rate_control import QualityTable, Target, allocate
 from service.errors import BadParameter
 
 
-def test_counts_follow_local_quality() -> None:
-    table = np.array([[[0.5, 0.9]], [[0.8, 0.95]], [[0.85, 0.97]]])  # [N=3, 1, 2]
-    assert counts_for_threshold(table, 0.9).tolist() == [[3, 1]]  # left never reaches 0.9 → all 3
-    assert counts_for_threshold(table, 0.8).tolist() == [[2, 1]]
+def _table(errors: np.ndarray) -> QualityTable:
+    """A PSNR-only table: ``errors`` [N, py, px] squared-error sums (MS-SSIM terms all perfect)."""
+    n, py, px = errors.shape
+    return QualityTable(
+        msssim_sums=np.ones((n, py, px, 3, 5)),
+        positions=np.full(5, py * px),
+        squared_errors=errors.astype(np.float64),
+        samples=py * px * 100,
+    )
 
 
-def test_search_threshold_for_quality_and_for_size() -> None:
-    table = np.linspace(0.1, 1.0, 10)[:, None, None] * np.array([[1.0, 0.5]])[None]
-    total = lambda counts: int(counts.sum())  # noqa: E731
-    lowest = search_threshold(table, lambda c: total(c) >= 12)
-    assert total(lowest) >= 12 and total(counts_for_threshold(table, table.min())) < 12
-    highest = search_threshold(table, lambda c: total(c) <= 8, lowest=False)
-    assert highest is not None and total(highest) <= 8
-    assert search_threshold(table, lambda c: False) is None
+def test_quality_table_sums_cells_into_patches_and_estimates_psnr() -> None:
+    geometry = Geometry(48, 32, patch_size=32, tile_size=64)  # 2×3 cells, 1×2 patches (2×2 and 2×1 cells)
+    cells = np.arange(2 * 2 * 3, dtype=np.float64).reshape(2, 2, 3)  # [N=2, cy, cx]
+    sums = np.ones((2, 2, 3, 3, 5))
+    table = QualityTable.from_cells(sums, np.ones((2, 3, 5)), cells, geometry)
+    assert table.squared_errors.tolist() == [[[0 + 1 + 3 + 4, 2 + 5]], [[6 + 7 + 9 + 10, 8 + 11]]]
+    assert table.positions.tolist() == [6.0] * 5 and table.samples == 48 * 32 * 3
+    mixed = np.array([[2, 1]])
+    mse = (32 + 7) / (48 * 32 * 3)
+    assert table.psnr(mixed) == pytest.approx(10 * np.log10(255**2 / mse))
+    assert table.msssim(mixed) == pytest.approx(1.0)  # every term is 1
 
 
-def test_local_quality_ranks_a_busy_patch_below_a_flat_one_and_composite_picks_patches() -> None:
-    rng = np.random.default_rng(0)
-    geometry = Geometry(64, 32, patch_size=32, tile_size=64)
-    reference = np.full((32, 64, 3), 120, np.uint8)
-    reference[:, 32:] = rng.integers(0, 256, (32, 32, 3))
-    blurred = reference.copy()
-    blurred[:, 32:] = reference[:, 32:].mean(axis=(0, 1)).astype(np.uint8)
-    recons = np.stack([blurred, reference])
-    for kind in ("msssim", "psnr"):
-        table = local_quality(reference, recons, geometry, kind)
-        assert table.shape == (2, 1, 2)
-        assert table[0, 0, 0] > table[0, 0, 1]  # the busy right patch is worse after iteration 1
-    mixed = composite(recons, np.array([[1, 2]]), geometry)
-    np.testing.assert_array_equal(mixed, reference)
+def test_msssim_estimate_leaves_out_scales_without_positions() -> None:
+    table = QualityTable(
+        msssim_sums=np.full((1, 1, 1, 3, 5), 0.5),
+        positions=np.array([1, 1, 1, 0, 0.0]),
+        squared_errors=np.zeros((1, 1, 1)),
+        samples=3,
+    )
+    assert table.msssim(np.ones((1, 1), int)) == pytest.approx(0.5)  # renormalised weights sum to 1
+
+
+def test_allocate_gives_iterations_where_they_buy_the_most_quality() -> None:
+    # Patch 0 is flat (one iteration is enough), patch 1 is busy (error falls slowly).
+    errors = np.array([[[1.0, 400.0]], [[0.9, 200.0]], [[0.8, 100.0]], [[0.7, 50.0]]])
+    table = _table(errors)
+    cost = np.array([[10, 10]])
+    target = table.psnr(np.array([[1, 4]]))
+    counts = allocate(table, "psnr", cost, lambda c: table.psnr(c) >= target)
+    assert counts is not None and counts.tolist() == [[1, 4]]  # fewer bits than uniform 4
+    assert table.psnr(np.full((1, 2), 3)) < target  # and uniform 3 would not do
+
+
+def test_allocate_for_a_size_and_when_nothing_is_acceptable() -> None:
+    errors = np.array([[[100.0, 400.0]], [[50.0, 200.0]], [[25.0, 100.0]]])
+    table = _table(errors)
+    cost = np.array([[10, 10]])
+    bits = lambda c: int((c * cost).sum())  # noqa: E731
+    largest = allocate(table, "psnr", cost, lambda c: bits(c) <= 40, fewest_bits=False)
+    assert largest is not None and bits(largest) == 40 and largest[0, 1] >= largest[0, 0]
+    assert allocate(table, "psnr", cost, lambda c: False) is None
+    assert allocate(table, "psnr", cost, lambda c: bits(c) <= 5, fewest_bits=False) is None
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,110 @@
+"""Per-cell MS-SSIM terms and squared errors, computed inside the exported graph for rate control.
+
+MS-SSIM as ``tf.image.ssim_multiscale`` defines it is, per colour channel and scale, a mean over
+filter-window positions (of the contrast-structure map at scales 1-4, of the full SSIM map at
+scale 5), combined as a weighted geometric mean and averaged over channels. Summing each map over
+the windows centred in a 16×16 cell lets the gateway evaluate MS-SSIM for *any* choice of
+per-patch iteration counts by adding cell sums, without another pass over the pixels:
+
+    mean[c, j] = Σ_cells sums[cell, c, j] / Σ_cells positions[cell, j]
+    MS-SSIM    = mean_c Π_j relu(mean[c, j]) ** POWER_FACTORS[j]
+
+For one uniform count this is MS-SSIM of the whole (padded) image, to float rounding. Mixing
+counts across patches is an estimate (windows straddling patch borders see both), which is why the
+gateway measures the image it finally sends. A scale too small for the 11-pixel filter contributes
+no positions, and the gateway leaves it out as ``service/codec/quality.py`` does.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+__all__ = ["POWER_FACTORS", "cell_squared_errors", "msssim_cell_terms", "whole_image_quality"]
+
+POWER_FACTORS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
+_FILTER_SIZE, _FILTER_SIGMA = 11, 1.5
+_C1, _C2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
+_CELL = 16
+
+
+def _gaussian_1d() -> tf.Tensor:
+    """The 1-D factor of TF's 11-tap, σ = 1.5 SSIM window (its 2-D window is this outer product)."""
+    coords = tf.range(_FILTER_SIZE, dtype=tf.float32) - (_FILTER_SIZE - 1) / 2.0
+    return tf.nn.softmax(-0.5 * tf.square(coords) / _FILTER_SIGMA**2)
+
+
+def _blur(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """Gaussian window mean ('VALID'), per channel, as two 1-D depthwise convolutions."""
+    channels = tf.shape(x)[-1]
+    vertical = tf.tile(kernel[:, None, None, None], [1, 1, channels, 1])
+    horizontal = tf.tile(kernel[None, :, None, None], [1, 1, channels, 1])
+    x = tf.nn.depthwise_conv2d(x, vertical, [1, 1, 1, 1], "VALID")
+    return tf.nn.depthwise_conv2d(x, horizontal, [1, 1, 1, 1], "VALID")
+
+
+def _to_cells(values: tf.Tensor, factor: int) -> tf.Tensor:
+    """Sum a 'VALID' map at scale ``factor`` over the windows centred in each 16×16 cell."""
+    half = _FILTER_SIZE // 2
+    centred = tf.pad(values, [[0, 0], [half, half], [half, half], [0, 0]])
+    side = _CELL // factor
+    return tf.nn.avg_pool2d(centred, side, side, "VALID") * float(side * side)
+
+
+def msssim_cell_terms(reference: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """MS-SSIM map sums and window counts per cell.
+
+    ``reference`` and ``image`` are float32 [B,H,W,3] in [0, 255], H and W multiples of 16.
+    Returns ``sums`` [B,h,w,3,5] and ``positions`` [B,h,w,5] (h = H/16, w = W/16).
+    """
+    kernel = _gaussian_1d()
+    x, y = reference, image
+    cells = tf.shape(reference)[:3] // [1, _CELL, _CELL]
+    sums, positions = [], []
+    for scale in range(len(POWER_FACTORS)):
+        if scale:
+            x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+            y = tf.nn.avg_pool2d(y, 2, 2, "VALID")
+        factor = 2**scale
+        last = scale == len(POWER_FACTORS) - 1
+
+        def terms(x=x, y=y, factor=factor, last=last) -> tuple[tf.Tensor, tf.Tensor]:
+            mean_x, mean_y = _blur(x, kernel), _blur(y, kernel)
+            num0 = 2.0 * mean_x * mean_y
+            den0 = tf.square(mean_x) + tf.square(mean_y)
+            num1 = 2.0 * _blur(x * y, kernel)
+            den1 = _blur(tf.square(x) + tf.square(y), kernel)
+            cs = (num1 - num0 + _C2) / (den1 - den0 + _C2)
+            value = cs * (num0 + _C1) / (den0 + _C1) if last else cs
+            return _to_cells(value, factor), _to_cells(tf.ones_like(value[..., :1]), factor)
+
+        def too_small() -> tuple[tf.Tensor, tf.Tensor]:
+            zeros = tf.zeros(tf.concat([cells, [1]], 0))
+            return tf.tile(zeros, [1, 1, 1, 3]), zeros
+
+        fits = tf.logical_and(tf.shape(x)[1] >= _FILTER_SIZE, tf.shape(x)[2] >= _FILTER_SIZE)
+        scale_sums, scale_positions = tf.cond(fits, terms, too_small)
+        sums.append(scale_sums)
+        positions.append(scale_positions[..., 0])
+    return tf.stack(sums, axis=-1), tf.stack(positions, axis=-1)
+
+
+def cell_squared_errors(reference: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
+    """Sum of squared errors over each 16×16 cell and the three channels, [B,h,w]."""
+    error = tf.reduce_sum(tf.square(reference - image), axis=-1, keepdims=True)
+    return tf.nn.avg_pool2d(error, _CELL, _CELL, "VALID")[..., 0] * float(_CELL * _CELL)
+
+
+def whole_image_quality(
+    sums: tf.Tensor, positions: tf.Tensor, squared_errors: tf.Tensor
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """MS-SSIM and PSNR (dB) of each whole image [B] from its cell terms (as the gateway adds them)."""
+    totals = tf.reduce_sum(sums, axis=[1, 2])  # [B,3,5]
+    counts = tf.reduce_sum(positions, axis=[1, 2])[:, None, :]  # [B,1,5]
+    valid = counts > 0
+    weights = tf.where(valid, tf.constant(POWER_FACTORS), 0.0)
+    weights = weights / tf.reduce_sum(weights, axis=-1, keepdims=True)
+    means = tf.nn.relu(totals / tf.maximum(counts, 1.0))
+    per_channel = tf.reduce_prod(tf.where(valid, tf.pow(means, weights), 1.0), axis=-1)
+    samples = tf.cast(tf.reduce_prod(tf.shape(squared_errors)[1:]), tf.float32) * float(_CELL * _CELL * 3)
+    mse = tf.reduce_sum(squared_errors, axis=[1, 2]) / samples
+    return tf.reduce_mean(per_channel, axis=-1), 10.0 * tf.math.log(255.0**2 / mse) / tf.math.log(10.0)
