@@ -23,7 +23,7 @@ import numpy as np
 
 from service.errors import InvalidBitstream
 
-__all__ = ["CODER_CONTEXT", "CODER_RAW", "decode_payload", "encode_payload"]
+__all__ = ["CODER_CONTEXT", "CODER_RAW", "decode_payload", "encode_payload", "truncate"]
 
 CODER_RAW = 0
 CODER_CONTEXT = 1
@@ -161,11 +161,16 @@ def _decode_context(payload: bytes, cell_iterations: np.ndarray, bits_per_cell: 
 # ---------------------------------------------------------------------------------- dispatch
 
 
+def truncate(bits: np.ndarray, cell_iterations: np.ndarray) -> np.ndarray:
+    """``bits`` [N, cy, cx, C] with zeros for cells past their count, as a decoder reconstructs them."""
+    active = cell_iterations[None, :, :, None] > np.arange(bits.shape[0])[:, None, None, None]
+    return (bits * active).astype(np.int8)
+
+
 def encode_payload(coder_id: int, bits: np.ndarray, cell_iterations: np.ndarray) -> bytes:
     """Code ``bits`` [N, cy, cx, C] (only cells below their count) with coder ``coder_id``."""
     # Finished cells are zero on the decoder's side; contexts must see the same here.
-    bits = bits * (cell_iterations[None, :, :, None] > np.arange(bits.shape[0])[:, None, None, None])
-    bits = bits.astype(np.int8)
+    bits = truncate(bits, cell_iterations)
     if coder_id == CODER_RAW:
         return _pack_raw(bits, cell_iterations)
     if coder_id == CODER_CONTEXT:

@@ -21,7 +21,7 @@ import numpy as np
 
 from service.backend.client import BackendClient
 from service.codec.bitstream import Bitstream
-from service.codec.entropy import CODER_CONTEXT, CODER_RAW, decode_payload, encode_payload
+from service.codec.entropy import CODER_CONTEXT, CODER_RAW, decode_payload, encode_payload, truncate
 from service.codec.patches import Geometry, Tile
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import QualityTable, Target, allocate
@@ -378,7 +378,9 @@ class ImageCodec:
             if target.kind != "bpp" and saving < _MIN_SAVING:
                 break  # not worth a decode
             data = coded(uniform, counts)
-            image = timed("decode_seconds", self._decode, *self._parse(data))
+            cells = geometry.cell_iterations(counts)
+            bits = truncate(uniform.bits[: int(counts.max())], cells)  # what the receiver decodes
+            image = timed("decode_seconds", self._decode, geometry, version, bits, cells)
             value = (
                 8 * len(data) / pixels
                 if target.kind == "bpp"
@@ -476,22 +478,21 @@ class ImageCodec:
         self.client.reset_timing()
         stream, bits, cell_iterations = self._parse(data)
         self._check_served(stream)
-        image = self._decode(stream, bits, cell_iterations)
+        image = self._decode(stream.geometry, stream.model_version, bits, cell_iterations)
         timings = {**self.client.timing(), "total_seconds": time.perf_counter() - start}
         return Decoded(stream, image, timings)
 
-    def _decode(self, stream: Bitstream, bits: np.ndarray, cell_iterations: np.ndarray) -> np.ndarray:
-        """The receiver's image, uint8 [H,W,3], from parsed bits (one ``decompress`` call per batch)."""
-        geometry = stream.geometry
+    def _decode(
+        self, geometry: Geometry, version: int, bits: np.ndarray, cell_iterations: np.ndarray
+    ) -> np.ndarray:
+        """The receiver's image, uint8 [H,W,3], from its bits (one ``decompress`` call per batch)."""
         # A tile with no iteration at all is the network's starting point: mid-grey.
         image = np.full((geometry.padded_height, geometry.padded_width, 3), _GREY, np.uint8)
         for iterations, batch in _batches(geometry.tiles(), cell_iterations):
             if iterations == 0:
                 continue
             tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])
-            out = self.client.predict(
-                self.model_name, stream.model_version, "decompress", {"bits": tile_bits}
-            )
+            out = self.client.predict(self.model_name, version, "decompress", {"bits": tile_bits})
             for i, tile in enumerate(batch):
                 image[tile.pixel_slice] = out["reconstructions"][i, -1]
         return np.ascontiguousarray(geometry.crop(image))
