@@ -53,8 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     client = backend_client(settings, f"127.0.0.1:{server.bound_port}")
     shipped = image_codec(settings, client)
     small_tiles = image_codec(settings.model_copy(update={"tile_size": 128}), client)
+    patch_row = f"patch borders ({settings.patch_size} px), shipped settings"
     rows: dict[str, list[float]] = {
-        "patch borders (64 px), shipped settings": [],
+        patch_row: [],
         "cell borders (16 px), shipped settings": [],
         "tile borders (128 px), tiles coded separately": [],
     }
@@ -63,9 +64,7 @@ def main(argv: list[str] | None = None) -> None:
             rgb = np.asarray(Image.open(path).convert("RGB"))
             target = Target("msssim", args.msssim)
             decoded = shipped.compress(rgb, target).reconstruction
-            rows["patch borders (64 px), shipped settings"].append(
-                border_ratio(rgb, decoded, settings.patch_size)
-            )
+            rows[patch_row].append(border_ratio(rgb, decoded, settings.patch_size))
             rows["cell borders (16 px), shipped settings"].append(border_ratio(rgb, decoded, 16))
             rows["tile borders (128 px), tiles coded separately"].append(
                 border_ratio(rgb, small_tiles.compress(rgb, target).reconstruction, 128)

@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     grpc_max_message_bytes: int = 512 * 1024 * 1024
 
     # codec
-    patch_size: int = Field(64, description="rate-control patch side in pixels (multiple of 16)")
+    patch_size: int = Field(32, description="rate-control patch side in pixels (multiple of 16)")
     tile_size: int = Field(1024, description="largest tile sent to the backend in one piece")
     max_iterations: int = Field(10, description="iterations offered; the model is trained for 10")
     first_pass_iterations: int = 8

@@ -4,7 +4,8 @@
 
     "RGIC" | format version u8 | name_len u8 | model name | model version u32 | width u32 | height u32
     | colour u8 | cell u8 | bits_per_cell u8 | patch u16 | tile u16
-    | patch iteration counts u8 × (patches_y · patches_x)
+    | patch iteration counts: u8 × (patches_y · patches_x)                  (formats 1, 2)
+    |                         counts len u16 | zlib(u8 × patches_y · patches_x) (format 3)
     | coder id u8 | coder params len u8 | coder params | payload len u32 | payload | crc32 u32
 
 Big-endian integers. The CRC-32 covers every byte before it. Parsing checks every length and
@@ -27,9 +28,10 @@ from service.errors import InvalidBitstream
 __all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "Bitstream"]
 
 MAGIC = b"RGIC"
-#: Written by this version. 1: raw bits only; 2: adds the context-adaptive range coder.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Written by this version. 1: raw bits only; 2: adds the context-adaptive range coder;
+#: 3: the per-patch iteration counts are zlib-compressed.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 COLOUR_SRGB = 0
 MAX_DIMENSION = 1 << 20
 MAX_ITERATIONS = 64
@@ -76,9 +78,13 @@ class Bitstream:
                 self.tile_size,
             )
         )
+        counts = self.patch_iterations.astype(np.uint8).tobytes()
+        if self.format_version >= 3:
+            packed = zlib.compress(counts, 9)
+            counts = struct.pack(">H", len(packed)) + packed
         body = (
             head
-            + self.patch_iterations.astype(np.uint8).tobytes()
+            + counts
             + struct.pack(">BB", self.coder_id, len(self.coder_params))
             + self.coder_params
             + struct.pack(">I", len(self.payload))
@@ -118,9 +124,12 @@ class Bitstream:
         except ValueError as error:
             raise InvalidBitstream(f"bad patch geometry: {error}") from error
         patches_y, patches_x = geometry.patches
-        counts = np.frombuffer(reader.take(patches_y * patches_x), dtype=np.uint8).reshape(
-            patches_y, patches_x
-        )
+        if version >= 3:
+            (packed_len,) = reader.unpack(">H")
+            raw_counts = _inflate(reader.take(packed_len), patches_y * patches_x)
+        else:
+            raw_counts = reader.take(patches_y * patches_x)
+        counts = np.frombuffer(raw_counts, dtype=np.uint8).reshape(patches_y, patches_x)
         if counts.max(initial=0) > MAX_ITERATIONS:
             raise InvalidBitstream(f"iteration count above {MAX_ITERATIONS}")
         coder_id, params_len = reader.unpack(">BB")
@@ -146,6 +155,18 @@ class Bitstream:
             colour=colour,
             format_version=version,
         )
+
+
+def _inflate(packed: bytes, size: int) -> bytes:
+    """zlib-decompress exactly ``size`` bytes, refusing anything longer, shorter or malformed."""
+    inflater = zlib.decompressobj()
+    try:
+        data = inflater.decompress(packed, size)
+    except zlib.error as error:
+        raise InvalidBitstream(f"iteration counts do not decompress: {error}") from error
+    if len(data) != size or not inflater.eof or inflater.unconsumed_tail or inflater.unused_data:
+        raise InvalidBitstream(f"iteration counts hold other than the {size} patches the header implies")
+    return data
 
 
 class _Reader:

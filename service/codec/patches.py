@@ -51,7 +51,7 @@ class Geometry:
 
     width: int
     height: int
-    patch_size: int = 64
+    patch_size: int = 32
     tile_size: int = 1024
 
     def __post_init__(self) -> None:

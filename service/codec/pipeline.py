@@ -138,7 +138,7 @@ class ImageCodec:
         client: BackendClient,
         model_name: str,
         model_version: int | None = None,
-        patch_size: int = 64,
+        patch_size: int = 32,
         tile_size: int = 1024,
         max_iterations: int = 16,
         first_pass_iterations: int = 8,

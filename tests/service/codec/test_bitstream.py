@@ -1,3 +1,6 @@
+import struct
+import zlib
+
 import numpy as np
 import pytest
 
@@ -45,3 +48,29 @@ def test_version_1_bitstreams_still_parse_and_must_be_raw() -> None:
     mixed = Bitstream(**{**stream.__dict__, "format_version": 1})  # v1 had no context coder
     with pytest.raises(InvalidBitstream, match="not defined"):
         Bitstream.from_bytes(mixed.to_bytes())
+
+
+def _recrc(body: bytes) -> bytes:
+    return body + struct.pack(">I", zlib.crc32(body))
+
+
+def test_format_2_counts_stay_readable_and_format_3_packs_them() -> None:
+    stream = _stream(width=640, height=480)
+    uniform = Bitstream(**{**stream.__dict__, "patch_iterations": np.full_like(stream.patch_iterations, 3)})
+    v2 = Bitstream(**{**uniform.__dict__, "format_version": 2})
+    parsed = Bitstream.from_bytes(v2.to_bytes())
+    assert parsed.format_version == 2
+    np.testing.assert_array_equal(parsed.patch_iterations, uniform.patch_iterations)
+    patches = uniform.patch_iterations.size  # 300
+    assert len(uniform.to_bytes()) < len(v2.to_bytes()) - patches + 20
+
+
+def test_counts_that_inflate_to_the_wrong_size_or_not_at_all_are_refused() -> None:
+    stream = _stream()
+    data = stream.to_bytes()
+    head = data.index(zlib.compress(stream.patch_iterations.tobytes(), 9)) - 2
+    (length,) = struct.unpack(">H", data[head : head + 2])
+    tail = data[head + 2 + length : -4]
+    for packed in (zlib.compress(b"\x01" * (stream.patch_iterations.size + 1)), b"\x78\x9c garbage"):
+        with pytest.raises(InvalidBitstream, match="iteration counts"):
+            Bitstream.from_bytes(_recrc(data[:head] + struct.pack(">H", len(packed)) + packed + tail))
