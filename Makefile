@@ -46,7 +46,7 @@ load: $(STAMP)
 	$(BIN)/python -m benchmarks.load --clients 4 --minutes 3
 
 train: $(STAMP)
-	nice -n 15 $(BIN)/python -m model_export.train --init-from $$(ls -d models/residual_gru/* | sort -V | tail -1)
+	nice -n 15 $(BIN)/python -m model_export.train --init-from $$(ls -d models/residual_gru/* | sort -V | tail -1) $(TRAIN_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var

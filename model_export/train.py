@@ -82,7 +82,13 @@ def train(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
-    config = CodecConfig.from_json(config_path.read_text()) if config_path.exists() else CodecConfig()
+    shipped_meta = Path(args.init_from) / "assets" / "codec.json" if args.init_from else None
+    if config_path.exists():
+        config = CodecConfig.from_json(config_path.read_text())
+    elif shipped_meta is not None and shipped_meta.exists():  # the shipped model's own configuration
+        config = CodecConfig.from_json(json.dumps(json.loads(shipped_meta.read_text())["config"]))
+    else:
+        config = CodecConfig()
     config_path.write_text(config.to_json())
 
     codec = RecurrentCodec(config)
@@ -95,8 +101,7 @@ def train(args: argparse.Namespace) -> None:
         print(f"resumed from {manager.latest_checkpoint} at step {int(optimizer.steps)}")
     elif args.init_from:
         restore_codec_weights(codec, Path(args.init_from))
-        meta = Path(args.init_from) / "assets" / "codec.json"
-        start = json.loads(meta.read_text()).get("training_steps", 0) if meta.exists() else 0
+        start = json.loads(shipped_meta.read_text()).get("training_steps", 0) if shipped_meta.exists() else 0
         optimizer.steps.assign(start)
         print(f"initialised from {args.init_from} (trained {start} steps)")
 
