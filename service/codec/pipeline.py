@@ -2,8 +2,9 @@
 
 ::
 
-    compress:   RGB ─▶ pad ─▶ tiles ─▶ backend "compress" (bits + reconstruction per iteration)
-                    ─▶ rate control on measured quality ─▶ bitstream (+ the receiver's reconstruction)
+    compress:   RGB ─▶ pad ─▶ tiles ─▶ backend "compress" (bits, reconstruction and per-cell quality
+                    per iteration, stopping early) ─▶ rate control (allocation on the quality table)
+                    ─▶ backend "decompress" of the allocation ─▶ measured ─▶ bitstream
     decompress: bitstream ─▶ bits per tile ─▶ backend "decompress" ─▶ stitch ─▶ crop
     progressive: bitstream ─▶ backend "decode_step" per iteration, states carried ─▶ one image each
 
@@ -281,12 +282,13 @@ class ImageCodec:
     def compress(self, rgb: np.ndarray, target: Target) -> CompressResult:
         """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` in as few bytes as rate control finds.
 
-        A uniform encode reports the quality of every patch after every iteration; rate control
-        allocates per-patch counts from it (service/codec/rate_control.py); an encode with those
-        counts gives the bits and the exact image the receiver decodes, searched again with a
-        corrected aim if it falls short. The best uniform count is always a candidate, so adaptive
-        allocation never does worse. The chosen image is measured, and if it misses a quality
-        target that the estimate said it met, more iterations are added until it meets it.
+        A uniform encode (stopping a little after the target is reached) reports the quality of
+        every patch after every iteration; rate control allocates per-patch counts from it
+        (service/codec/rate_control.py); decoding the uniform bits truncated to those counts gives
+        the exact image the receiver decodes, which is measured, and the allocation is searched
+        again with a corrected aim if it falls short. The best uniform count is always a candidate,
+        so adaptive allocation never does worse. The chosen image is measured, and if it misses a
+        quality target that the estimate said it met, more iterations are added until it meets it.
         """
         start = time.perf_counter()
         self.client.reset_timing()
