@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     patch_size: int = Field(32, description="rate-control patch side in pixels (multiple of 16)")
     tile_size: int = Field(1024, description="largest tile sent to the backend in one piece")
     max_iterations: int = Field(10, description="iterations offered; the model is trained for 10")
-    first_pass_iterations: int = 8
+    first_pass_iterations: int = Field(
+        8, description="first uniform pass of images that need several backend calls (others stop early)"
+    )
     default_msssim: float = 0.95
 
     # limits

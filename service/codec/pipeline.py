@@ -316,6 +316,8 @@ class ImageCodec:
         if target.kind == "bpp":  # enough iterations for the size even if coding saved half the bits
             needed = int(np.ceil(2 * target.value * pixels / cost.sum()))
             available = int(np.clip(needed, 1, self.max_iterations))
+        elif len(_batches(geometry.tiles(), geometry.cell_iterations(uniform_counts(1)))) == 1:
+            available = self.max_iterations  # one call: the early exit decides where it stops
         else:
             available = self.first_pass_iterations
         early_exit = None if target.kind == "bpp" else EarlyExit(quality_kind, aim, _EXTRA_ITERATIONS)
