@@ -102,7 +102,8 @@ def whole_image_quality(
     counts = tf.reduce_sum(positions, axis=[1, 2])[:, None, :]  # [B,1,5]
     valid = counts > 0
     weights = tf.where(valid, tf.constant(POWER_FACTORS), 0.0)
-    weights = weights / tf.reduce_sum(weights, axis=-1, keepdims=True)
+    renormalise = tf.logical_not(tf.reduce_all(valid, axis=-1, keepdims=True))  # as the gateway does
+    weights = tf.where(renormalise, weights / tf.reduce_sum(weights, axis=-1, keepdims=True), weights)
     means = tf.nn.relu(totals / tf.maximum(counts, 1.0))
     per_channel = tf.reduce_prod(tf.where(valid, tf.pow(means, weights), 1.0), axis=-1)
     samples = tf.cast(tf.reduce_prod(tf.shape(squared_errors)[1:]), tf.float32) * float(_CELL * _CELL * 3)

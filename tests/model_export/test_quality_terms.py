@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_export.quality_terms import cell_squared_errors, msssim_cell_terms
+from model_export.quality_terms import cell_squared_errors, msssim_cell_terms, whole_image_quality
 from service.codec.patches import Geometry
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import QualityTable
@@ -26,3 +26,6 @@ def test_uniform_estimate_equals_measured_quality(kodak_image, height: int, widt
     one = np.ones(geometry.patches, int)
     assert table.msssim(one) == pytest.approx(msssim(reference, image), abs=2e-5)
     assert table.psnr(one) == pytest.approx(psnr(reference, image), abs=1e-4)
+    in_graph_msssim, in_graph_psnr = whole_image_quality(sums, positions, errors)  # the early exit's view
+    assert float(in_graph_msssim[0]) == pytest.approx(table.msssim(one), abs=2e-5)
+    assert float(in_graph_psnr[0]) == pytest.approx(table.psnr(one), abs=1e-3)
