@@ -14,6 +14,9 @@ Signatures (every input carries the batch dimension, as TF Serving's batching re
                    → bits int8 [B,h,w,C], enc_state_{1..3}
 - ``decode_step``: bits int8 [B,h,w,C], iteration int32 [B], reconstruction float32 [B,H,W,3],
                    dec_state_{1..4} → reconstruction, image uint8 [B,H,W,3], dec_state_{1..4}
+- ``context_model``: batch int32 [B] (any values) → weights int32 [B,T,C,F], biases int32 [B,T,C],
+                   table int32 [B,S]: the entropy coder's integer context model fitted to this
+                   model's codes (``model_export/context_fit.py``), the same for every batch row
 
 H and W are multiples of 16 (h = H/16, w = W/16). ``assets/codec.json`` records the configuration.
 """
@@ -28,7 +31,9 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from model_export.context_fit import fit_context_model, training_codes
 from model_export.model import CodecConfig, RecurrentCodec, to_uint8
+from service.codec.context_model import ContextModel
 
 __all__ = ["MODEL_NAME", "ExportedCodec", "export_saved_model"]
 
@@ -39,7 +44,7 @@ CODEC_METADATA = "codec.json"
 class ExportedCodec(tf.Module):
     """The SavedModel root: the codec plus one ``tf.function`` per serving signature."""
 
-    def __init__(self, codec: RecurrentCodec) -> None:
+    def __init__(self, codec: RecurrentCodec, context_model: ContextModel | None = None) -> None:
         super().__init__(name="exported_codec")
         self.codec = codec
         config = codec.config
@@ -107,18 +112,38 @@ class ExportedCodec(tf.Module):
         self.decompress = decompress
         self.encode_step = encode_step
         self.decode_step = decode_step
+        self.names = ["compress", "decompress", "encode_step", "decode_step"]
+        if context_model is not None:
+            arrays = {
+                "weights": context_model.weights,
+                "biases": context_model.biases,
+                "table": context_model.table,
+            }
+            self.context_arrays = {k: tf.constant(v.astype("int32")) for k, v in arrays.items()}
+
+            @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="batch")])
+            def context_model_fn(batch: tf.Tensor) -> dict[str, tf.Tensor]:
+                rows = tf.shape(batch)[0]
+                return {
+                    name: tf.tile(value[None], tf.concat([[rows], tf.ones_like(tf.shape(value))], 0))
+                    for name, value in self.context_arrays.items()
+                }
+
+            self.context_model = context_model_fn
+            self.names.append("context_model")
 
     def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
-        return {
-            name: getattr(self, name).get_concrete_function()
-            for name in ("compress", "decompress", "encode_step", "decode_step")
-        }
+        return {name: getattr(self, name).get_concrete_function() for name in self.names}
 
 
 def export_saved_model(
-    codec: RecurrentCodec, version_dir: Path, metadata: dict[str, object] | None = None
+    codec: RecurrentCodec,
+    version_dir: Path,
+    metadata: dict[str, object] | None = None,
+    context_model: ContextModel | None = None,
 ) -> Path:
-    """Write ``codec`` as a SavedModel to ``version_dir`` atomically (temp dir, then rename).
+    """Write ``codec`` (and the entropy coder's ``context_model`` for its codes, if given) as a
+    SavedModel to ``version_dir`` atomically (temp dir, then rename).
 
     Weights are stored in float16 (half the size; compute stays float32).
     """
@@ -128,7 +153,7 @@ def export_saved_model(
     version_dir.parent.mkdir(parents=True, exist_ok=True)
     shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16)
     shipped.copy_weights_from(codec)
-    root = ExportedCodec(shipped)
+    root = ExportedCodec(shipped, context_model)
     with tempfile.TemporaryDirectory(dir=version_dir.parent) as tmp:
         staging = Path(tmp) / "model"
         tf.saved_model.save(root, str(staging), signatures=root.signatures())
@@ -140,27 +165,49 @@ def export_saved_model(
 
 
 def main(argv: list[str] | None = None) -> None:
+    from model_export.train import DEFAULT_TRAIN_DIR, restore_codec_weights
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run-dir", default="runs/residual_gru")
+    parser.add_argument("--init-from", default="", help="a SavedModel dir to re-export")
     parser.add_argument("--models-dir", default="models")
     parser.add_argument("--version", type=int, required=True)
+    parser.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR.resolve())
+    parser.add_argument(
+        "--context-images", type=int, default=200, help="training images the context model sees"
+    )
+    parser.add_argument(
+        "--context-iterations", type=int, default=12, help="iterations with their own weights"
+    )
     args = parser.parse_args(argv)
 
-    run_dir = Path(args.run_dir)
-    config = CodecConfig.from_json((run_dir / "config.json").read_text())
-    codec = RecurrentCodec(config)
-    steps = tf.Variable(0, dtype=tf.int64)
-    checkpoint = tf.train.Checkpoint(codec=codec, optimizer=tf.train.Checkpoint(steps=steps))
-    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
-    if latest is None:
-        raise SystemExit(f"no checkpoint under {run_dir / 'checkpoints'}")
-    checkpoint.restore(latest).expect_partial()
+    if args.init_from:
+        source = Path(args.init_from)
+        info = json.loads((source / "assets" / CODEC_METADATA).read_text())
+        codec = RecurrentCodec(CodecConfig.from_json(json.dumps(info["config"])))
+        restore_codec_weights(codec, source)
+        steps, origin = int(info.get("training_steps", 0)), str(source)
+    else:
+        run_dir = Path(args.run_dir)
+        codec = RecurrentCodec(CodecConfig.from_json((run_dir / "config.json").read_text()))
+        step_counter = tf.Variable(0, dtype=tf.int64)
+        checkpoint = tf.train.Checkpoint(codec=codec, optimizer=tf.train.Checkpoint(steps=step_counter))
+        origin = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+        if origin is None:
+            raise SystemExit(f"no checkpoint under {run_dir / 'checkpoints'}")
+        checkpoint.restore(origin).expect_partial()
+        steps = int(step_counter)
+    codes = training_codes(codec, args.data, args.context_images, args.context_iterations)
+    context_model = fit_context_model(codes, args.context_iterations)
     out = export_saved_model(
-        codec, Path(args.models_dir) / MODEL_NAME / str(args.version), {"training_steps": int(steps)}
+        codec,
+        Path(args.models_dir) / MODEL_NAME / str(args.version),
+        {"training_steps": steps, "context_model_images": args.context_images},
+        context_model,
     )
-    print(f"exported {latest} (step {int(steps)}) to {out}")
+    print(f"exported {origin} (step {steps}) to {out}")
 
 
 if __name__ == "__main__":

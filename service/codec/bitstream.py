@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.codec.entropy import CODER_CONTEXT, CODER_RAW
+from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW
 from service.codec.patches import CELL_SIZE, Geometry
 from service.errors import InvalidBitstream
 
@@ -29,9 +29,11 @@ __all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "Bitstream"]
 
 MAGIC = b"RGIC"
 #: Written by this version. 1: raw bits only; 2: adds the context-adaptive range coder;
-#: 3: the per-patch iteration counts are zlib-compressed.
+#: 3: the per-patch iteration counts are zlib-compressed, and the learned context coder.
 FORMAT_VERSION = 3
 READABLE_VERSIONS = (1, 2, 3)
+#: Entropy coders each format version may name.
+_CODERS = {1: (CODER_RAW,), 2: (CODER_RAW, CODER_CONTEXT), 3: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED)}
 COLOUR_SRGB = 0
 MAX_DIMENSION = 1 << 20
 MAX_ITERATIONS = 64
@@ -133,7 +135,7 @@ class Bitstream:
         if counts.max(initial=0) > MAX_ITERATIONS:
             raise InvalidBitstream(f"iteration count above {MAX_ITERATIONS}")
         coder_id, params_len = reader.unpack(">BB")
-        if coder_id not in (CODER_RAW, CODER_CONTEXT) or (version == 1 and coder_id != CODER_RAW):
+        if coder_id not in _CODERS[version]:
             raise InvalidBitstream(f"entropy coder {coder_id} is not defined for format version {version}")
         params = reader.take(params_len)
         (payload_len,) = reader.unpack(">I")

@@ -1,4 +1,5 @@
-"""Lossless coding of the binary codes: raw bits (coder 0) and a context-adaptive range coder (coder 1).
+"""Lossless coding of the binary codes: raw bits (coder 0), a context-adaptive range coder (coder 1)
+and a range coder driven by the model version's learned context model (coder 2).
 
 Bits are int8 [N, cells_y, cells_x, C] in {-1, +1}, with 0 for cells past their iteration count
 (known to the decoder from the header, so never coded).
@@ -15,18 +16,24 @@ Each context keeps integer counts of zeros and ones, updated after each group an
 a limit; a bit's probability is the count ratio rounded to 16 bits, an exact binary fraction.
 No floating-point network output is involved, so every machine, CPU or GPU, decodes the same
 bits. The range coder is constriction's (``stream.queue.RangeEncoder``).
+
+Coder 2 codes in the same order with probabilities from ``service/codec/context_model.py``: a
+logistic model over many more decoded bits (lower channels, the previous iteration, neighbours)
+whose integer weights were fitted offline for the model version that made the bits.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from service.codec.context_model import ContextModel, phase_masks
 from service.errors import InvalidBitstream
 
-__all__ = ["CODER_CONTEXT", "CODER_RAW", "decode_payload", "encode_payload", "truncate"]
+__all__ = ["CODER_CONTEXT", "CODER_LEARNED", "CODER_RAW", "decode_payload", "encode_payload", "truncate"]
 
 CODER_RAW = 0
 CODER_CONTEXT = 1
+CODER_LEARNED = 2
 _PROBABILITY_BITS = 16
 _COUNT_LIMIT = 1 << 10
 
@@ -64,7 +71,6 @@ def _unpack_raw(payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int)
 # ---------------------------------------------------------------------------- context (coder 1)
 
 
-_PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))  # 2x2 sub-lattice coding order within a plane
 _OFFSETS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 _BALANCE = 2  # neighbour balance clipped to ±2: 5 states (±4 saved 0.5 to 1.6 points less on Kodak codes)
 
@@ -77,34 +83,33 @@ def _neighbour_balance(plane: np.ndarray, known: np.ndarray) -> np.ndarray:
     return (np.clip(total, -_BALANCE, _BALANCE) + _BALANCE).astype(np.int64)
 
 
-class _ContextModel:
-    """Adaptive counts per context; ``groups`` walks the coding order and yields what to code.
+class _CountContexts:
+    """Adaptive counts per context (coder 1).
 
-    A group is one (iteration t, channel c, sub-lattice phase). Context: iteration bucket (0, 1,
-    2+), phase, the balance of already-decoded neighbours in the plane (for the first phase: the
-    same neighbourhood in channel c-1), and the same bit at iteration t-1.
+    Context: iteration bucket (0, 1, 2+), phase, the balance of already-decoded neighbours in the
+    plane (for the first phase: the same neighbourhood in channel c-1), and the same bit at
+    iteration t-1.
     """
 
     CONTEXTS = 3 * 4 * (2 * _BALANCE + 1) * 3
 
-    def __init__(self, cell_iterations: np.ndarray) -> None:
-        self.cell_iterations = cell_iterations
+    def __init__(self) -> None:
         self.counts = np.ones((self.CONTEXTS, 2), np.int64)
-        ys, xs = np.indices(cell_iterations.shape)
-        self.phase_masks = [(ys % 2 == py) & (xs % 2 == px) for py, px in _PHASES]
 
-    def groups(self, bits: np.ndarray):
-        """Yield (t, c, mask, context, probability of 1) in coding order. ``bits`` must hold every
-        earlier group when a group is yielded (the decoder fills it in as it goes)."""
+    def groups(self, bits: np.ndarray, cell_iterations: np.ndarray):
+        """Yield (t, c, mask, probability of 1) in coding order. ``bits`` must hold every earlier
+        group when a group is yielded (the decoder fills it in as it goes); the counts learn each
+        group once the next one is asked for."""
         scale = 1 << _PROBABILITY_BITS
+        masks = phase_masks(*cell_iterations.shape)
         for t in range(bits.shape[0]):
-            active = _active(self.cell_iterations, t)
+            active = _active(cell_iterations, t)
             bucket = min(t, 2)
             for c in range(bits.shape[-1]):
                 plane = bits[t, ..., c]
                 a = (bits[t - 1, ..., c].astype(np.int64) + 1) if t > 0 else np.ones(plane.shape, np.int64)
                 known = np.zeros(plane.shape, bool)
-                for phase, phase_mask in enumerate(self.phase_masks):
+                for phase, phase_mask in enumerate(masks):
                     mask = active & phase_mask
                     if phase == 0:
                         previous = bits[t, ..., c - 1] if c > 0 else np.zeros_like(plane)
@@ -117,45 +122,47 @@ class _ContextModel:
                     context = (((bucket * 4 + phase) * 5 + n) * 3 + a)[mask]
                     counts = self.counts[context]
                     q = ((2 * counts[:, 1] + 1) * scale) // (2 * counts.sum(axis=1) + 2)
-                    probability = np.clip(q, 1, scale - 1).astype(np.float64) / scale
-                    yield t, c, mask, context, probability
+                    yield t, c, mask, np.clip(q, 1, scale - 1).astype(np.float64) / scale
+                    self._update(context, (plane[mask] > 0).astype(np.int64))
 
-    def update(self, context: np.ndarray, symbols: np.ndarray) -> None:
+    def _update(self, context: np.ndarray, symbols: np.ndarray) -> None:
         np.add.at(self.counts, (context, symbols), 1)
         touched = np.unique(context)
         full = touched[self.counts[touched].sum(axis=1) > _COUNT_LIMIT]
         self.counts[full] = (self.counts[full] + 1) // 2
 
 
-def _encode_context(bits: np.ndarray, cell_iterations: np.ndarray) -> bytes:
+def _range_encode(groups, bits: np.ndarray) -> bytes:
+    """Code ``bits`` in the order and with the probabilities ``groups`` yields."""
     import constriction
 
-    model = _ContextModel(cell_iterations)
     encoder = constriction.stream.queue.RangeEncoder()
     family = constriction.stream.model.Bernoulli(perfect=False)
-    for t, c, mask, context, probability in model.groups(bits):
-        symbols = (bits[t, ..., c][mask] > 0).astype(np.int32)
-        encoder.encode(symbols, family, probability)
-        model.update(context, symbols)
+    for t, c, mask, probability in groups:
+        encoder.encode((bits[t, ..., c][mask] > 0).astype(np.int32), family, probability)
     return encoder.get_compressed().astype("<u4").tobytes()
 
 
-def _decode_context(payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int) -> np.ndarray:
+def _range_decode(payload: bytes, bits: np.ndarray, groups) -> np.ndarray:
+    """Fill zero ``bits`` in place, group by group, with the probabilities ``groups`` yields."""
     import constriction
 
     if len(payload) % 4:
-        raise InvalidBitstream("context-coded payload is not a whole number of 32-bit words")
-    total = int(cell_iterations.max(initial=0))
-    bits = np.zeros((total, *cell_iterations.shape, bits_per_cell), np.int8)
-    model = _ContextModel(cell_iterations)
+        raise InvalidBitstream("range-coded payload is not a whole number of 32-bit words")
     decoder = constriction.stream.queue.RangeDecoder(np.frombuffer(payload, "<u4").astype(np.uint32))
     family = constriction.stream.model.Bernoulli(perfect=False)
-    for t, c, mask, context, probability in model.groups(bits):
-        symbols = np.asarray(decoder.decode(family, probability), dtype=np.int32)
-        plane = bits[t, ..., c]
-        plane[mask] = symbols * 2 - 1
-        model.update(context, symbols)
+    for t, c, mask, probability in groups:
+        symbols = np.asarray(decoder.decode(family, probability), dtype=np.int8)
+        bits[t, ..., c][mask] = symbols * 2 - 1
     return bits
+
+
+def _model_groups(coder_id: int, bits: np.ndarray, cell_iterations: np.ndarray, context_model):
+    if coder_id == CODER_CONTEXT:
+        return _CountContexts().groups(bits, cell_iterations)
+    if context_model is None:
+        raise ValueError("coder 2 needs the model version's context model")
+    return context_model.groups(bits, cell_iterations)
 
 
 # ---------------------------------------------------------------------------------- dispatch
@@ -167,26 +174,37 @@ def truncate(bits: np.ndarray, cell_iterations: np.ndarray) -> np.ndarray:
     return (bits * active).astype(np.int8)
 
 
-def encode_payload(coder_id: int, bits: np.ndarray, cell_iterations: np.ndarray) -> bytes:
-    """Code ``bits`` [N, cy, cx, C] (only cells below their count) with coder ``coder_id``."""
+def encode_payload(
+    coder_id: int, bits: np.ndarray, cell_iterations: np.ndarray, context_model: ContextModel | None = None
+) -> bytes:
+    """Code ``bits`` [N, cy, cx, C] (only cells below their count) with coder ``coder_id``;
+    coder 2 needs the ``context_model`` of the model version that made the bits."""
     # Finished cells are zero on the decoder's side; contexts must see the same here.
     bits = truncate(bits, cell_iterations)
     if coder_id == CODER_RAW:
         return _pack_raw(bits, cell_iterations)
-    if coder_id == CODER_CONTEXT:
-        return _encode_context(bits, cell_iterations)
+    if coder_id in (CODER_CONTEXT, CODER_LEARNED):
+        return _range_encode(_model_groups(coder_id, bits, cell_iterations, context_model), bits)
     raise ValueError(f"unknown coder {coder_id}")
 
 
 def decode_payload(
-    coder_id: int, payload: bytes, cell_iterations: np.ndarray, bits_per_cell: int
+    coder_id: int,
+    payload: bytes,
+    cell_iterations: np.ndarray,
+    bits_per_cell: int,
+    context_model: ContextModel | None = None,
 ) -> np.ndarray:
     """Inverse of ``encode_payload``: int8 [N, cy, cx, C] with 0 for cells past their count."""
     if coder_id == CODER_RAW:
         return _unpack_raw(payload, cell_iterations, bits_per_cell)
-    if coder_id == CODER_CONTEXT:
+    if coder_id in (CODER_CONTEXT, CODER_LEARNED):
+        if coder_id == CODER_LEARNED and (context_model is None or context_model.channels != bits_per_cell):
+            raise InvalidBitstream("coder 2 needs a context model for the bitstream's model version")
+        total = int(cell_iterations.max(initial=0))
+        bits = np.zeros((total, *cell_iterations.shape, bits_per_cell), np.int8)
         try:
-            return _decode_context(payload, cell_iterations, bits_per_cell)
+            return _range_decode(payload, bits, _model_groups(coder_id, bits, cell_iterations, context_model))
         # constriction reports data that cannot come from the model with AssertionError.
         except (AssertionError, ValueError, RuntimeError, OverflowError) as error:
             raise InvalidBitstream(f"payload does not decode: {error}") from error

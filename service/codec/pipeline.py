@@ -22,7 +22,15 @@ import numpy as np
 
 from service.backend.client import BackendClient
 from service.codec.bitstream import Bitstream
-from service.codec.entropy import CODER_CONTEXT, CODER_RAW, decode_payload, encode_payload, truncate
+from service.codec.context_model import ContextModel
+from service.codec.entropy import (
+    CODER_CONTEXT,
+    CODER_LEARNED,
+    CODER_RAW,
+    decode_payload,
+    encode_payload,
+    truncate,
+)
 from service.codec.patches import Geometry, Tile
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import QualityTable, Target, allocate
@@ -104,9 +112,10 @@ class EarlyExit:
 class _Candidate:
     counts: np.ndarray  # per patch
     image: np.ndarray  # what the receiver decodes, uint8 [H,W,3]
-    data: bytes
+    data: bytes | None  # the bitstream; quality targets code only the chosen candidate
     value: float  # the target's quantity: bpp, or the quality measured (exact) or estimated
     exact: bool
+    raw_bits: float  # bits before entropy coding: how quality targets rank candidates
 
 
 def _batches(tiles: list[Tile], cell_iterations: np.ndarray) -> list[tuple[int, list[Tile]]]:
@@ -153,6 +162,7 @@ class ImageCodec:
         self.first_pass_iterations = min(first_pass_iterations, max_iterations)
         self.max_pixels = max_pixels
         self._signature_defs: dict[int, dict] = {}
+        self._context_models: dict[int, ContextModel | None] = {}
 
     # ------------------------------------------------------------------ versions and metadata
 
@@ -178,6 +188,18 @@ class ImageCodec:
             for name in inputs
             if name == "bits" or name.startswith("dec_state_")
         }
+
+    def _context_model(self, version: int) -> ContextModel | None:
+        """The entropy coder's context model shipped with ``version`` (None before it shipped one)."""
+        if version not in self._context_models:
+            model = None
+            if "context_model" in self._signatures(version):
+                out = self.client.predict(
+                    self.model_name, version, "context_model", {"batch": np.zeros(1, np.int32)}
+                )
+                model = ContextModel.from_arrays({name: value[0] for name, value in out.items()})
+            self._context_models[version] = model
+        return self._context_models[version]
 
     def _check_compresses(self, version: int) -> None:
         """Rate control needs the quality outputs of ``compress`` (model versions from 3 on)."""
@@ -257,14 +279,19 @@ class ImageCodec:
     ) -> bytes:
         """The bitstream of ``encoding`` truncated to ``patch_iterations`` [patches_y, patches_x].
 
-        By default the context coder, unless raw bits are smaller (never worse than raw).
+        By default the model version's learned context coder (the count-based one for versions
+        without a context model), unless raw bits are smaller (never worse than raw).
         """
         geometry = encoding.geometry
         cell_iterations = geometry.cell_iterations(patch_iterations)
         total = int(cell_iterations.max(initial=0))
         bits = encoding.bits[:total]
-        candidates = [coder_id] if coder_id is not None else [CODER_CONTEXT, CODER_RAW]
-        payloads = {c: encode_payload(c, bits, cell_iterations) for c in candidates}
+        context_model = self._context_model(encoding.version)
+        if coder_id is not None:
+            candidates = [coder_id]
+        else:
+            candidates = [CODER_CONTEXT if context_model is None else CODER_LEARNED, CODER_RAW]
+        payloads = {c: encode_payload(c, bits, cell_iterations, context_model) for c in candidates}
         chosen = min(payloads, key=lambda c: len(payloads[c]))
         return Bitstream(
             model_name=self.model_name,
@@ -351,10 +378,17 @@ class ImageCodec:
 
         measure = psnr if target.kind == "psnr" else msssim
 
+        def raw_bits(counts: np.ndarray) -> float:
+            return float((counts * cost).sum())
+
         def uniform_candidate(n: int) -> _Candidate:
-            data = coded(uniform, uniform_counts(n))
-            value = 8 * len(data) / pixels if target.kind == "bpp" else curve[n - 1]
-            return _Candidate(uniform_counts(n), uniform.reconstruction(n), data, value, exact=False)
+            counts = uniform_counts(n)
+            if target.kind == "bpp":
+                data = coded(uniform, counts)
+                value = 8 * len(data) / pixels
+            else:
+                data, value = None, curve[n - 1]
+            return _Candidate(counts, uniform.reconstruction(n), data, value, False, raw_bits(counts))
 
         candidates = [uniform_candidate(n_uniform)]
 
@@ -378,19 +412,18 @@ class ImageCodec:
             )
             if counts is None or np.array_equal(counts, candidates[0].counts):
                 break
-            saving = 1 - float((counts * cost).sum()) / float((candidates[0].counts * cost).sum())
+            saving = 1 - raw_bits(counts) / candidates[0].raw_bits
             if target.kind != "bpp" and saving < _MIN_SAVING:
                 break  # not worth a decode
-            data = coded(uniform, counts)
             cells = geometry.cell_iterations(counts)
             bits = truncate(uniform.bits[: int(counts.max())], cells)  # what the receiver decodes
             image = timed("decode_seconds", self._decode, geometry, version, bits, cells)
-            value = (
-                8 * len(data) / pixels
-                if target.kind == "bpp"
-                else timed("metrics_seconds", measure, rgb, image)
-            )
-            found = _Candidate(counts, image, data, value, exact=True)
+            if target.kind == "bpp":
+                data = coded(uniform, counts)
+                value = 8 * len(data) / pixels
+            else:
+                data, value = None, timed("metrics_seconds", measure, rgb, image)
+            found = _Candidate(counts, image, data, value, True, raw_bits(counts))
             candidates.append(found)
             if target.kind != "bpp":
                 if target.met_by(value):
@@ -403,10 +436,11 @@ class ImageCodec:
                     break  # every patch already has every iteration: more aim cannot help
                 aim *= target.value / value
 
-        # Quality targets: the fewest bytes that meet it. Size targets: the most bytes that fit.
-        sign = -1 if target.kind == "bpp" else 1
-        ranked = sorted(candidates, key=lambda c: (not target.met_by(c.value), sign * len(c.data)))
-        chosen = ranked[0]
+        # Quality targets: the fewest bits that meet it. Size targets: the most bytes that fit.
+        if target.kind == "bpp":
+            chosen = min(candidates, key=lambda c: (not target.met_by(c.value), -len(c.data)))
+        else:
+            chosen = min(candidates, key=lambda c: (not target.met_by(c.value), c.raw_bits))
         achieved = chosen.value if chosen.exact and target.kind != "bpp" else None
         if target.kind != "bpp" and achieved is None:  # verify an estimate on the real image
             achieved = timed("metrics_seconds", measure, rgb, chosen.image)
@@ -423,6 +457,8 @@ class ImageCodec:
             if kind not in reported:
                 reported[kind] = timed("metrics_seconds", metric, rgb, chosen.image)
         achieved_msssim, achieved_psnr = reported["msssim"], reported["psnr"]
+        if chosen.data is None:
+            chosen.data = coded(uniform, chosen.counts)
         bpp = 8 * len(chosen.data) / pixels
         final = {"bpp": bpp, "psnr": achieved_psnr, "msssim": achieved_msssim}[target.kind]
         timings.update(self.client.timing())
@@ -445,6 +481,7 @@ class ImageCodec:
     # ------------------------------------------------------------------ decompress
 
     def _parse(self, data: bytes) -> tuple[Bitstream, np.ndarray, np.ndarray]:
+        """Header checks, the backend serves its model version, then the payload's bits."""
         stream = Bitstream.from_bytes(data)
         if stream.width * stream.height > self.max_pixels:
             raise InvalidBitstream(
@@ -457,8 +494,13 @@ class ImageCodec:
             raise InvalidBitstream(
                 f"bitstream was made by model {stream.model_name!r}; this service serves {self.model_name!r}"
             )
+        self._check_served(stream)
+        learned = stream.coder_id == CODER_LEARNED
+        context_model = self._context_model(stream.model_version) if learned else None
         cell_iterations = stream.geometry.cell_iterations(stream.patch_iterations)
-        bits = decode_payload(stream.coder_id, stream.payload, cell_iterations, stream.bits_per_cell)
+        bits = decode_payload(
+            stream.coder_id, stream.payload, cell_iterations, stream.bits_per_cell, context_model
+        )
         return stream, bits, cell_iterations
 
     def _check_served(self, stream: Bitstream) -> None:
@@ -481,7 +523,6 @@ class ImageCodec:
         start = time.perf_counter()
         self.client.reset_timing()
         stream, bits, cell_iterations = self._parse(data)
-        self._check_served(stream)
         image = self._decode(stream.geometry, stream.model_version, bits, cell_iterations)
         timings = {**self.client.timing(), "total_seconds": time.perf_counter() - start}
         return Decoded(stream, image, timings)
@@ -505,7 +546,6 @@ class ImageCodec:
         """Validate now, then return the header and an iterator of the image after each iteration
         (decoded step by step with explicit states), so that errors surface before streaming."""
         stream, bits, cell_iterations = self._parse(data)
-        self._check_served(stream)
         return stream, self._progressive_frames(stream, bits, cell_iterations)
 
     def _progressive_frames(

@@ -8,6 +8,7 @@ from model_export.export import export_saved_model
 from model_export.model import RecurrentCodec
 from model_export.train import restore_codec_weights
 from tests.model_export.test_model import TINY
+from tests.service.codec.test_entropy import random_context_model
 
 _NO_EARLY_EXIT = {
     "stop_msssim": tf.zeros([1]),
@@ -20,15 +21,27 @@ _NO_EARLY_EXIT = {
 def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[RecurrentCodec, Path]:
     tf.random.set_seed(1)
     codec = RecurrentCodec(TINY)
-    path = export_saved_model(codec, tmp_path_factory.mktemp("models") / "tiny" / "1", {"training_steps": 7})
+    context_model = random_context_model(TINY.bits_per_cell, iterations=2)
+    path = export_saved_model(
+        codec, tmp_path_factory.mktemp("models") / "tiny" / "1", {"training_steps": 7}, context_model
+    )
     return codec, path
+
+
+def test_context_model_signature_returns_the_integer_model_per_batch_row(exported) -> None:
+    _, path = exported
+    out = tf.saved_model.load(str(path)).signatures["context_model"](batch=tf.zeros([2], tf.int32))
+    expected = random_context_model(TINY.bits_per_cell, iterations=2)
+    for name in ("weights", "biases", "table"):
+        assert out[name].dtype == tf.int32 and out[name].shape[0] == 2
+        np.testing.assert_array_equal(out[name].numpy()[1], getattr(expected, name))
 
 
 def test_signatures_have_batch_dimension_and_named_io(exported) -> None:
     _, path = exported
     loaded = tf.saved_model.load(str(path))
     sigs = loaded.signatures
-    assert set(sigs) >= {"compress", "decompress", "encode_step", "decode_step"}
+    assert set(sigs) == {"compress", "decompress", "encode_step", "decode_step", "context_model"}
     compress = sigs["compress"]
     assert set(compress.structured_input_signature[1]) == {
         "image",

@@ -1,17 +1,33 @@
-"""Bit-exact round trips of both entropy coders, on random, structured and edge-case codes."""
+"""Bit-exact round trips of every entropy coder, on random, structured and edge-case codes."""
 
 import numpy as np
 import pytest
 
-from service.codec.entropy import CODER_CONTEXT, CODER_RAW, decode_payload, encode_payload
+from service.codec.context_model import ContextModel, feature_count, sigmoid_table
+from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW, decode_payload, encode_payload
 from service.codec.pipeline import ImageCodec
 from service.errors import InvalidBitstream
 
-CODERS = [CODER_RAW, CODER_CONTEXT]
+CODERS = [CODER_RAW, CODER_CONTEXT, CODER_LEARNED]
 
 
-def _round_trip(coder: int, bits: np.ndarray, cells: np.ndarray) -> np.ndarray:
-    out = decode_payload(coder, encode_payload(coder, bits, cells), cells, bits.shape[-1])
+def random_context_model(channels: int = 32, iterations: int = 3, seed: int = 0) -> ContextModel:
+    """Integer weights of the size fitted models have, at random."""
+    rng = np.random.default_rng(seed)
+    return ContextModel(
+        weights=rng.integers(-200, 200, (iterations, channels, feature_count(channels))),
+        biases=rng.integers(-300, 300, (iterations, channels)),
+        table=sigmoid_table().astype(np.int64),
+    )
+
+
+def _round_trip(
+    coder: int, bits: np.ndarray, cells: np.ndarray, model: ContextModel | None = None
+) -> np.ndarray:
+    if coder == CODER_LEARNED and model is None:
+        model = random_context_model(bits.shape[-1])
+    payload = encode_payload(coder, bits, cells, model)
+    out = decode_payload(coder, payload, cells, bits.shape[-1], model)
     expected = bits.copy()
     for t in range(bits.shape[0]):
         expected[t][cells <= t] = 0
@@ -54,13 +70,19 @@ def test_context_coder_beats_raw_on_structured_codes() -> None:
     assert len(coded) < 0.5 * len(raw)
 
 
-def test_real_codes_round_trip(backend_client, kodak_image) -> None:
+def test_real_codes_round_trip_and_the_shipped_context_model_pays(backend_client, kodak_image) -> None:
     version = backend_client.available_versions("residual_gru")[-1]
     crop = kodak_image[:128, :192][None]
-    bits = ImageCodec(backend_client, "residual_gru").encode(crop[0], 5, version).bits
+    codec = ImageCodec(backend_client, "residual_gru")
+    bits = codec.encode(crop[0], 5, version).bits
+    shipped = codec._context_model(version)
+    assert shipped is not None, "the newest shipped model carries a context model"
     cells = np.random.default_rng(1).integers(1, 6, (8, 12))
     for coder in CODERS:
-        _round_trip(coder, bits, cells)
+        _round_trip(coder, bits, cells, shipped)
+    uniform = np.full((8, 12), 5)
+    sizes = {c: len(encode_payload(c, bits, uniform, shipped)) for c in CODERS}
+    assert sizes[CODER_LEARNED] < sizes[CODER_CONTEXT] < sizes[CODER_RAW]
 
 
 def test_garbage_payloads_are_invalid_not_crashes() -> None:
@@ -71,4 +93,7 @@ def test_garbage_payloads_are_invalid_not_crashes() -> None:
         decode_payload(CODER_CONTEXT, b"\x01\x02\x03", cells, 32)
     with pytest.raises(InvalidBitstream):
         decode_payload(9, b"", cells, 32)
+    with pytest.raises(InvalidBitstream):  # coder 2 without the model version's context model
+        decode_payload(CODER_LEARNED, bytes(8), cells, 32)
     decode_payload(CODER_CONTEXT, bytes(range(40)), cells, 32)  # arbitrary words decode to some bits
+    decode_payload(CODER_LEARNED, bytes(range(40)), cells, 32, random_context_model())
