@@ -49,6 +49,9 @@ MAX_PIXELS_PER_CALL = 4_000_000
 _MIN_SAVING = 0.03
 #: A size target is hit when the bitstream is within this fraction of it (and not above).
 _SIZE_TOLERANCE = 0.95
+#: Allocations tried for quality targets and for size targets: a size miss costs only a decode and
+#: a coding, and the coded size of a mixed allocation is harder to predict than its quality.
+_ALLOCATION_TRIES = {False: 3, True: 5}
 #: Quality estimates must clear the target by this much (float rounding of the backend's sums).
 _ESTIMATE_MARGIN = {"msssim": 2e-5, "psnr": 1e-3}
 #: Iterations the first pass runs past the uniform count that meets a quality target, so that
@@ -402,7 +405,7 @@ class ImageCodec:
         # Candidate 2: adaptive allocation. Its bits are the uniform run's, truncated per patch; the
         # receiver's image comes from decoding them (decoder only), and its quality is measured.
         aim += _FIRST_AIM_BIAS.get(target.kind, 0.0)  # composites estimate a little high
-        for _ in range(3):
+        for _ in range(_ALLOCATION_TRIES[target.kind == "bpp"]):
             if target.kind == "bpp":
                 acceptable = lambda c, aim=aim: predicted_bpp(c) <= aim  # noqa: E731
             else:
