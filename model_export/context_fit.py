@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from model_export.data import load_training_images
 from model_export.model import CELL_SIZE, RecurrentCodec
+from model_export.train import Adam
 from service.codec.context_model import (
     LOGIT_FRACTION_BITS,
     ContextModel,
@@ -57,7 +58,8 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int, l2: float) -> tuple[
     x_t, y_t = tf.constant(x, tf.float32), tf.constant(y, tf.float32)
     weights = tf.Variable(tf.zeros(x.shape[::2]))
     biases = tf.Variable(tf.zeros(x.shape[:1]))
-    optimizer = tf.keras.optimizers.Adam(0.05)
+    optimizer = Adam([weights, biases])
+    learning_rate = tf.constant(0.05)
 
     @tf.function
     def step() -> tf.Tensor:
@@ -65,7 +67,7 @@ def _fit_logistic(x: np.ndarray, y: np.ndarray, steps: int, l2: float) -> tuple[
             logits = tf.einsum("cnf,cf->cn", x_t, weights) + biases[:, None]
             loss = tf.reduce_mean(tf.nn.sigmoid_cross_entropy_with_logits(y_t, logits))
             loss += l2 * tf.reduce_mean(tf.square(weights))
-        optimizer.apply_gradients(zip(tape.gradient(loss, [weights, biases]), [weights, biases], strict=True))
+        optimizer.apply(tape.gradient(loss, [weights, biases]), [weights, biases], learning_rate)
         return loss
 
     for _ in range(steps):
