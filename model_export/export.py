@@ -33,12 +33,12 @@ import tensorflow as tf
 
 from model_export.context_fit import fit_context_model, training_codes
 from model_export.model import CodecConfig, RecurrentCodec, to_uint8
+from model_export.shipped import CODEC_METADATA, restore_codec_weights, shipped_config, shipped_metadata
 from service.codec.context_model import ContextModel
 
 __all__ = ["MODEL_NAME", "ExportedCodec", "export_saved_model"]
 
 MODEL_NAME = "residual_gru"
-CODEC_METADATA = "codec.json"
 
 
 class ExportedCodec(tf.Module):
@@ -165,7 +165,7 @@ def export_saved_model(
 
 
 def main(argv: list[str] | None = None) -> None:
-    from model_export.train import DEFAULT_TRAIN_DIR, restore_codec_weights
+    from model_export.train import DEFAULT_TRAIN_DIR
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -185,10 +185,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.init_from:
         source = Path(args.init_from)
-        info = json.loads((source / "assets" / CODEC_METADATA).read_text())
-        codec = RecurrentCodec(CodecConfig.from_json(json.dumps(info["config"])))
+        codec = RecurrentCodec(shipped_config(source))
         restore_codec_weights(codec, source)
-        steps, origin = int(info.get("training_steps", 0)), str(source)
+        steps, origin = int(shipped_metadata(source).get("training_steps", 0)), str(source)
     else:
         run_dir = Path(args.run_dir)
         codec = RecurrentCodec(CodecConfig.from_json((run_dir / "config.json").read_text()))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import signal
 import time
@@ -23,8 +22,9 @@ from tqdm import tqdm
 
 from model_export.data import CropSampler, load_training_images
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
+from model_export.shipped import restore_codec_weights, shipped_config, shipped_metadata
 
-__all__ = ["Adam", "learning_rate", "restore_codec_weights", "train"]
+__all__ = ["Adam", "learning_rate", "train"]
 
 DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "train"
 
@@ -47,15 +47,6 @@ class Adam(tf.Module):
             m.assign(self.beta1 * m + (1.0 - self.beta1) * g)
             v.assign(self.beta2 * v + (1.0 - self.beta2) * tf.square(g))
             var.assign_sub(scale * m / (tf.sqrt(v) + self.epsilon))
-
-
-def restore_codec_weights(codec: RecurrentCodec, saved_model_dir: Path) -> None:
-    """Load the codec's variables from an exported SavedModel (weights may be stored in float16)."""
-    shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16)
-    checkpoint = tf.train.Checkpoint(codec=shipped)
-    status = checkpoint.read(str(saved_model_dir / "variables" / "variables"))
-    status.expect_partial().assert_existing_objects_matched()
-    codec.copy_weights_from(shipped)
 
 
 def _stop_masks(
@@ -82,11 +73,10 @@ def train(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
-    shipped_meta = Path(args.init_from) / "assets" / "codec.json" if args.init_from else None
     if config_path.exists():
         config = CodecConfig.from_json(config_path.read_text())
-    elif shipped_meta is not None and shipped_meta.exists():  # the shipped model's own configuration
-        config = CodecConfig.from_json(json.dumps(json.loads(shipped_meta.read_text())["config"]))
+    elif args.init_from:  # the shipped model's own configuration
+        config = shipped_config(Path(args.init_from))
     else:
         config = CodecConfig()
     config_path.write_text(config.to_json())
@@ -101,7 +91,7 @@ def train(args: argparse.Namespace) -> None:
         print(f"resumed from {manager.latest_checkpoint} at step {int(optimizer.steps)}")
     elif args.init_from:
         restore_codec_weights(codec, Path(args.init_from))
-        start = json.loads(shipped_meta.read_text()).get("training_steps", 0) if shipped_meta.exists() else 0
+        start = shipped_metadata(Path(args.init_from)).get("training_steps", 0)
         optimizer.steps.assign(start)
         print(f"initialised from {args.init_from} (trained {start} steps)")
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -157,6 +158,13 @@ class ContextModel:
             table=np.asarray(arrays["table"], np.int64),
         )
 
+    @cached_property
+    def _weight_blocks(self) -> tuple[np.ndarray, ...]:
+        """The weights split by feature block (as ``feature_rows`` orders them), in float64."""
+        n, channels = len(_NEIGHBOURS), self.channels
+        blocks = np.cumsum([0, channels, channels, n, n, channels, channels, n, len(PHASES)])
+        return tuple(self.weights[..., a:b].astype(np.float64) for a, b in itertools.pairwise(blocks))
+
     def _probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Integer logits → P(+1) as exact 16-bit binary fractions (float64)."""
         steps = np.floor(logits / (1 << LOGIT_FRACTION_BITS) * TABLE_STEPS_PER_UNIT)  # exact: a power of 2
@@ -177,11 +185,7 @@ class ContextModel:
         # The logit is linear in the features, so each block's contribution is computed on whole
         # planes (all channels at once where it depends only on iteration t-1); ``feature_rows``
         # lists the same features one by one, and a test checks the two agree.
-        n = len(_NEIGHBOURS)
-        blocks = np.cumsum([0, channels, channels, n, n, channels, channels, n, len(PHASES)])
-        lower, previous_w, left_w, earlier_w, lower_nb, previous_nb, own_w, phase_w = (
-            self.weights[..., a:b].astype(np.float64) for a, b in itertools.pairwise(blocks)
-        )
+        lower, previous_w, left_w, earlier_w, lower_nb, previous_nb, own_w, phase_w = self._weight_blocks
         masks = phase_masks(height, width)
         for t in range(total):
             active = cell_iterations > t

@@ -192,7 +192,7 @@ class ImageCodec:
             if name == "bits" or name.startswith("dec_state_")
         }
 
-    def _context_model(self, version: int) -> ContextModel | None:
+    def context_model(self, version: int) -> ContextModel | None:
         """The entropy coder's context model shipped with ``version`` (None before it shipped one)."""
         if version not in self._context_models:
             model = None
@@ -289,7 +289,7 @@ class ImageCodec:
         cell_iterations = geometry.cell_iterations(patch_iterations)
         total = int(cell_iterations.max(initial=0))
         bits = encoding.bits[:total]
-        context_model = self._context_model(encoding.version)
+        context_model = self.context_model(encoding.version)
         if coder_id is not None:
             candidates = [coder_id]
         else:
@@ -506,7 +506,7 @@ class ImageCodec:
             )
         self._check_served(stream)
         learned = stream.coder_id == CODER_LEARNED
-        context_model = self._context_model(stream.model_version) if learned else None
+        context_model = self.context_model(stream.model_version) if learned else None
         cell_iterations = stream.geometry.cell_iterations(stream.patch_iterations)
         bits = decode_payload(
             stream.coder_id, stream.payload, cell_iterations, stream.bits_per_cell, context_model

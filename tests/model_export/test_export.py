@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from model_export.export import export_saved_model
 from model_export.model import RecurrentCodec
-from model_export.train import restore_codec_weights
+from model_export.shipped import restore_codec_weights
 from tests.model_export.test_model import TINY
 from tests.service.codec.test_entropy import random_context_model
 

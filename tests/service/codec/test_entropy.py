@@ -75,7 +75,7 @@ def test_real_codes_round_trip_and_the_shipped_context_model_pays(backend_client
     crop = kodak_image[:128, :192][None]
     codec = ImageCodec(backend_client, "residual_gru")
     bits = codec.encode(crop[0], 5, version).bits
-    shipped = codec._context_model(version)
+    shipped = codec.context_model(version)
     assert shipped is not None, "the newest shipped model carries a context model"
     cells = np.random.default_rng(1).integers(1, 6, (8, 12))
     for coder in CODERS:

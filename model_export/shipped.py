@@ -1,0 +1,39 @@
+"""Read back what an exported model version holds: its metadata, configuration and weights.
+
+Training resumes from the shipped model on a new machine (``train --init-from``), and export can
+re-export a version with a new context model (``export --init-from``); both read a version
+directory through these functions.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import tensorflow as tf
+
+from model_export.model import CodecConfig, RecurrentCodec
+
+__all__ = ["CODEC_METADATA", "restore_codec_weights", "shipped_config", "shipped_metadata"]
+
+#: The file under ``assets/`` of every exported version that records its configuration and origin.
+CODEC_METADATA = "codec.json"
+
+
+def shipped_metadata(version_dir: Path) -> dict:
+    """The version's ``assets/codec.json``: model name, configuration, training steps, ... ."""
+    return json.loads((Path(version_dir) / "assets" / CODEC_METADATA).read_text())
+
+
+def shipped_config(version_dir: Path) -> CodecConfig:
+    """The codec configuration the version was exported with."""
+    return CodecConfig.from_json(json.dumps(shipped_metadata(version_dir)["config"]))
+
+
+def restore_codec_weights(codec: RecurrentCodec, version_dir: Path) -> None:
+    """Load the codec's variables from an exported SavedModel (weights may be stored in float16)."""
+    shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16)
+    checkpoint = tf.train.Checkpoint(codec=shipped)
+    status = checkpoint.read(str(Path(version_dir) / "variables" / "variables"))
+    status.expect_partial().assert_existing_objects_matched()
+    codec.copy_weights_from(shipped)
