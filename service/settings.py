@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     first_pass_iterations: int = Field(
         8, description="first uniform pass of images that need several backend calls (others stop early)"
     )
+    extra_iterations: int = Field(
+        0,
+        description="iterations the first pass runs past a quality target, so rate control can give busy "
+        "patches more: 1 saves ~2 % of bytes at MS-SSIM 0.95 and costs ~30 % more compress time",
+    )
     default_msssim: float = 0.95
 
     # limits

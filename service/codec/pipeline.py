@@ -31,7 +31,7 @@ from service.codec.entropy import (
     encode_payload,
     truncate,
 )
-from service.codec.patches import Geometry, Tile
+from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import QualityTable, Target, allocate
 from service.errors import (
@@ -49,14 +49,15 @@ MAX_PIXELS_PER_CALL = 4_000_000
 _MIN_SAVING = 0.03
 #: A size target is hit when the bitstream is within this fraction of it (and not above).
 _SIZE_TOLERANCE = 0.95
-#: Allocations tried for quality targets and for size targets: a size miss costs only a decode and
-#: a coding, and the coded size of a mixed allocation is harder to predict than its quality.
-_ALLOCATION_TRIES = {False: 3, True: 5}
+#: Allocations tried for quality targets and for size targets. A quality target checks each on a
+#: composite image first (a measurement) and decodes at most ``_QUALITY_DECODES`` of them; a size
+#: miss costs a decode and a coding, and a mixed allocation's coded size is hard to predict.
+_ALLOCATION_TRIES = {False: 6, True: 5}
+_QUALITY_DECODES = 2
+#: How far past its shortfall a composite that missed a quality target moves the aim.
+_AIM_STEP = {"msssim": 1e-4, "psnr": 0.01}
 #: Quality estimates must clear the target by this much (float rounding of the backend's sums).
 _ESTIMATE_MARGIN = {"msssim": 2e-5, "psnr": 1e-3}
-#: Iterations the first pass runs past the uniform count that meets a quality target, so that
-#: rate control can give busy patches more than that count.
-_EXTRA_ITERATIONS = 2
 #: Allocations that mix counts decode a little below their estimate; the first aim allows for it.
 _FIRST_AIM_BIAS = {"msssim": 3e-4, "psnr": 0.02}
 #: The model's reconstruction before any iteration (0.0 in [-0.5, 0.5]) as a pixel value.
@@ -93,6 +94,21 @@ class Encoding:
     def reconstruction(self, iterations: int) -> np.ndarray:
         """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size."""
         return np.ascontiguousarray(self.geometry.crop(self.reconstructions[iterations - 1]))
+
+    def composite(self, cell_iterations: np.ndarray) -> np.ndarray:
+        """Each cell's pixels after its own count [cells_y, cells_x] (0: grey), uint8 [H,W,3].
+
+        Decoding an allocation of a uniform run's bits gives nearly this image: cells that stop keep
+        their pixels, and those that go on lose a little from their stopped neighbours' zero bits.
+        Measured on 24 Kodak images at MS-SSIM 0.95, the composite's MS-SSIM was below the decoded
+        image's by 0.0007 on average (at most 0.0032) and above it by at most 0.0001, where
+        the cell sums' estimate (``QualityTable``) was up to 0.018 above it.
+        """
+        pixels = np.repeat(np.repeat(cell_iterations, CELL_SIZE, axis=0), CELL_SIZE, axis=1)
+        index = np.clip(pixels, 1, self.reconstructions.shape[0]) - 1
+        image = np.take_along_axis(self.reconstructions, index[None, :, :, None], axis=0)[0]
+        image[pixels == 0] = _GREY
+        return np.ascontiguousarray(self.geometry.crop(image))
 
 
 @dataclass
@@ -155,6 +171,7 @@ class ImageCodec:
         tile_size: int = 1024,
         max_iterations: int = 16,
         first_pass_iterations: int = 8,
+        extra_iterations: int = 0,
         max_pixels: int = 24_000_000,
     ) -> None:
         self.client = client
@@ -163,6 +180,9 @@ class ImageCodec:
         self.patch_size, self.tile_size = patch_size, tile_size
         self.max_iterations = max_iterations
         self.first_pass_iterations = min(first_pass_iterations, max_iterations)
+        #: iterations the first pass runs past the uniform count meeting a quality target, so that
+        #: rate control can give busy patches more than that count (bytes against time).
+        self.extra_iterations = extra_iterations
         self.max_pixels = max_pixels
         self._signature_defs: dict[int, dict] = {}
         self._context_models: dict[int, ContextModel | None] = {}
@@ -350,7 +370,7 @@ class ImageCodec:
             available = self.max_iterations  # one call: the early exit decides where it stops
         else:
             available = self.first_pass_iterations
-        early_exit = None if target.kind == "bpp" else EarlyExit(quality_kind, aim, _EXTRA_ITERATIONS)
+        early_exit = None if target.kind == "bpp" else EarlyExit(quality_kind, aim, self.extra_iterations)
         uniform = timed("encode_seconds", self.encode, rgb, available, version, early_exit)
         if target.kind != "bpp" and uniform.bits.shape[0] == available < self.max_iterations:
             if uniform.quality.estimate(quality_kind, uniform_counts(available)) < aim:
@@ -403,8 +423,11 @@ class ImageCodec:
         candidates = [uniform_candidate(n_uniform)]
 
         # Candidate 2: adaptive allocation. Its bits are the uniform run's, truncated per patch; the
-        # receiver's image comes from decoding them (decoder only), and its quality is measured.
-        aim += _FIRST_AIM_BIAS.get(target.kind, 0.0)  # composites estimate a little high
+        # receiver's image comes from decoding them (decoder only), and its quality is measured. For
+        # quality targets, the allocation's aim is first settled on composites of the uniform run's
+        # images (one measurement each, no backend call), which predict the decode closely.
+        aim += _FIRST_AIM_BIAS.get(target.kind, 0.0)  # cell sums estimate mixed counts a little high
+        decodes = 0
         for _ in range(_ALLOCATION_TRIES[target.kind == "bpp"]):
             if target.kind == "bpp":
                 acceptable = lambda c, aim=aim: predicted_bpp(c) <= aim  # noqa: E731
@@ -426,8 +449,14 @@ class ImageCodec:
             if target.kind != "bpp" and saving < _MIN_SAVING:
                 break  # not worth a decode
             cells = geometry.cell_iterations(counts)
+            if target.kind != "bpp":
+                predicted = timed("rate_control_seconds", measure, rgb, uniform.composite(cells))
+                if not target.met_by(predicted):
+                    aim += target.value - predicted + _AIM_STEP[target.kind]
+                    continue
             bits = truncate(uniform.bits[: int(counts.max())], cells)  # what the receiver decodes
             image = timed("decode_seconds", self._decode, geometry, version, bits, cells)
+            decodes += 1
             if target.kind == "bpp":
                 data = coded(uniform, counts)
                 value = 8 * len(data) / pixels
@@ -436,7 +465,7 @@ class ImageCodec:
             found = _Candidate(counts, image, data, value, True, raw_bits(counts))
             candidates.append(found)
             if target.kind != "bpp":
-                if target.met_by(value):
+                if target.met_by(value) or decodes == _QUALITY_DECODES:
                     break
                 aim += 1.5 * (target.value - value)
             else:

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from service.codec.pipeline import ImageCodec
+from service.codec.patches import Geometry
+from service.codec.pipeline import Encoding, ImageCodec
 from service.codec.rate_control import Target
 from service.errors import InvalidBitstream, ModelCannotCompress
 
@@ -67,3 +68,20 @@ def test_a_model_version_without_quality_outputs_cannot_compress(backend_client,
     old = ImageCodec(backend_client, "residual_gru", model_version=2)
     with pytest.raises(ModelCannotCompress, match="version 2"):
         old.compress(np.ascontiguousarray(kodak_image[:64, :64]), Target("msssim", 0.9))
+
+
+def test_composite_takes_each_cell_from_its_own_iteration() -> None:
+    geometry = Geometry(40, 20, patch_size=16)  # padded to 48 × 32: cells 2 × 3, cropped back
+    rng = np.random.default_rng(0)
+    reconstructions = rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8)
+    encoding = Encoding(geometry, 3, np.zeros((3, 2, 3, 32), np.int8), reconstructions, quality=None)
+    counts = np.array([[1, 2, 3], [0, 3, 2]])
+    composite = encoding.composite(counts)
+    assert composite.shape == (20, 40, 3)
+    np.testing.assert_array_equal(encoding.composite(np.full((2, 3), 2)), encoding.reconstruction(2))
+    expected = np.full((32, 48, 3), 128, np.uint8)
+    for (cy, cx), n in np.ndenumerate(counts):
+        cell = np.s_[cy * 16 : (cy + 1) * 16, cx * 16 : (cx + 1) * 16]
+        if n:
+            expected[cell] = reconstructions[n - 1][cell]
+    np.testing.assert_array_equal(composite, expected[:20, :40])
