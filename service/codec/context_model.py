@@ -48,6 +48,7 @@ __all__ = [
 PHASES = ((0, 0), (1, 1), (0, 1), (1, 0))  # (y mod 2, x mod 2) in coding order
 _NEIGHBOURS = ((-1, 0), (1, 0), (0, -1), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1))
 _FOUR = _NEIGHBOURS[:4]
+_ONES_FOUR = np.ones(len(_FOUR))
 #: Per phase, the neighbours (indices into _NEIGHBOURS) that belong to an earlier phase.
 _KNOWN_NEIGHBOURS = tuple(
     tuple(i for i, (dy, dx) in enumerate(_NEIGHBOURS) if PHASES.index(((py + dy) % 2, (px + dx) % 2)) < phase)
@@ -165,11 +166,15 @@ class ContextModel:
         blocks = np.cumsum([0, channels, channels, n, n, channels, channels, n, len(PHASES)])
         return tuple(self.weights[..., a:b].astype(np.float64) for a, b in itertools.pairwise(blocks))
 
+    @cached_property
+    def _table_probabilities(self) -> np.ndarray:
+        return self.table.astype(np.float64) / _PROBABILITY_SCALE
+
     def _probabilities(self, logits: np.ndarray) -> np.ndarray:
         """Integer logits → P(+1) as exact 16-bit binary fractions (float64)."""
         steps = np.floor(logits / (1 << LOGIT_FRACTION_BITS) * TABLE_STEPS_PER_UNIT)  # exact: a power of 2
         index = np.clip(steps + _TABLE_SIZE // 2, 0, _TABLE_SIZE - 1).astype(np.int64)
-        return self.table[index].astype(np.float64) / _PROBABILITY_SCALE
+        return self._table_probabilities[index]
 
     def groups(
         self, bits: np.ndarray, cell_iterations: np.ndarray
@@ -186,6 +191,7 @@ class ContextModel:
         # planes (all channels at once where it depends only on iteration t-1); ``feature_rows``
         # lists the same features one by one, and a test checks the two agree.
         lower, previous_w, left_w, earlier_w, lower_nb, previous_nb, own_w, phase_w = self._weight_blocks
+        lower_both = np.stack([lower, lower_nb], axis=-1)  # [T, C, C, 2]: one product per channel
         masks = phase_masks(height, width)
         for t in range(total):
             active = cell_iterations > t
@@ -205,8 +211,8 @@ class ContextModel:
                 static = base[..., c]
                 if c > 0:
                     current[..., c - 1] = bits[t, ..., c - 1]
-                    mixed = current @ np.stack([lower[k, c], lower_nb[k, c]], axis=-1)
-                    static = static + mixed[..., 0] + _four_sum(mixed[..., 1])
+                    mixed = current @ lower_both[k, c]
+                    static = static + mixed[..., 0] + _neighbour_sum(mixed[..., 1], _ONES_FOUR)
                     static = static + _neighbour_sum(current[..., c - 1], left_w[k, c])
                 padded[1:-1, 1:-1] = bits[t, ..., c]  # at the decoder, only earlier phases are set
                 for phase, (py, px) in enumerate(PHASES):
@@ -231,14 +237,15 @@ def _four_sum(values: np.ndarray) -> np.ndarray:
 
 
 def _neighbour_sum(plane: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Σ_i weights[i] · plane[y + dy_i, x + dx_i] over the 8 neighbours of an [h, w] plane (0 outside)."""
+    """Σ_i weights[i] · plane[y + dy_i, x + dx_i] over the neighbours of an [h, w] plane (0 outside);
+    ``weights`` follows ``_NEIGHBOURS`` (all 8, or the first 4)."""
     h, w = plane.shape
     padded = np.zeros((h + 2, w + 2))
     padded[1:-1, 1:-1] = plane
-    kernel = np.zeros((3, 3))
-    for weight, (dy, dx) in zip(weights, _NEIGHBOURS, strict=True):
-        kernel[1 + dy, 1 + dx] = weight
-    return np.einsum("yxij,ij->yx", np.lib.stride_tricks.sliding_window_view(padded, (3, 3)), kernel)
+    total = np.zeros((h, w))
+    for weight, (dy, dx) in zip(weights, _NEIGHBOURS, strict=False):
+        total += weight * padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+    return total
 
 
 def feature_rows(bits: np.ndarray, t: int, c: int) -> np.ndarray:
