@@ -42,7 +42,7 @@ def _summary(name: str, rows: list[dict[str, float]]) -> str:
     share = (transport.sum() + gateway.sum()) / total.sum()
     return (
         f"| {name} | {np.median(total):.3f} | {np.percentile(total, 95):.3f} | {np.median(compute):.3f} | "
-        f"{np.median(transport):.3f} | {np.median(gateway):.3f} | {100 * share:.0f}% |"
+        f"{np.median(transport):.3f} | {np.median(gateway):.3f} | {100 * share:.1f} % |"
     )
 
 
