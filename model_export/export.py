@@ -9,7 +9,8 @@ Signatures (every input carries the batch dimension, as TF Serving's batching re
                    → bits int8 [B,N,h,w,C], reconstructions uint8 [B,N,H,W,3],
                      msssim_sums float32 [B,N,h,w,3,5], msssim_positions float32 [B,h,w,5],
                      squared_errors float32 [B,N,h,w]
-- ``decompress``:  bits int8 [B,N,h,w,C] → reconstructions uint8 [B,N,H,W,3]
+- ``decompress``:  bits int8 [B,N,h,w,C] → reconstructions uint8 [B,N,H,W,3], reconstruction uint8
+                   [B,H,W,3] (the last; from version 4)
 - ``encode_step``: residual float32 [B,H,W,3], iteration int32 [B], enc_state_{1..3}
                    → bits int8 [B,h,w,C], enc_state_{1..3}
 - ``decode_step``: bits int8 [B,h,w,C], iteration int32 [B], reconstruction float32 [B,H,W,3],
@@ -33,7 +34,13 @@ import tensorflow as tf
 
 from model_export.context_fit import fit_context_model, training_codes
 from model_export.model import CodecConfig, RecurrentCodec, to_uint8
-from model_export.shipped import CODEC_METADATA, restore_codec_weights, shipped_config, shipped_metadata
+from model_export.shipped import (
+    CODEC_METADATA,
+    restore_codec_weights,
+    shipped_config,
+    shipped_context_model,
+    shipped_metadata,
+)
 from service.codec.context_model import ContextModel
 
 __all__ = ["MODEL_NAME", "ExportedCodec", "export_saved_model"]
@@ -171,7 +178,14 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--run-dir", default="runs/residual_gru")
-    parser.add_argument("--init-from", default="", help="a SavedModel dir to re-export")
+    parser.add_argument(
+        "--init-from",
+        default="",
+        help="a SavedModel dir to re-export with this code's signatures (keeping its context model if any)",
+    )
+    parser.add_argument(
+        "--refit-context", action="store_true", help="fit a new context model even if --init-from has one"
+    )
     parser.add_argument("--models-dir", default="models")
     parser.add_argument("--version", type=int, required=True)
     parser.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR.resolve())
@@ -183,11 +197,16 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
+    context_model, context_images = None, args.context_images
     if args.init_from:
         source = Path(args.init_from)
         codec = RecurrentCodec(shipped_config(source))
         restore_codec_weights(codec, source)
-        steps, origin = int(shipped_metadata(source).get("training_steps", 0)), str(source)
+        metadata = shipped_metadata(source)
+        steps, origin = int(metadata.get("training_steps", 0)), str(source)
+        if not args.refit_context:  # the same weights make the same codes: its fit still holds
+            context_model = shipped_context_model(source)
+            context_images = metadata.get("context_model_images", context_images)
     else:
         run_dir = Path(args.run_dir)
         codec = RecurrentCodec(CodecConfig.from_json((run_dir / "config.json").read_text()))
@@ -198,12 +217,13 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"no checkpoint under {run_dir / 'checkpoints'}")
         checkpoint.restore(origin).expect_partial()
         steps = int(step_counter)
-    codes = training_codes(codec, args.data, args.context_images, args.context_iterations)
-    context_model = fit_context_model(codes, args.context_iterations)
+    if context_model is None:
+        codes = training_codes(codec, args.data, args.context_images, args.context_iterations)
+        context_model = fit_context_model(codes, args.context_iterations)
     out = export_saved_model(
         codec,
         Path(args.models_dir) / MODEL_NAME / str(args.version),
-        {"training_steps": steps, "context_model_images": args.context_images},
+        {"training_steps": steps, "context_model_images": context_images},
         context_model,
     )
     print(f"exported {origin} (step {steps}) to {out}")

@@ -290,7 +290,9 @@ class RecurrentCodec(tf.Module):
         }
 
     def decompress(self, bits: tf.Tensor) -> dict[str, tf.Tensor]:
-        """Decode ``bits`` int8 [B,N,h,w,C] → ``reconstructions`` uint8 [B,N,H,W,3] after each iteration."""
+        """Decode ``bits`` int8 [B,N,h,w,C] → ``reconstructions`` uint8 [B,N,H,W,3] after each iteration
+        and ``reconstruction`` uint8 [B,H,W,3], the last of them (all a receiver needs: asking for it
+        alone with ``output_filter`` moves one image instead of N)."""
         shape = tf.shape(bits)
         batch, total, h, w = shape[0], shape[1], shape[2], shape[3]
         _, dec = self.initial_states(batch, h * CELL_SIZE, w * CELL_SIZE)
@@ -302,12 +304,12 @@ class RecurrentCodec(tf.Module):
             reconstruction, dec = self.decode(bits_f[:, t], it, dec, reconstruction)
             return t + 1, reconstruction, dec, images_ta.write(t, to_uint8(reconstruction))
 
-        _, _, _, images_ta = tf.while_loop(
+        _, final, _, images_ta = tf.while_loop(
             lambda t, *_: t < total,
             body,
             (tf.constant(0), tf.zeros([batch, h * CELL_SIZE, w * CELL_SIZE, 3]), dec, images_ta),
         )
-        return {"reconstructions": _time_to_axis1(images_ta.stack())}
+        return {"reconstructions": _time_to_axis1(images_ta.stack()), "reconstruction": to_uint8(final)}
 
 
 def to_uint8(reconstruction: tf.Tensor) -> tf.Tensor:

@@ -13,8 +13,15 @@ from pathlib import Path
 import tensorflow as tf
 
 from model_export.model import CodecConfig, RecurrentCodec
+from service.codec.context_model import ContextModel
 
-__all__ = ["CODEC_METADATA", "restore_codec_weights", "shipped_config", "shipped_metadata"]
+__all__ = [
+    "CODEC_METADATA",
+    "restore_codec_weights",
+    "shipped_config",
+    "shipped_context_model",
+    "shipped_metadata",
+]
 
 #: The file under ``assets/`` of every exported version that records its configuration and origin.
 CODEC_METADATA = "codec.json"
@@ -37,3 +44,12 @@ def restore_codec_weights(codec: RecurrentCodec, version_dir: Path) -> None:
     status = checkpoint.read(str(Path(version_dir) / "variables" / "variables"))
     status.expect_partial().assert_existing_objects_matched()
     codec.copy_weights_from(shipped)
+
+
+def shipped_context_model(version_dir: Path) -> ContextModel | None:
+    """The entropy coder's context model the version ships (its ``context_model`` signature), if any."""
+    signatures = tf.saved_model.load(str(version_dir)).signatures
+    if "context_model" not in signatures:
+        return None
+    out = signatures["context_model"](batch=tf.zeros([1], tf.int32))
+    return ContextModel.from_arrays({name: value.numpy()[0] for name, value in out.items()})

@@ -197,6 +197,12 @@ class ContextModel:
             active = cell_iterations > t
             if not active.any():
                 continue
+            # Per phase: the coded cells (full plane) and the same on the phase's sub-lattice.
+            phases = [
+                (phase, py, px, active & masks[phase], active[py::2, px::2])
+                for phase, (py, px) in enumerate(PHASES)
+                if (active & masks[phase]).any()
+            ]
             k = min(t, self.weights.shape[0] - 1)
             previous = bits[t - 1].astype(np.float64) if t > 0 else np.zeros(bits.shape[1:])
             base = (
@@ -215,10 +221,7 @@ class ContextModel:
                     static = static + mixed[..., 0] + _neighbour_sum(mixed[..., 1], _ONES_FOUR)
                     static = static + _neighbour_sum(current[..., c - 1], left_w[k, c])
                 padded[1:-1, 1:-1] = bits[t, ..., c]  # at the decoder, only earlier phases are set
-                for phase, (py, px) in enumerate(PHASES):
-                    mask = active & masks[phase]
-                    if not mask.any():
-                        continue
+                for phase, py, px, mask, sub_mask in phases:
                     logits = static[py::2, px::2] + phase_w[k, c, phase]
                     rows, cols = logits.shape
                     for i in _KNOWN_NEIGHBOURS[phase]:
@@ -227,7 +230,7 @@ class ContextModel:
                         logits = (
                             logits + own_w[k, c, i] * padded[y0 : y0 + 2 * rows : 2, x0 : x0 + 2 * cols : 2]
                         )
-                    yield t, c, mask, self._probabilities(logits[active[py::2, px::2]])
+                    yield t, c, mask, self._probabilities(logits[sub_mask])
                     padded[1:-1, 1:-1][py::2, px::2] = bits[t, py::2, px::2, c]
 
 

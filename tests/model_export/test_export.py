@@ -57,6 +57,7 @@ def test_signatures_have_batch_dimension_and_named_io(exported) -> None:
         "msssim_positions",
         "squared_errors",
     }
+    assert set(sigs["decompress"].structured_outputs) == {"reconstructions", "reconstruction"}
     step = sigs["decode_step"]
     inputs = step.structured_input_signature[1]
     assert set(inputs) == {"bits", "iteration", "reconstruction", *(f"dec_state_{i}" for i in range(1, 5))}

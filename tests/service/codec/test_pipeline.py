@@ -72,6 +72,21 @@ def test_a_model_version_without_quality_outputs_cannot_compress(backend_client,
         old.compress(np.ascontiguousarray(kodak_image[:64, :64]), Target("msssim", 0.9))
 
 
+def test_versions_with_and_without_the_final_image_output_decode_alike(backend_client, kodak_image) -> None:
+    """Version 4 re-exports version 3's weights with ``decompress`` also returning the final image
+    alone, which the gateway asks for; version 3's bitstreams take the every-iteration path."""
+    rgb = np.ascontiguousarray(kodak_image[:96, :128])
+    images = {}
+    for version in (3, 4):
+        codec = ImageCodec(backend_client, "residual_gru", model_version=version, max_iterations=8)
+        result = codec.compress(rgb, Target("msssim", 0.9))
+        decoded = codec.decompress(result.bitstream)
+        assert decoded.stream.model_version == version
+        np.testing.assert_array_equal(decoded.image, result.reconstruction)
+        images[version] = decoded.image
+    np.testing.assert_array_equal(images[3], images[4])
+
+
 def test_composite_takes_each_cell_from_its_own_iteration() -> None:
     geometry = Geometry(40, 20, patch_size=16)  # padded to 48 × 32: cells 2 × 3, cropped back
     rng = np.random.default_rng(0)
