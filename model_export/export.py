@@ -41,6 +41,7 @@ from model_export.shipped import (
     shipped_context_model,
     shipped_metadata,
 )
+from model_export.warmup import write_warmup_requests
 from service.codec.context_model import ContextModel
 
 __all__ = ["MODEL_NAME", "ExportedCodec", "export_saved_model"]
@@ -167,6 +168,7 @@ def export_saved_model(
         info = {"model_name": MODEL_NAME, "config": json.loads(codec.config.to_json()), **(metadata or {})}
         (staging / "assets").mkdir(exist_ok=True)
         (staging / "assets" / CODEC_METADATA).write_text(json.dumps(info, indent=2, sort_keys=True))
+        write_warmup_requests(staging, MODEL_NAME, codec.config)
         shutil.move(str(staging), str(version_dir))
     return version_dir
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from service.api.deps import JobLimiter, Services
 from service.api.middleware import MetricsMiddleware, UploadLimitMiddleware
 from service.api.routes import bitstreams, compress, decompress, health, web
+from service.codec import quality
 from service.errors import ServiceError
 from service.settings import Settings, get_settings
 from service.storage import BlobStore
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        quality.warm_up()
         client = backend_client(settings)
         codec = image_codec(settings, client)
         app.state.services = Services(

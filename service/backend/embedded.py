@@ -28,6 +28,7 @@ from tensorflow_serving.apis import (
     status_pb2,
 )
 
+from model_export.warmup import warmup_requests
 from service.backend.client import COMPUTE_METADATA_KEY, channel_options
 from service.backend.model_config import served_models
 from service.backend.tensors import from_tensor_proto, to_tensor_proto
@@ -38,7 +39,8 @@ log = logging.getLogger("rgic.backend")
 
 
 class LoadedModel:
-    """One loaded SavedModel version: its serving signatures and their SignatureDefs."""
+    """One loaded SavedModel version: its serving signatures and their SignatureDefs, warmed up with
+    the version's ``tf_serving_warmup_requests`` as TF Serving does before serving it."""
 
     def __init__(self, name: str, version: int, path: Path) -> None:
         self.name, self.version = name, version
@@ -47,6 +49,17 @@ class LoadedModel:
         saved = saved_model_pb2.SavedModel()
         saved.ParseFromString((path / "saved_model.pb").read_bytes())
         self.signature_defs = dict(saved.meta_graphs[0].signature_def)
+        start, replayed = time.perf_counter(), 0
+        for request in warmup_requests(path):
+            function = self.signatures.get(request.model_spec.signature_name or "serving_default")
+            try:
+                function(**{key: tf.constant(from_tensor_proto(p)) for key, p in request.inputs.items()})
+                replayed += 1
+            except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:  # also no function
+                log.warning("%s version %d: a warm-up request failed: %s", name, version, error)
+        if replayed:
+            seconds = time.perf_counter() - start
+            log.info("%s version %d: %d warm-up requests in %.2f s", name, version, replayed, seconds)
 
 
 class EmbeddedBackend(

@@ -1,5 +1,3 @@
-from pathlib import Path
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -15,17 +13,6 @@ _NO_EARLY_EXIT = {
     "stop_psnr": tf.zeros([1]),
     "extra_iterations": tf.zeros([1], tf.int32),
 }
-
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[RecurrentCodec, Path]:
-    tf.random.set_seed(1)
-    codec = RecurrentCodec(TINY)
-    context_model = random_context_model(TINY.bits_per_cell, iterations=2)
-    path = export_saved_model(
-        codec, tmp_path_factory.mktemp("models") / "tiny" / "1", {"training_steps": 7}, context_model
-    )
-    return codec, path
 
 
 def test_context_model_signature_returns_the_integer_model_per_batch_row(exported) -> None:
