@@ -16,7 +16,7 @@ import numpy as np
 import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-from model_export.model import CodecConfig
+from model_export.model import CELL_SIZE, CodecConfig
 from service.backend.tensors import to_tensor_proto
 
 __all__ = ["WARMUP_FILE", "warmup_requests", "write_warmup_requests"]
@@ -28,7 +28,7 @@ _SIDE, _ITERATIONS = 32, 2
 
 def _inputs(config: CodecConfig) -> dict[str, dict[str, np.ndarray]]:
     rng = np.random.default_rng(0)
-    cells = _SIDE // 16
+    cells = _SIDE // CELL_SIZE
     bits = rng.choice(np.array([-1, 1], np.int8), (1, _ITERATIONS, cells, cells, config.bits_per_cell))
     states = {
         f"dec_state_{i + 1}": np.zeros((1, _SIDE // f, _SIDE // f, c), np.float32)

@@ -51,11 +51,14 @@ class LoadedModel:
         self.signature_defs = dict(saved.meta_graphs[0].signature_def)
         start, replayed = time.perf_counter(), 0
         for request in warmup_requests(path):
-            function = self.signatures.get(request.model_spec.signature_name or "serving_default")
+            signature = request.model_spec.signature_name or "serving_default"
             try:
-                function(**{key: tf.constant(from_tensor_proto(p)) for key, p in request.inputs.items()})
+                if signature not in self.signatures:
+                    raise ValueError(f"no signature {signature!r}")
+                inputs = {key: tf.constant(from_tensor_proto(p)) for key, p in request.inputs.items()}
+                self.signatures[signature](**inputs)
                 replayed += 1
-            except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:  # also no function
+            except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:
                 log.warning("%s version %d: a warm-up request failed: %s", name, version, error)
         if replayed:
             seconds = time.perf_counter() - start

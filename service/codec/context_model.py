@@ -167,6 +167,13 @@ class ContextModel:
         return tuple(self.weights[..., a:b].astype(np.float64) for a, b in itertools.pairwise(blocks))
 
     @cached_property
+    def _lower_weights(self) -> np.ndarray:
+        """The lower channels' own and 4-neighbour-sum weights side by side, [T, C, C, 2]: one matrix
+        product per channel gives both."""
+        lower, lower_nb = self._weight_blocks[0], self._weight_blocks[4]
+        return np.stack([lower, lower_nb], axis=-1)
+
+    @cached_property
     def _table_probabilities(self) -> np.ndarray:
         return self.table.astype(np.float64) / _PROBABILITY_SCALE
 
@@ -190,8 +197,8 @@ class ContextModel:
         # The logit is linear in the features, so each block's contribution is computed on whole
         # planes (all channels at once where it depends only on iteration t-1); ``feature_rows``
         # lists the same features one by one, and a test checks the two agree.
-        lower, previous_w, left_w, earlier_w, lower_nb, previous_nb, own_w, phase_w = self._weight_blocks
-        lower_both = np.stack([lower, lower_nb], axis=-1)  # [T, C, C, 2]: one product per channel
+        _, previous_w, left_w, earlier_w, _, previous_nb, own_w, phase_w = self._weight_blocks
+        lower_both = self._lower_weights
         masks = phase_masks(height, width)
         for t in range(total):
             active = cell_iterations > t
