@@ -225,7 +225,7 @@ class ContextModel:
                 if c > 0:
                     current[..., c - 1] = bits[t, ..., c - 1]
                     mixed = current @ lower_both[k, c]
-                    static = static + mixed[..., 0] + _neighbour_sum(mixed[..., 1], _ONES_FOUR)
+                    static = static + mixed[..., 0] + _four_sum(mixed[..., 1])
                     static = static + _neighbour_sum(current[..., c - 1], left_w[k, c])
                 padded[1:-1, 1:-1] = bits[t, ..., c]  # at the decoder, only earlier phases are set
                 for phase, py, px, mask, sub_mask in phases:
@@ -243,16 +243,16 @@ class ContextModel:
 
 def _four_sum(values: np.ndarray) -> np.ndarray:
     """Sum over the 4 direct neighbours of each position of an [h, w, ...] array (0 outside)."""
-    return sum(_shift(values, dy, dx) for dy, dx in _FOUR)
+    return _neighbour_sum(values, _ONES_FOUR)
 
 
-def _neighbour_sum(plane: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    """Σ_i weights[i] · plane[y + dy_i, x + dx_i] over the neighbours of an [h, w] plane (0 outside);
+def _neighbour_sum(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Σ_i weights[i] · values[y + dy_i, x + dx_i] over the neighbours of an [h, w, ...] array (0 outside);
     ``weights`` follows ``_NEIGHBOURS`` (all 8, or the first 4)."""
-    h, w = plane.shape
-    padded = np.zeros((h + 2, w + 2))
-    padded[1:-1, 1:-1] = plane
-    total = np.zeros((h, w))
+    h, w = values.shape[:2]
+    padded = np.zeros((h + 2, w + 2, *values.shape[2:]))
+    padded[1:-1, 1:-1] = values
+    total = np.zeros(values.shape)
     for weight, (dy, dx) in zip(weights, _NEIGHBOURS, strict=False):
         total += weight * padded[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
     return total
