@@ -1,7 +1,7 @@
 """Client for TensorFlow Serving's gRPC API (PredictionService and ModelService).
 
-Deadlines on every call, retries with exponential backoff on UNAVAILABLE, message-size limits
-on the channel, and the model version pinned in every request.
+Deadlines on every call, retries with exponential backoff on UNAVAILABLE and CANCELLED, message-size
+limits on the channel, and the model version pinned in every request.
 """
 
 from __future__ import annotations
@@ -30,7 +30,10 @@ __all__ = ["COMPUTE_METADATA_KEY", "BackendClient", "ModelVersionStatus", "chann
 #: Trailing metadata in which the embedded backend reports a Predict's model compute seconds.
 COMPUTE_METADATA_KEY = "x-rgic-compute-seconds"
 
-_RETRYABLE = {grpc.StatusCode.UNAVAILABLE}
+# The gateway never cancels its own calls, so a CANCELLED comes from a backend shutting down: gRPC
+# cancels the calls still queued there (grpc/grpc#41785). Predict is idempotent, so both are retried.
+_RETRYABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED}
+_UNAVAILABLE = {*_RETRYABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
 def channel_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -112,7 +115,7 @@ class BackendClient:
                     time.sleep(self.backoff_seconds * 2**attempt)
                     attempt += 1
                     continue
-                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                if code in _UNAVAILABLE:
                     raise BackendUnavailable(
                         f"model backend at {self.address} is unavailable ({code.name}): {error.details()}"
                     ) from error
