@@ -15,7 +15,7 @@ import httpx
 
 from service.settings import PROJECT_ROOT
 
-__all__ = ["rss_megabytes", "running_service"]
+__all__ = ["rss_megabytes", "running_service", "start_service", "wait_until_ready"]
 
 
 def _free_port() -> int:
@@ -24,9 +24,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@contextlib.contextmanager
-def running_service(extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """Yields (base URL, gateway process id) once /readyz answers; stops it with SIGTERM afterwards."""
+def start_service(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``rgic serve`` on a free loopback port as `make run` does; returns the process and its URL."""
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k != "RGIC_BACKEND_ADDRESS"}
     env.update(
@@ -43,18 +42,29 @@ def running_service(extra_env: dict[str, str] | None = None) -> Iterator[tuple[s
         stderr=subprocess.DEVNULL,
         cwd=PROJECT_ROOT,
     )
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_until_ready(process: subprocess.Popen, url: str, timeout: float = 120) -> None:
+    """Poll ``url``/readyz until it answers 200; raises if the process exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("the service did not become ready")
+        time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def running_service(extra_env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """Yields (base URL, gateway process id) once /readyz answers; stops it with SIGTERM afterwards."""
+    process, url = start_service(extra_env)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the service did not become ready")
-            time.sleep(0.5)
+        wait_until_ready(process, url)
         yield url, process.pid
     finally:
         process.send_signal(signal.SIGTERM)

@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from tqdm import tqdm
@@ -43,10 +43,24 @@ def _start_embedded_backend_process(config_file: Path) -> tuple[subprocess.Popen
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
     )
     assert process.stdout is not None
-    for line in process.stdout:
-        if "listening on" in line:
-            return process, line.strip().rsplit(" ", 1)[-1]
+    try:
+        for line in process.stdout:
+            if "listening on" in line:
+                return process, line.strip().rsplit(" ", 1)[-1]
+    except BaseException:  # stopped while the model loads: take the backend down too, not orphan it
+        _stop_process(process)
+        raise
     raise SystemExit(f"embedded backend exited with code {process.wait()} before listening")
+
+
+def _stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
+    """SIGTERM ``process`` and wait for it; SIGKILL if it has not exited within ``timeout`` seconds."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -60,23 +74,21 @@ def serve(args: argparse.Namespace) -> None:
     signal.signal(signal.SIGTERM, stop_requested)
     settings = get_settings()
     backend = None
-    if "RGIC_BACKEND_ADDRESS" not in os.environ:
-        print("starting the embedded backend (loading the model)...", flush=True)
-        backend, address = _start_embedded_backend_process(settings.model_config_file)
-        settings = settings.model_copy(update={"backend_address": address})
-        print(f"embedded backend on {address}", flush=True)
     try:
+        if "RGIC_BACKEND_ADDRESS" not in os.environ:
+            print("starting the embedded backend (loading the model)...", flush=True)
+            backend, address = _start_embedded_backend_process(settings.model_config_file)
+            settings = settings.model_copy(update={"backend_address": address})
+            print(f"embedded backend on {address}", flush=True)
         app = create_app(settings)
         shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
         print(f"gateway: http://{shown_host}:{args.port}/  (API docs: /docs, metrics: /metrics)", flush=True)
         uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+    except KeyboardInterrupt:
+        print("stopped before the service was ready", flush=True)
     finally:
         if backend is not None:
-            backend.send_signal(signal.SIGTERM)
-            try:
-                backend.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                backend.kill()
+            _stop_process(backend)
 
 
 @contextlib.contextmanager
@@ -103,6 +115,26 @@ def _output_path(source: Path, out_dir: Path | None, suffix: str) -> Path:
     return (out_dir or source.parent) / (source.stem + suffix)
 
 
+def _for_each_file(paths: list[Path], description: str, work: Callable[[Path], str]) -> None:
+    """Run ``work`` on every path with a progress bar, printing what it returns. A file that fails
+    (unreadable, not an image, an invalid bitstream) is reported and the rest still run; the
+    command then exits non-zero naming how many failed."""
+    from service.errors import ServiceError
+
+    failed = 0
+    for path in tqdm(paths, desc=description, unit="file", disable=len(paths) < 2):
+        try:
+            tqdm.write(work(path))
+        except ServiceError as error:
+            failed += 1
+            tqdm.write(f"{path}: error ({error.code}): {error.message}", file=sys.stderr)
+        except OSError as error:
+            failed += 1
+            tqdm.write(f"{path}: error: {error.strerror or error}", file=sys.stderr)
+    if failed:
+        raise SystemExit(f"{failed} of {len(paths)} files failed")
+
+
 def compress(args: argparse.Namespace) -> None:
     from service.api.routes.compress import choose_target
     from service.codec.images import decode_image
@@ -112,17 +144,19 @@ def compress(args: argparse.Namespace) -> None:
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
     with _codec() as codec:
-        bar = tqdm(args.images, desc="compressing", unit="image", disable=len(args.images) < 2)
-        for path in bar:
+
+        def one(path: Path) -> str:
             decoded = decode_image(path.read_bytes(), settings.max_pixels)
             result = codec.compress(decoded.rgb, target)
             out = _output_path(path, args.out_dir, BITSTREAM_SUFFIX)
             out.write_bytes(result.bitstream)
             met = "" if result.target_met else "  (target NOT met)"
-            tqdm.write(
+            return (
                 f"{path} -> {out}: {len(result.bitstream)} bytes, {result.bpp:.4f} bpp, "
                 f"MS-SSIM {result.msssim:.4f}, PSNR {result.psnr:.2f} dB, {result.iterations} iterations{met}"
             )
+
+        _for_each_file(args.images, "compressing", one)
 
 
 def decompress(args: argparse.Namespace) -> None:
@@ -131,13 +165,14 @@ def decompress(args: argparse.Namespace) -> None:
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
     with _codec() as codec:
-        for path in tqdm(
-            args.bitstreams, desc="decompressing", unit="image", disable=len(args.bitstreams) < 2
-        ):
+
+        def one(path: Path) -> str:
             image = codec.decompress(path.read_bytes()).image
             out = _output_path(path, args.out_dir, ".png")
             out.write_bytes(encode_png(image, compress_level=6))
-            tqdm.write(f"{path} -> {out}: {image.shape[1]}x{image.shape[0]}")
+            return f"{path} -> {out}: {image.shape[1]}x{image.shape[0]}"
+
+        _for_each_file(args.bitstreams, "decompressing", one)
 
 
 def info(args: argparse.Namespace) -> None:
@@ -184,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
         args.run(args)
     except ServiceError as error:
         raise SystemExit(f"error ({error.code}): {error.message}") from error
+    except OSError as error:
+        raise SystemExit(f"error: {error}") from error
 
 
 if __name__ == "__main__":

@@ -1,0 +1,123 @@
+"""The ``rgic`` command line as real processes: compress/decompress/info against the embedded backend
+over gRPC, and ``serve`` (what `make run` starts) stopping cleanly on SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from benchmarks.service_process import start_service, wait_until_ready
+from service.codec.quality import msssim
+from service.settings import PROJECT_ROOT
+
+
+def _rgic(*args: str, backend_address: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RGIC_BACKEND_ADDRESS": backend_address, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "service.cli", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def test_compress_decompress_and_info_round_trip(backend_address: str, tmp_path: Path, kodak_image) -> None:
+    crops = {"a": kodak_image[:96, :128], "b": kodak_image[200:296, 300:428]}
+    for name, crop in crops.items():
+        Image.fromarray(crop).save(tmp_path / f"{name}.png")
+    out = tmp_path / "out"
+    images = [str(tmp_path / f"{name}.png") for name in crops]
+    done = _rgic(
+        "compress", *images, "--msssim", "0.9", "--out-dir", str(out), backend_address=backend_address
+    )
+    assert done.returncode == 0, done.stderr
+    reported = {
+        Path(m.group(1)).stem: float(m.group(2))
+        for m in re.finditer(r"(\S+) -> .*MS-SSIM ([\d.]+)", done.stdout)
+    }
+    assert set(reported) == set(crops)
+
+    streams = [str(out / f"{name}.rgic") for name in crops]
+    done = _rgic("decompress", *streams, "--out-dir", str(out), backend_address=backend_address)
+    assert done.returncode == 0, done.stderr
+    for name, crop in crops.items():
+        decoded = np.asarray(Image.open(out / f"{name}.png").convert("RGB"))
+        assert decoded.shape == crop.shape
+        measured = msssim(crop, decoded)
+        assert measured >= 0.9 and abs(measured - reported[name]) < 1e-4
+
+    done = _rgic("info", streams[0], backend_address=backend_address)
+    assert done.returncode == 0, done.stderr
+    header = json.loads(done.stdout)
+    assert (header["width"], header["height"]) == (128, 96)
+
+
+def test_a_bad_file_is_reported_and_the_others_still_run(backend_address: str, tmp_path: Path) -> None:
+    Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_text("not an image")
+    files = [str(tmp_path / name) for name in ("bad.png", "missing.png", "good.png")]
+    done = _rgic("compress", *files, "--bpp", "0.5", backend_address=backend_address)
+    assert done.returncode != 0
+    assert "bad.png: error (unsupported_image)" in done.stderr
+    assert "missing.png: error: No such file or directory" in done.stderr
+    assert "2 of 3 files failed" in done.stderr
+    assert (tmp_path / "good.rgic").stat().st_size > 0
+
+    (tmp_path / "bad.rgic").write_bytes(b"RGIC" + bytes(40))
+    done = _rgic("decompress", str(tmp_path / "bad.rgic"), backend_address=backend_address)
+    assert done.returncode != 0 and "error (invalid_bitstream)" in done.stderr
+
+
+def test_serve_stops_on_sigterm_with_its_backend() -> None:
+    process, url = start_service()
+    try:
+        wait_until_ready(process, url)
+        backends = _children(process.pid)
+        assert backends  # the embedded backend runs in its own process
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    assert not any(_alive(pid) for pid in backends)
+
+
+def test_sigterm_while_the_model_loads_leaves_no_backend_behind() -> None:
+    process, _ = start_service()
+    try:
+        deadline = time.monotonic() + 60
+        while not _children(process.pid):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        backends = _children(process.pid)
+        process.send_signal(signal.SIGTERM)  # the backend is still loading the model
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    time.sleep(0.5)
+    assert not any(_alive(pid) for pid in backends)
+
+
+@pytest.mark.parametrize("command", ["compress", "decompress", "info"])
+def test_usage_errors_exit_non_zero(command: str, backend_address: str) -> None:
+    done = _rgic(command, backend_address=backend_address)
+    assert done.returncode == 2 and "usage:" in done.stderr
