@@ -6,9 +6,10 @@ import pytest
 from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_RAW, encode_payload
 from service.codec.patches import Geometry
-from service.codec.pipeline import Encoding, ImageCodec
+from service.codec.pipeline import Encoding, ImageCodec, _next_aim
 from service.codec.rate_control import Target
 from service.errors import InvalidBitstream, ModelCannotCompress
+from tests.conftest import KODAK
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,28 @@ def test_adaptive_allocation_is_never_larger_than_the_smallest_uniform_count(
     uniform_bytes = len(codec.bitstream(encoding, np.full(encoding.geometry.patches, meeting[0])))
     assert len(result.bitstream) <= uniform_bytes
     assert msssim(rgb, codec.decompress(result.bitstream).image) == pytest.approx(result.msssim, abs=1e-6)
+
+
+def test_a_mixed_allocation_is_found_where_the_estimate_is_far_off(backend_client) -> None:
+    """kodim20: flat sky at one iteration beside busy cells at three measures 0.932 where the cell sums
+    estimate 0.950; the aim must move between that and the uniform count, not past the uniform count."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(KODAK / "kodim20.png").convert("RGB"))
+    codec = ImageCodec(backend_client, "residual_gru")
+    result = codec.compress(rgb, Target("msssim", 0.95))
+    assert result.target_met and result.patch_iterations.min() < result.patch_iterations.max()
+    encoding = codec.encode(rgb, int(result.patch_iterations.max()))
+    uniform = codec.bitstream(encoding, np.full(encoding.geometry.patches, result.patch_iterations.max()))
+    assert len(result.bitstream) < 0.9 * len(uniform)
+
+
+def test_next_aim_interpolates_instead_of_shifting_by_the_shortfall() -> None:
+    short, meets = (0.9507, 0.9321), (0.9629, 0.9629)  # kodim20's first composite, and uniform 3
+    aim = _next_aim(short, meets, 0.95, 1e-4)
+    assert 0.9507 < aim < 0.9629 < 0.9507 + (0.95 - 0.9321)
+    assert aim == pytest.approx(0.9507 + (0.95 - 0.9321) / (0.9629 - 0.9321) * (0.9629 - 0.9507) + 1e-4)
+    assert _next_aim((0.9510, 0.94999), (0.9600, 0.9600), 0.95, 1e-4) > 0.9510 + 1e-4  # always moves
 
 
 def test_a_model_version_without_quality_outputs_cannot_compress(backend_client, kodak_image) -> None:
