@@ -10,10 +10,13 @@ SIGTERM or Ctrl-C writes a last checkpoint before leaving.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import math
 import signal
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +69,28 @@ def learning_rate(step: int, base: float, half_life: float, decay_start: int = 0
     return base * 0.5 ** (max(0, step - decay_start) / half_life)
 
 
+def _step_seed(seed: int, step: int) -> int:
+    """The seed of a run resuming at ``step``: a resumed session draws new crops and noise instead of
+    replaying the ones its first session started with, and is still reproducible from (seed, step)."""
+    return int(np.random.SeedSequence([seed, step]).generate_state(1)[0])
+
+
+@contextlib.contextmanager
+def _stop_requests() -> Iterator[threading.Event]:
+    """An event that SIGTERM or Ctrl-C sets while the block runs; the previous handlers return after it."""
+    requested = threading.Event()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    previous = {number: signal.signal(number, lambda *_: requested.set()) for number in signals}
+    try:
+        yield requested
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
 def train(args: argparse.Namespace) -> None:
     """Run the training loop described by the command-line ``args``."""
-    tf.random.set_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
+    tf.random.set_seed(args.seed)  # the initial weights of a fresh run
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     config_path = run_dir / "config.json"
@@ -95,8 +116,12 @@ def train(args: argparse.Namespace) -> None:
         optimizer.steps.assign(start)
         print(f"initialised from {args.init_from} (trained {start} steps)")
 
+    start_step = int(optimizer.steps)
+    seed = _step_seed(args.seed, start_step)
+    tf.random.set_seed(seed)
+    rng = np.random.default_rng(seed)
     images = load_training_images(Path(args.data))
-    sampler = CropSampler(images, crop=args.crop, batch=args.batch, seed=args.seed)
+    sampler = CropSampler(images, crop=args.crop, batch=args.batch, seed=seed + 1)
     cells = args.crop // CELL_SIZE
 
     @tf.function(
@@ -116,21 +141,13 @@ def train(args: argparse.Namespace) -> None:
         optimizer.apply(grads, variables, learning_rate)
         return loss
 
-    stopping = False
-
-    def request_stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
-
-    deadline = time.monotonic() + args.hours * 3600.0
-    start_step = int(optimizer.steps)
-    last_save = time.monotonic()
+    started = time.monotonic()
+    deadline = started + args.hours * 3600.0
+    last_save = started
     log_path = run_dir / "log.csv"
     new_log = not log_path.exists()
     with (
+        _stop_requests() as stopping,
         log_path.open("a", newline="") as log_file,
         tqdm(total=args.steps, initial=min(start_step, args.steps), desc="training", unit="step") as bar,
     ):
@@ -141,7 +158,7 @@ def train(args: argparse.Namespace) -> None:
             [f"# iterations={args.iterations} log_loss={args.log_loss}", "", "", f"{time.time():.0f}"]
         )
         ema = None
-        while not stopping and int(optimizer.steps) < args.steps and time.monotonic() < deadline:
+        while not stopping.is_set() and int(optimizer.steps) < args.steps and time.monotonic() < deadline:
             step = int(optimizer.steps)
             lr = learning_rate(step, args.lr, args.lr_half_life, args.lr_decay_start)
             stop_at = _stop_masks(rng, args.batch, cells, args.iterations, args.stop_fraction)
@@ -152,6 +169,9 @@ def train(args: argparse.Namespace) -> None:
             bar.update(1)
             bar.set_postfix(loss=f"{ema:.4f}", lr=f"{lr:.1e}")
             if step % 50 == 0:
+                now = time.monotonic()  # with --hours binding, the bar's end and ETA follow the budget
+                rate = (step + 1 - start_step) / (now - started)
+                bar.total = min(args.steps, step + 1 + int(rate * max(deadline - now, 0.0)))
                 log.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{time.time():.0f}"])
                 log_file.flush()
             if time.monotonic() - last_save > args.checkpoint_minutes * 60:

@@ -8,3 +8,42 @@ def test_learning_rate_is_constant_then_halves_from_the_decay_start() -> None:
     assert learning_rate(900, 4e-4, 3000, decay_start=1000) == 4e-4
     assert learning_rate(4000, 4e-4, 3000, decay_start=1000) == pytest.approx(2e-4)
     assert learning_rate(7000, 4e-4, 3000, decay_start=1000) == pytest.approx(1e-4)
+
+
+def test_training_checkpoints_logs_and_resumes_with_fresh_crops(tmp_path, monkeypatch) -> None:
+    import csv
+    import signal
+
+    import numpy as np
+    from PIL import Image
+
+    from model_export import train as training
+    from tests.model_export.test_model import TINY
+
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(TINY.to_json())
+    seeds: list[int] = []
+    real_sampler = training.CropSampler
+
+    def recording_sampler(*args, seed: int, **kwargs):
+        seeds.append(seed)
+        return real_sampler(*args, seed=seed, **kwargs)
+
+    monkeypatch.setattr(training, "CropSampler", recording_sampler)
+    handler = signal.getsignal(signal.SIGTERM)
+    common = ["--run-dir", str(run), "--data", str(data), "--batch", "2", "--iterations", "2"]
+    training.main([*common, "--steps", "2"])
+    training.main([*common, "--steps", "4"])
+
+    checkpoints = sorted(p.name for p in (run / "checkpoints").glob("ckpt-*.index"))
+    assert checkpoints == ["ckpt-2.index", "ckpt-4.index"]
+    rows = [r for r in csv.reader((run / "log.csv").open()) if r and r[0].isdigit()]
+    assert [int(r[0]) for r in rows] == [0]  # logged every 50 steps, from step 0
+    assert len(seeds) == 2 and seeds[0] != seeds[1]  # the resumed run draws new crops
+    assert signal.getsignal(signal.SIGTERM) is handler  # its stop handler is gone after training
