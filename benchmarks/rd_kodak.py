@@ -252,24 +252,14 @@ def plot(curve: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.8))
+    style = {OURS: {"linewidth": 2.5, "color": "black"}, SERVICE: {"linewidth": 2.5, "color": "crimson"}}
+    label = {OURS: "ours (residual GRU, uniform iterations)", SERVICE: "ours, as the service compresses"}
     for codec, by_setting in curve.items():
         pts = [p for p in sorted(by_setting.values(), key=lambda p: p["bpp"]) if p["bpp"] <= 2.1]
-        style = {OURS: {"linewidth": 2.5, "color": "black"}, SERVICE: {"linewidth": 2.5, "color": "crimson"}}
-        label = {OURS: "ours (residual GRU, uniform iterations)", SERVICE: "ours, as the service compresses"}
-        left.plot(
-            [p["bpp"] for p in pts],
-            [msssim_db(p["msssim"]) for p in pts],
-            marker=".",
-            label=label.get(codec, codec),
-            **style.get(codec, {}),
-        )
-        right.plot(
-            [p["bpp"] for p in pts],
-            [p["psnr"] for p in pts],
-            marker=".",
-            label=label.get(codec, codec),
-            **style.get(codec, {}),
-        )
+        bpps = [p["bpp"] for p in pts]
+        looks = {"marker": ".", "label": label.get(codec, codec), **style.get(codec, {})}
+        left.plot(bpps, [msssim_db(p["msssim"]) for p in pts], **looks)
+        right.plot(bpps, [p["psnr"] for p in pts], **looks)
     for name, published in PUBLISHED.items():
         left.plot(
             [b for b, _ in published],
@@ -311,18 +301,11 @@ def report(m: Measurements, model: str, command: str) -> str:
         "| --- | --- | --- |",
     ]
     baselines = [c for c in codecs if c not in (OURS, SERVICE)]
-    for ours in (OURS, SERVICE):
-        for ref in baselines:
-            r = bd_rates(curve, ours, ref)
-            lines.append(f"| {ours} against {ref} | {_percent(r['msssim_db'])} | {_percent(r['psnr'])} |")
-    r = bd_rates(curve, SERVICE, OURS)
-    lines.append(f"| {SERVICE} against {OURS} | {_percent(r['msssim_db'])} | {_percent(r['psnr'])} |")
-    for test in baselines:
-        if test != "JPEG 4:2:0":
-            r = bd_rates(curve, test, "JPEG 4:2:0")
-            lines.append(
-                f"| {test} against JPEG 4:2:0 | {_percent(r['msssim_db'])} | {_percent(r['psnr'])} |"
-            )
+    pairs = [(ours, ref) for ours in (OURS, SERVICE) for ref in baselines] + [(SERVICE, OURS)]
+    pairs += [(test, "JPEG 4:2:0") for test in baselines if test != "JPEG 4:2:0"]
+    for test, ref in pairs:
+        r = bd_rates(curve, test, ref)
+        lines.append(f"| {test} against {ref} | {_percent(r['msssim_db'])} | {_percent(r['psnr'])} |")
     lines += [
         "",
         "Per image (each image's own curves, then the mean over images; this credits rate control for",
@@ -331,8 +314,6 @@ def report(m: Measurements, model: str, command: str) -> str:
         "| test against reference | on MS-SSIM (dB) | on PSNR | images |",
         "| --- | --- | --- | --- |",
     ]
-    pairs = [(ours, ref) for ours in (OURS, SERVICE) for ref in baselines] + [(SERVICE, OURS)]
-    pairs += [(test, "JPEG 4:2:0") for test in baselines if test != "JPEG 4:2:0"]
     for test, ref in pairs:
         r, used = bd_rates_per_image(m.points, test, ref)
         shown = [_percent(r.get(k, float("nan"))) for k in ("msssim_db", "psnr")]
