@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -63,10 +64,23 @@ def _stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
         process.wait()
 
 
+def _check_port_free(host: str, port: int) -> None:
+    """Exit with a clear message if ``host:port`` is taken, before spending seconds loading the model."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            message = f"cannot serve on {host}:{port}: {error.strerror}; set PORT to another port"
+            raise SystemExit(message) from error
+
+
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from service.main import create_app
+
+    _check_port_free(args.host, args.port)
 
     def stop_requested(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # uvicorn installs its own handlers once it runs; until then, clean up

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -115,6 +116,25 @@ def test_sigterm_while_the_model_loads_leaves_no_backend_behind() -> None:
         process.kill()
     time.sleep(0.5)
     assert not any(_alive(pid) for pid in backends)
+
+
+def test_serve_on_a_taken_port_says_so_without_loading_the_model() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k != "RGIC_BACKEND_ADDRESS"}
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli", "serve", "--port", str(port)],
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode != 0
+    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr and "PORT" in done.stderr
+    assert "starting the embedded backend" not in done.stdout
 
 
 @pytest.mark.parametrize("command", ["compress", "decompress", "info"])
