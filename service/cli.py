@@ -76,19 +76,18 @@ def _check_port_free(host: str, port: int) -> None:
 
 
 def serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
-    from service.main import create_app
-
-    _check_port_free(args.host, args.port)
-
     def stop_requested(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # uvicorn installs its own handlers once it runs; until then, clean up
 
-    signal.signal(signal.SIGTERM, stop_requested)
-    settings = get_settings()
+    signal.signal(signal.SIGTERM, stop_requested)  # first: a stop during the imports is a clean stop too
     backend = None
     try:
+        _check_port_free(args.host, args.port)
+        import uvicorn
+
+        from service.main import create_app
+
+        settings = get_settings()
         if "RGIC_BACKEND_ADDRESS" not in os.environ:
             print("starting the embedded backend (loading the model)...", flush=True)
             backend, address = _start_embedded_backend_process(settings.model_config_file)

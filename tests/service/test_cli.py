@@ -38,6 +38,18 @@ def _children(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
 
+def _backends(pid: int) -> list[int]:
+    """The embedded backend processes among ``pid``'s children (imports may run short-lived helpers)."""
+    found = []
+    for child in _children(pid):
+        try:
+            if b"service.backend.embedded" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except FileNotFoundError:  # a helper that has already exited
+            pass
+    return found
+
+
 def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
@@ -93,7 +105,7 @@ def test_serve_stops_on_sigterm_with_its_backend() -> None:
     process, url = start_service()
     try:
         wait_until_ready(process, url)
-        backends = _children(process.pid)
+        backends = _backends(process.pid)
         assert backends  # the embedded backend runs in its own process
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
@@ -106,16 +118,37 @@ def test_sigterm_while_the_model_loads_leaves_no_backend_behind() -> None:
     process, _ = start_service()
     try:
         deadline = time.monotonic() + 60
-        while not _children(process.pid):
+        while not _backends(process.pid):
             assert time.monotonic() < deadline and process.poll() is None
             time.sleep(0.05)
-        backends = _children(process.pid)
+        backends = _backends(process.pid)
         process.send_signal(signal.SIGTERM)  # the backend is still loading the model
         assert process.wait(timeout=60) == 0
     finally:
         process.kill()
     time.sleep(0.5)
     assert not any(_alive(pid) for pid in backends)
+
+
+def _catches_sigterm(pid: int) -> bool:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
+def test_sigterm_during_the_imports_is_a_clean_stop() -> None:
+    process, _ = start_service()
+    try:
+        deadline = time.monotonic() + 60
+        while not _catches_sigterm(process.pid):  # serve's first step: its handler is in place
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.01)
+        assert not _backends(process.pid)  # still importing: the backend starts seconds later
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
 
 
 def test_serve_on_a_taken_port_says_so_without_loading_the_model() -> None:
