@@ -54,7 +54,7 @@ _SIZE_TOLERANCE = 0.95
 #: miss costs a decode and a coding, and a mixed allocation's coded size is hard to predict.
 _ALLOCATION_TRIES = {False: 8, True: 5}
 _QUALITY_DECODES = 2
-#: How far past its shortfall a composite that missed a quality target moves the aim.
+#: How far past the interpolated aim (``_next_aim``) the aim moves after a quality target was missed.
 _AIM_STEP = {"msssim": 1e-4, "psnr": 0.01}
 #: Quality estimates must clear the target by this much (float rounding of the backend's sums).
 _ESTIMATE_MARGIN = {"msssim": 2e-5, "psnr": 1e-3}
@@ -447,10 +447,8 @@ class ImageCodec:
         # images (one measurement each, no backend call), which predict the decode closely.
         aim += _FIRST_AIM_BIAS.get(target.kind, 0.0)  # cell sums estimate mixed counts a little high
         decodes = 0
-        # Quality targets: (aim, measured quality) of the highest aim that fell short and of the lowest
-        # known to meet the target, the uniform candidate's (exact) to begin with.
-        short: tuple[float, float] | None = None
-        meets = (candidates[0].value, candidates[0].value)
+        # Quality targets: a miss moves the aim towards the uniform candidate's (its estimate is exact).
+        uniform_point = (candidates[0].value, candidates[0].value)
         for _ in range(_ALLOCATION_TRIES[target.kind == "bpp"]):
             if target.kind == "bpp":
                 acceptable = lambda c, aim=aim: predicted_bpp(c) <= aim  # noqa: E731
@@ -475,8 +473,7 @@ class ImageCodec:
             if target.kind != "bpp":
                 predicted = timed("rate_control_seconds", measure, rgb, uniform.composite(cells))
                 if not target.met_by(predicted):
-                    short = (aim, predicted)
-                    aim = _next_aim(short, meets, target.value, _AIM_STEP[target.kind])
+                    aim = _next_aim((aim, predicted), uniform_point, target.value, _AIM_STEP[target.kind])
                     continue
             bits = truncate(uniform.bits[: int(counts.max())], cells)  # what the receiver decodes
             image = timed("decode_seconds", self._decode, geometry, version, bits, cells)
@@ -491,8 +488,7 @@ class ImageCodec:
             if target.kind != "bpp":
                 if target.met_by(value) or decodes == _QUALITY_DECODES:
                     break
-                short = (aim, value)
-                aim = _next_aim(short, meets, target.value, _AIM_STEP[target.kind])
+                aim = _next_aim((aim, value), uniform_point, target.value, _AIM_STEP[target.kind])
             else:
                 if target.met_by(value) and value >= _SIZE_TOLERANCE * target.value:
                     break

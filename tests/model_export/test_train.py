@@ -1,6 +1,13 @@
-import pytest
+import csv
+import signal
 
+import numpy as np
+import pytest
+from PIL import Image
+
+from model_export import train as training
 from model_export.train import learning_rate
+from tests.model_export.test_model import TINY
 
 
 def test_learning_rate_is_constant_then_halves_from_the_decay_start() -> None:
@@ -11,15 +18,6 @@ def test_learning_rate_is_constant_then_halves_from_the_decay_start() -> None:
 
 
 def test_training_checkpoints_logs_and_resumes_with_fresh_crops(tmp_path, monkeypatch) -> None:
-    import csv
-    import signal
-
-    import numpy as np
-    from PIL import Image
-
-    from model_export import train as training
-    from tests.model_export.test_model import TINY
-
     data = tmp_path / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
