@@ -17,7 +17,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
 from model_export.model import CELL_SIZE, CodecConfig
-from service.backend.tensors import to_tensor_proto
+from service.backend.tensors import predict_request
 
 __all__ = ["WARMUP_FILE", "warmup_requests", "write_warmup_requests"]
 
@@ -58,11 +58,7 @@ def write_warmup_requests(version_dir: Path, model_name: str, config: CodecConfi
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
         for signature, inputs in _inputs(config).items():
-            request = predict_pb2.PredictRequest()
-            request.model_spec.name = model_name
-            request.model_spec.signature_name = signature
-            for name, array in inputs.items():
-                request.inputs[name].CopyFrom(to_tensor_proto(array))
+            request = predict_request(model_name, signature, inputs)
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
     return path

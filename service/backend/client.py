@@ -17,12 +17,11 @@ from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
-    predict_pb2,
     prediction_service_pb2_grpc,
 )
 
 from service import metrics
-from service.backend.tensors import from_tensor_proto, to_tensor_proto
+from service.backend.tensors import from_tensor_proto, predict_request
 from service.errors import BackendUnavailable, ModelVersionNotServed, ServiceError
 
 __all__ = ["COMPUTE_METADATA_KEY", "BackendClient", "ModelVersionStatus", "channel_options"]
@@ -132,13 +131,7 @@ class BackendClient:
         output_filter: list[str] | None = None,
     ) -> dict[str, np.ndarray]:
         """Run ``signature`` of ``model_name``/``version`` on ``inputs``; returns its outputs as arrays."""
-        request = predict_pb2.PredictRequest()
-        request.model_spec.name = model_name
-        request.model_spec.version.value = version
-        request.model_spec.signature_name = signature
-        for name, array in inputs.items():
-            request.inputs[name].CopyFrom(to_tensor_proto(array))
-        request.output_filter.extend(output_filter or [])
+        request = predict_request(model_name, signature, inputs, version, output_filter or ())
         response = self._call(signature, self._predict.Predict, request)
         return {name: from_tensor_proto(proto) for name, proto in response.outputs.items()}
 

@@ -13,11 +13,14 @@ import logging
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from concurrent import futures
 from pathlib import Path
 
 import grpc
+import numpy as np
 import tensorflow as tf
+from tensorflow.core.framework import tensor_pb2
 from tensorflow.core.protobuf import saved_model_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
@@ -51,18 +54,30 @@ class LoadedModel:
         self.signature_defs = dict(saved.meta_graphs[0].signature_def)
         start, replayed = time.perf_counter(), 0
         for request in warmup_requests(path):
-            signature = request.model_spec.signature_name or "serving_default"
             try:
-                if signature not in self.signatures:
-                    raise ValueError(f"no signature {signature!r}")
-                inputs = {key: tf.constant(from_tensor_proto(p)) for key, p in request.inputs.items()}
-                self.signatures[signature](**inputs)
+                self.run(request.model_spec.signature_name or "serving_default", request.inputs)
                 replayed += 1
             except (TypeError, ValueError, tf.errors.InvalidArgumentError) as error:
                 log.warning("%s version %d: a warm-up request failed: %s", name, version, error)
         if replayed:
             seconds = time.perf_counter() - start
             log.info("%s version %d: %d warm-up requests in %.2f s", name, version, replayed, seconds)
+
+    def run(
+        self, signature: str, inputs: Mapping[str, tensor_pb2.TensorProto]
+    ) -> tuple[dict[str, np.ndarray], float]:
+        """Run ``signature`` on a request's input tensors; returns its outputs and the compute seconds.
+        Raises ValueError for a signature it does not have or inputs other than the signature's."""
+        function = self.signatures.get(signature)
+        if function is None:
+            raise ValueError(f'Serving signature name: "{signature}" not found')
+        arrays = {key: tf.constant(from_tensor_proto(proto)) for key, proto in inputs.items()}
+        expected = set(self.signature_defs[signature].inputs)
+        if set(arrays) != expected:
+            raise ValueError(f"signature {signature} takes inputs {sorted(expected)}, got {sorted(arrays)}")
+        start = time.perf_counter()
+        outputs = {key: value.numpy() for key, value in function(**arrays).items()}
+        return outputs, time.perf_counter() - start
 
 
 class EmbeddedBackend(
@@ -95,17 +110,8 @@ class EmbeddedBackend(
     def Predict(self, request: predict_pb2.PredictRequest, context: grpc.ServicerContext):  # noqa: N802
         model = self._find(request.model_spec, context)
         name = request.model_spec.signature_name or "serving_default"
-        function = model.signatures.get(name)
-        if function is None:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f'Serving signature name: "{name}" not found')
         try:
-            inputs = {key: tf.constant(from_tensor_proto(proto)) for key, proto in request.inputs.items()}
-            expected = set(model.signature_defs[name].inputs)
-            if set(inputs) != expected:
-                raise ValueError(f"signature {name} takes inputs {sorted(expected)}, got {sorted(inputs)}")
-            start = time.perf_counter()
-            outputs = {key: value.numpy() for key, value in function(**inputs).items()}
-            compute = time.perf_counter() - start
+            outputs, compute = model.run(name, request.inputs)
         except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0][:1000])
         response = predict_pb2.PredictResponse()

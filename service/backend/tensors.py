@@ -1,11 +1,15 @@
-"""numpy ⇄ TensorProto through raw ``tensor_content`` bytes (much faster than per-element fields)."""
+"""numpy ⇄ TensorProto through raw ``tensor_content`` bytes (much faster than per-element fields), and
+PredictRequests built from arrays (the gateway's calls and the exported warm-up requests alike)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorflow_serving.apis import predict_pb2
 
-__all__ = ["from_tensor_proto", "to_tensor_proto"]
+__all__ = ["from_tensor_proto", "predict_request", "to_tensor_proto"]
 
 _DTYPES: dict[np.dtype, int] = {
     np.dtype(np.float32): types_pb2.DT_FLOAT,
@@ -55,3 +59,22 @@ def from_tensor_proto(proto: tensor_pb2.TensorProto) -> np.ndarray:
     if values.size == 1:  # TF writes a tensor of identical values as a single value
         return np.full(shape, values[0], dtype=dtype)
     raise ValueError(f"tensor has {values.size} values for shape {shape}")
+
+
+def predict_request(
+    model_name: str,
+    signature: str,
+    inputs: Mapping[str, np.ndarray],
+    version: int | None = None,
+    output_filter: Iterable[str] = (),
+) -> predict_pb2.PredictRequest:
+    """A PredictRequest for ``signature`` of ``model_name`` (``version`` pinned if given) on ``inputs``."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    if version is not None:
+        request.model_spec.version.value = version
+    request.model_spec.signature_name = signature
+    for name, array in inputs.items():
+        request.inputs[name].CopyFrom(to_tensor_proto(array))
+    request.output_filter.extend(output_filter)
+    return request
