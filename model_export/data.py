@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,25 +10,59 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-__all__ = ["IMAGE_SUFFIXES", "CropSampler", "load_training_images"]
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "VALIDATION_ONE_IN",
+    "CropSampler",
+    "image_paths",
+    "is_validation",
+    "load_image",
+    "load_training_images",
+]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp")
 #: JPEG sources are halved with a box filter, which removes most of their compression noise.
 JPEG_DOWNSCALE = 2
+#: One photograph in this many is held out of training as the validation split (from session 6 on).
+VALIDATION_ONE_IN = 16
 
 
-def load_training_images(root: Path, min_side: int = 64, progress: bool = True) -> list[np.ndarray]:
-    """Load every image under ``root`` as uint8 RGB arrays; Kodak must never be under ``root``."""
-    paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+def is_validation(path: Path) -> bool:
+    """Whether a photograph of the training folder is held out for validation: one in
+    ``VALIDATION_ONE_IN`` of each source folder, chosen by a hash of its folder and name so that the
+    split never changes with the files beside it (busy and smooth photos alike)."""
+    key = f"{path.parent.name}/{path.name}".encode()
+    return zlib.crc32(key) % VALIDATION_ONE_IN == 0
+
+
+def image_paths(root: Path, split: str = "train") -> list[Path]:
+    """The images under ``root`` of one ``split``: "train" (what training sees), "validation" or "all"."""
+    paths = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if any("kodak" in part.lower() for p in paths for part in p.parts):
         raise ValueError("refusing to train on Kodak: it is the evaluation set")
+    if split == "all":
+        return paths
+    if split not in ("train", "validation"):
+        raise ValueError(f"unknown split {split!r}")
+    return [p for p in paths if is_validation(p) == (split == "validation")]
+
+
+def load_image(path: Path) -> np.ndarray:
+    """One photograph of the training folder as uint8 RGB [H,W,3]; JPEGs halved (``JPEG_DOWNSCALE``)."""
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+        if path.suffix.lower() in (".jpg", ".jpeg"):
+            rgb = rgb.reduce(JPEG_DOWNSCALE)
+        return np.asarray(rgb, dtype=np.uint8)
+
+
+def load_training_images(
+    root: Path, min_side: int = 64, progress: bool = True, split: str = "train"
+) -> list[np.ndarray]:
+    """Load the images of ``split`` under ``root`` as uint8 RGB arrays; Kodak must never be under ``root``."""
     images = []
-    for path in tqdm(paths, desc="loading training images", disable=not progress):
-        with Image.open(path) as im:
-            rgb = im.convert("RGB")
-            if path.suffix.lower() in (".jpg", ".jpeg"):
-                rgb = rgb.reduce(JPEG_DOWNSCALE)
-            array = np.asarray(rgb, dtype=np.uint8)
+    for path in tqdm(image_paths(root, split), desc="loading training images", disable=not progress):
+        array = load_image(path)
         if min(array.shape[:2]) >= min_side:
             images.append(array)
     if not images:

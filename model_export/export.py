@@ -11,7 +11,8 @@ Signatures (every input carries the batch dimension, as TF Serving's batching re
                      squared_errors float32 [B,N,h,w]
 - ``decompress``:  bits int8 [B,N,h,w,C] → reconstructions uint8 [B,N,H,W,3], reconstruction uint8
                    [B,H,W,3] (the last; from version 4)
-- ``encode_step``: residual float32 [B,H,W,3], iteration int32 [B], enc_state_{1..3}
+- ``encode_step``: residual float32 [B,H,W,3], iteration int32 [B], reconstruction float32 [B,H,W,3]
+                   (the previous one, for the adaptive gain; from version 5), enc_state_{1..3}
                    → bits int8 [B,h,w,C], enc_state_{1..3}
 - ``decode_step``: bits int8 [B,h,w,C], iteration int32 [B], reconstruction float32 [B,H,W,3],
                    dec_state_{1..4} → reconstruction, image uint8 [B,H,W,3], dec_state_{1..4}
@@ -40,7 +41,9 @@ from model_export.shipped import (
     shipped_config,
     shipped_context_model,
     shipped_metadata,
+    shipped_trained_iterations,
 )
+from model_export.snapshot import restore_snapshot, snapshot_config, snapshot_metadata
 from model_export.warmup import write_warmup_requests
 from service.codec.context_model import ContextModel
 
@@ -86,11 +89,14 @@ class ExportedCodec(tf.Module):
             input_signature=[
                 tf.TensorSpec([None, None, None, 3], tf.float32, name="residual"),
                 tf.TensorSpec([None], tf.int32, name="iteration"),
+                tf.TensorSpec([None, None, None, 3], tf.float32, name="reconstruction"),
                 *enc_specs,
             ]
         )
-        def encode_step(residual, iteration, enc_state_1, enc_state_2, enc_state_3):
-            codes, states = codec.encode_codes(residual, iteration, [enc_state_1, enc_state_2, enc_state_3])
+        def encode_step(residual, iteration, reconstruction, enc_state_1, enc_state_2, enc_state_3):
+            gain = codec.gain(iteration, reconstruction)
+            states_in = [enc_state_1, enc_state_2, enc_state_3]
+            codes, states = codec.encode_codes(residual, iteration, states_in, gain)
             out = {"bits": tf.cast(codec.binarize(codes, training=False), tf.int8)}
             out.update({f"enc_state_{i + 1}": s for i, s in enumerate(states)})
             return out
@@ -185,6 +191,10 @@ def main(argv: list[str] | None = None) -> None:
         default="",
         help="a SavedModel dir to re-export with this code's signatures (keeping its context model if any)",
     )
+    parser.add_argument("--snapshot-dir", default="", help="export the repository's training snapshot")
+    parser.add_argument(
+        "--training-iterations", type=int, default=None, help="iterations the run unrolled (recorded)"
+    )
     parser.add_argument(
         "--refit-context", action="store_true", help="fit a new context model even if --init-from has one"
     )
@@ -206,26 +216,37 @@ def main(argv: list[str] | None = None) -> None:
         restore_codec_weights(codec, source)
         metadata = shipped_metadata(source)
         steps, origin = int(metadata.get("training_steps", 0)), str(source)
+        training_iterations = shipped_trained_iterations(source)
         if not args.refit_context:  # the same weights make the same codes: its fit still holds
             context_model = shipped_context_model(source)
             context_images = metadata.get("context_model_images", context_images)
+    elif args.snapshot_dir:
+        source = Path(args.snapshot_dir)
+        codec = RecurrentCodec(snapshot_config(source))
+        steps, origin = restore_snapshot(codec, source), str(source)
+        training_iterations = snapshot_metadata(source).get("training_iterations")
     else:
         run_dir = Path(args.run_dir)
         codec = RecurrentCodec(CodecConfig.from_json((run_dir / "config.json").read_text()))
         step_counter = tf.Variable(0, dtype=tf.int64)
-        checkpoint = tf.train.Checkpoint(codec=codec, optimizer=tf.train.Checkpoint(steps=step_counter))
+        checkpoint = tf.train.Checkpoint(codec=codec, step=step_counter)
         origin = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
         if origin is None:
             raise SystemExit(f"no checkpoint under {run_dir / 'checkpoints'}")
         checkpoint.restore(origin).expect_partial()
         steps = int(step_counter)
+        training_iterations = args.training_iterations
     if context_model is None:
         codes = training_codes(codec, args.data, args.context_images, args.context_iterations)
         context_model = fit_context_model(codes, args.context_iterations)
     out = export_saved_model(
         codec,
         Path(args.models_dir) / MODEL_NAME / str(args.version),
-        {"training_steps": steps, "context_model_images": context_images},
+        {
+            "training_steps": steps,
+            "training_iterations": training_iterations,
+            "context_model_images": context_images,
+        },
         context_model,
     )
     print(f"exported {origin} (step {steps}) to {out}")

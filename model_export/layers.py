@@ -10,7 +10,7 @@ import math
 
 import tensorflow as tf
 
-__all__ = ["Conv2D", "ConvGRUCell"]
+__all__ = ["Conv2D", "ConvGRUCell", "GainEstimator"]
 
 
 class Conv2D(tf.Module):
@@ -82,3 +82,46 @@ class ConvGRUCell(tf.Module):
         r = tf.sigmoid(xr + hr)
         n = tf.tanh(xn + r * hn)
         return (1.0 - z) * h + z * n
+
+
+class GainEstimator(tf.Module):
+    """Log-gain offsets from the previous reconstruction: the content-dependent, spatially varying part
+    of the scaled-additive gain (Toderici et al. 2017, section 3.3).
+
+    ::
+
+        P[t-1] ─conv s2─relu─conv s2─relu─conv s2─relu─conv s2─▶ K features per 16×16 cell
+              ─▶ Σ_k mix[t, k]·f_k + offset[t] ─▶ 2·tanh(·/2) ─▶ bilinear ×16 ─▶ [B,H,W,1]
+
+    The last convolution starts at zero, so a fresh estimator leaves the per-iteration gain as it was
+    (a codec trained without it warm-starts unchanged); the output is bounded to a factor e^±2 and
+    upsampled smoothly, so neighbouring cells never see a gain step at their border.
+    """
+
+    FEATURES = 4
+
+    def __init__(self, iterations: int, weight_dtype: tf.DType = tf.float32, name: str | None = None) -> None:
+        super().__init__(name=name)
+        k = self.FEATURES
+        self.convs = [
+            Conv2D(3, 16, 3, 2, weight_dtype, name="conv1"),
+            Conv2D(16, 32, 3, 2, weight_dtype, name="conv2"),
+            Conv2D(32, 32, 3, 2, weight_dtype, name="conv3"),
+            Conv2D(32, k, 3, 2, weight_dtype, name="conv4"),
+        ]
+        self.convs[-1].kernel.assign(tf.zeros_like(self.convs[-1].kernel))
+        # Distinct per-feature mixing weights break the symmetry of the zero-initialised last layer.
+        self.mix = tf.Variable(tf.random.uniform([iterations, k], 0.5, 1.5) / k, name="mix")
+        self.offset = tf.Variable(tf.zeros([iterations]), name="offset")
+
+    def __call__(self, reconstruction: tf.Tensor, index: tf.Tensor) -> tf.Tensor:
+        """``reconstruction`` [B,H,W,3] in [-0.5, 0.5], ``index`` int32 [B] → log-gain offsets [B,H,W,1]."""
+        x = reconstruction
+        for conv in self.convs[:-1]:
+            x = tf.nn.relu(conv(x))
+        features = self.convs[-1](x)
+        mix = tf.gather(self.mix, index)[:, None, None, :]
+        offset = tf.gather(self.offset, index)[:, None, None, None]
+        per_cell = tf.reduce_sum(features * mix, axis=-1, keepdims=True) + offset
+        per_cell = 2.0 * tf.tanh(per_cell / 2.0)
+        return tf.image.resize(per_cell, tf.shape(reconstruction)[1:3], method="bilinear")

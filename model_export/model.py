@@ -23,7 +23,7 @@ import math
 
 import tensorflow as tf
 
-from model_export.layers import Conv2D, ConvGRUCell
+from model_export.layers import Conv2D, ConvGRUCell, GainEstimator
 from model_export.quality_terms import (
     POWER_FACTORS,
     cell_squared_errors,
@@ -31,7 +31,7 @@ from model_export.quality_terms import (
     whole_image_quality,
 )
 
-__all__ = ["CELL_SIZE", "CodecConfig", "RecurrentCodec"]
+__all__ = ["CELL_SIZE", "CodecConfig", "RecurrentCodec", "variables_by_path"]
 
 #: Side, in pixels, of the square cell that one latent position covers (four stride-2 stages).
 CELL_SIZE = 16
@@ -49,6 +49,10 @@ class CodecConfig:
     #: otherwise the decoder's zero-bit output still moves it, and per-patch stops decode less
     #: predictably.
     freeze_stopped_cells: bool = False
+    #: Scaled-additive reconstruction (Toderici et al. 2017, section 3.3; from version 5 on): the
+    #: per-iteration gain is multiplied by a smooth, spatially varying factor that a small network
+    #: estimates from the previous reconstruction, so encoder and decoder compute it alike unsignalled.
+    adaptive_gain: bool = False
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -62,6 +66,7 @@ class CodecConfig:
             bits_per_cell=int(raw["bits_per_cell"]),
             max_iterations=int(raw["max_iterations"]),
             freeze_stopped_cells=bool(raw.get("freeze_stopped_cells", False)),
+            adaptive_gain=bool(raw.get("adaptive_gain", False)),
         )
 
     @property
@@ -106,11 +111,26 @@ class RecurrentCodec(tf.Module):
         self.log_gain = tf.Variable(
             [math.log(1.0 + 0.75 * t) for t in range(config.max_iterations)], name="log_gain"
         )
+        if config.adaptive_gain:
+            self.gain_estimator = GainEstimator(config.max_iterations, w, name="gain_estimator")
 
-    def copy_weights_from(self, other: RecurrentCodec) -> None:
-        """Assign ``other``'s weights to this codec, casting to this codec's weight dtype."""
-        for mine, theirs in zip(self.variables, other.variables, strict=True):
-            mine.assign(tf.cast(theirs, mine.dtype))
+    def copy_weights_from(self, other: RecurrentCodec, trained_iterations: int | None = None) -> None:
+        """Assign ``other``'s weights to this codec, casting to this codec's weight dtype.
+
+        The two configurations may differ in what a warm start keeps: ``other``'s weights go to the
+        layers of the same name; layers ``other`` lacks (a new gain estimator) keep their initial
+        values. With ``trained_iterations``, the gains of later iterations, which ``other`` never
+        trained, continue the trend of its trained ones instead.
+        """
+        theirs_by_path = dict(variables_by_path(other))
+        for path, mine in variables_by_path(self):
+            theirs = theirs_by_path.get(path)
+            if theirs is None:
+                continue
+            value = tf.cast(theirs, mine.dtype)
+            if path == "log_gain" and (trained_iterations or value.shape[0] != mine.shape[0]):
+                value = _extend_table(value[: trained_iterations or value.shape[0]], mine.shape[0])
+            mine.assign(value)
 
     # ----------------------------------------------------------------------------------------
     # single iterations
@@ -121,23 +141,28 @@ class RecurrentCodec(tf.Module):
         dec = [tf.zeros([batch, height // f, width // f, c]) for f, c in self.config.decoder_state_shapes]
         return enc, dec
 
-    def gain(self, iteration: tf.Tensor) -> tf.Tensor:
-        """Residual gain per batch element, shape [B, 1, 1, 1]; ``iteration`` is int32 [B]."""
+    def gain(self, iteration: tf.Tensor, reconstruction: tf.Tensor) -> tf.Tensor:
+        """Residual gain, [B,1,1,1] (one per iteration) or [B,H,W,1] with ``adaptive_gain`` (also a
+        function of the previous ``reconstruction`` [B,H,W,3]); ``iteration`` is int32 [B]."""
         index = tf.minimum(iteration, self.config.max_iterations - 1)
-        return tf.exp(tf.gather(self.log_gain, index))[:, None, None, None]
+        log_gain = tf.gather(self.log_gain, index)[:, None, None, None]
+        if self.config.adaptive_gain:
+            log_gain = log_gain + self.gain_estimator(reconstruction, index)
+        return tf.exp(log_gain)
 
     def encode_codes(
-        self, residual: tf.Tensor, iteration: tf.Tensor, states: list[tf.Tensor]
+        self, residual: tf.Tensor, iteration: tf.Tensor, states: list[tf.Tensor], gain: tf.Tensor
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """One encoder iteration: residual [B,H,W,3] → real-valued codes in (-1, 1), new states."""
-        x = self.enc_conv(residual * self.gain(iteration))
+        """One encoder iteration: residual [B,H,W,3] scaled by ``gain`` (from :meth:`gain`) → real-valued
+        codes in (-1, 1), new states."""
+        x = self.enc_conv(residual * gain)
         h1 = self.enc_gru1(x, states[0])
         h2 = self.enc_gru2(h1, states[1])
         h3 = self.enc_gru3(h2, states[2])
         return tf.tanh(self.binarizer(h3)), [h1, h2, h3]
 
     def decode_delta(
-        self, bits: tf.Tensor, iteration: tf.Tensor, states: list[tf.Tensor]
+        self, bits: tf.Tensor, gain: tf.Tensor, states: list[tf.Tensor]
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """One decoder iteration: bits [B,h,w,C] in {-1, 0, +1} → image increment [B,H,W,3], new states."""
         x = self.dec_conv(bits)
@@ -145,14 +170,22 @@ class RecurrentCodec(tf.Module):
         g2 = self.dec_gru2(tf.nn.depth_to_space(g1, 2), states[1])
         g3 = self.dec_gru3(tf.nn.depth_to_space(g2, 2), states[2])
         g4 = self.dec_gru4(tf.nn.depth_to_space(g3, 2), states[3])
-        delta = tf.tanh(self.dec_out(tf.nn.depth_to_space(g4, 2))) / self.gain(iteration)
+        delta = tf.tanh(self.dec_out(tf.nn.depth_to_space(g4, 2))) / gain
         return delta, [g1, g2, g3, g4]
 
     def decode(
-        self, bits: tf.Tensor, iteration: tf.Tensor, states: list[tf.Tensor], reconstruction: tf.Tensor
+        self,
+        bits: tf.Tensor,
+        iteration: tf.Tensor,
+        states: list[tf.Tensor],
+        reconstruction: tf.Tensor,
+        gain: tf.Tensor | None = None,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """One decoder iteration applied to ``reconstruction`` [B,H,W,3]; returns it and the states."""
-        delta, states = self.decode_delta(bits, iteration, states)
+        """One decoder iteration applied to ``reconstruction`` [B,H,W,3]; returns it and the states.
+        ``gain`` is :meth:`gain` of (``iteration``, ``reconstruction``), computed here unless given."""
+        if gain is None:
+            gain = self.gain(iteration, reconstruction)
+        delta, states = self.decode_delta(bits, gain, states)
         if self.config.freeze_stopped_cells:
             active = tf.cast(tf.reduce_any(tf.not_equal(bits, 0.0), axis=-1, keepdims=True), delta.dtype)
             delta = delta * tf.repeat(tf.repeat(active, CELL_SIZE, axis=1), CELL_SIZE, axis=2)
@@ -194,11 +227,12 @@ class RecurrentCodec(tf.Module):
         losses, reconstructions = [], []
         for t in range(iterations):
             it = _iteration_index(images, t)
-            codes, enc = self.encode_codes(images - reconstruction, it, enc)
+            gain = self.gain(it, reconstruction)
+            codes, enc = self.encode_codes(images - reconstruction, it, enc, gain)
             bits = self.binarize(codes, training)
             if stop_at is not None:
                 bits = bits * tf.cast(stop_at > t, tf.float32)[..., None]
-            reconstruction, dec = self.decode(bits, it, dec, reconstruction)
+            reconstruction, dec = self.decode(bits, it, dec, reconstruction, gain)
             error = tf.reduce_mean(tf.abs(images - reconstruction))
             losses.append(tf.math.log(error + 1e-6) if log_loss else error)
             reconstructions.append(reconstruction)
@@ -250,9 +284,10 @@ class RecurrentCodec(tf.Module):
         def body(t, reconstruction, enc, dec, arrays, positions, done_at):
             bits_ta, images_ta, sums_ta, errors_ta = arrays
             it = _iteration_index(x, t)
-            codes, enc = self.encode_codes(x - reconstruction, it, enc)
+            gain = self.gain(it, reconstruction)
+            codes, enc = self.encode_codes(x - reconstruction, it, enc, gain)
             bits = self.binarize(codes, training=False) * tf.cast(iterations > t, tf.float32)[..., None]
-            reconstruction, dec = self.decode(bits, it, dec, reconstruction)
+            reconstruction, dec = self.decode(bits, it, dec, reconstruction, gain)
             decoded = to_uint8(reconstruction)
             sums, positions = msssim_cell_terms(pixels, tf.cast(decoded, tf.float32))
             errors = cell_squared_errors(pixels, tf.cast(decoded, tf.float32))
@@ -320,6 +355,23 @@ def to_uint8(reconstruction: tf.Tensor) -> tf.Tensor:
 def _iteration_index(like: tf.Tensor, t: tf.Tensor | int) -> tf.Tensor:
     """int32 [B] filled with ``t``, keeping ``like``'s static batch size."""
     return tf.zeros_like(like[:, 0, 0, 0], dtype=tf.int32) + t
+
+
+def variables_by_path(module: tf.Module) -> list[tuple[str, tf.Variable]]:
+    """Every variable of ``module`` with its attribute path ("enc_gru1/input_conv/kernel")."""
+    found = module._flatten(predicate=lambda v: isinstance(v, tf.Variable), with_path=True)
+    return [("/".join(str(part) for part in path), variable) for path, variable in found]
+
+
+def _extend_table(values: tf.Tensor, length: int) -> tf.Tensor:
+    """``values`` [n] cut or continued to ``length`` entries by the mean step of its last four."""
+    n = int(values.shape[0])
+    if length <= n:
+        return values[:length]
+    tail = values[-4:]
+    step = (tail[-1] - tail[0]) / (len(tail) - 1) if n > 1 else tf.zeros_like(values[-1])
+    more = values[-1] + step * tf.range(1, length - n + 1, dtype=values.dtype)
+    return tf.concat([values, more], 0)
 
 
 def _time_to_axis1(stacked: tf.Tensor) -> tf.Tensor:

@@ -21,6 +21,7 @@ __all__ = [
     "shipped_config",
     "shipped_context_model",
     "shipped_metadata",
+    "shipped_trained_iterations",
 ]
 
 #: The file under ``assets/`` of every exported version that records its configuration and origin.
@@ -38,12 +39,20 @@ def shipped_config(version_dir: Path) -> CodecConfig:
 
 
 def restore_codec_weights(codec: RecurrentCodec, version_dir: Path) -> None:
-    """Load the codec's variables from an exported SavedModel (weights may be stored in float16)."""
-    shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16)
+    """Load the codec's variables from an exported SavedModel (weights may be stored in float16); the
+    version's configuration may differ from ``codec``'s where a warm start allows
+    (:meth:`RecurrentCodec.copy_weights_from`)."""
+    shipped = RecurrentCodec(shipped_config(version_dir), weight_dtype=tf.float16)
     checkpoint = tf.train.Checkpoint(codec=shipped)
     status = checkpoint.read(str(Path(version_dir) / "variables" / "variables"))
     status.expect_partial().assert_existing_objects_matched()
-    codec.copy_weights_from(shipped)
+    codec.copy_weights_from(shipped, trained_iterations=shipped_trained_iterations(version_dir))
+
+
+def shipped_trained_iterations(version_dir: Path) -> int:
+    """How many iterations the version was trained to unroll: its later per-iteration gains are untrained.
+    Versions up to 4 do not record it: they were trained on 10 (docs/decisions.md 9)."""
+    return int(shipped_metadata(version_dir).get("training_iterations", 10))
 
 
 def shipped_context_model(version_dir: Path) -> ContextModel | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import dataclasses
 import math
 import signal
 import threading
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from model_export.data import CropSampler, load_training_images
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights, shipped_config, shipped_metadata
+from model_export.snapshot import has_snapshot, restore_snapshot, snapshot_config, write_snapshot
 
 __all__ = ["Adam", "learning_rate", "train"]
 
@@ -96,27 +98,42 @@ def train(args: argparse.Namespace) -> None:
     config_path = run_dir / "config.json"
     if config_path.exists():
         config = CodecConfig.from_json(config_path.read_text())
-    elif args.init_from:  # the shipped model's own configuration
-        config = shipped_config(Path(args.init_from))
-    else:
-        config = CodecConfig()
+    elif args.snapshot_dir and has_snapshot(Path(args.snapshot_dir)):
+        config = snapshot_config(Path(args.snapshot_dir))
+    else:  # a fresh run: the shipped model's configuration, or the default, with what the flags change
+        config = shipped_config(Path(args.init_from)) if args.init_from else CodecConfig()
+        changes = {"adaptive_gain": args.adaptive_gain, "max_iterations": args.max_iterations}
+        config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+        if config.max_iterations < args.iterations:
+            config = dataclasses.replace(config, max_iterations=args.iterations)
     config_path.write_text(config.to_json())
 
+    snapshot = Path(args.snapshot_dir) if args.snapshot_dir else None
     codec = RecurrentCodec(config)
     variables = list(codec.trainable_variables)
     optimizer = Adam(variables)
-    checkpoint = tf.train.Checkpoint(codec=codec, optimizer=optimizer)
+    global_step = tf.Variable(0, dtype=tf.int64, trainable=False)
+    checkpoint = tf.train.Checkpoint(codec=codec, optimizer=optimizer, step=global_step)
     manager = tf.train.CheckpointManager(checkpoint, run_dir / "checkpoints", max_to_keep=3)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
-        print(f"resumed from {manager.latest_checkpoint} at step {int(optimizer.steps)}")
+        print(f"resumed from {manager.latest_checkpoint} at step {int(global_step)}")
+    elif snapshot is not None and has_snapshot(snapshot):
+        global_step.assign(restore_snapshot(codec, snapshot))
+        print(f"resumed from the snapshot in {snapshot} at step {int(global_step)} (fresh optimizer moments)")
     elif args.init_from:
         restore_codec_weights(codec, Path(args.init_from))
         start = shipped_metadata(Path(args.init_from)).get("training_steps", 0)
-        optimizer.steps.assign(start)
+        global_step.assign(start)
         print(f"initialised from {args.init_from} (trained {start} steps)")
 
-    start_step = int(optimizer.steps)
+    def save() -> None:
+        path = manager.save(checkpoint_number=int(global_step))
+        if snapshot is not None:
+            write_snapshot(codec, snapshot, int(global_step), args.iterations)
+        return path
+
+    start_step = int(global_step)
     seed = _step_seed(args.seed, start_step)
     tf.random.set_seed(seed)
     rng = np.random.default_rng(seed)
@@ -139,6 +156,7 @@ def train(args: argparse.Namespace) -> None:
         grads = tape.gradient(loss, variables)
         grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
         optimizer.apply(grads, variables, learning_rate)
+        global_step.assign_add(1)
         return loss
 
     started = time.monotonic()
@@ -158,8 +176,8 @@ def train(args: argparse.Namespace) -> None:
             [f"# iterations={args.iterations} log_loss={args.log_loss}", "", "", f"{time.time():.0f}"]
         )
         ema = None
-        while not stopping.is_set() and int(optimizer.steps) < args.steps and time.monotonic() < deadline:
-            step = int(optimizer.steps)
+        while not stopping.is_set() and int(global_step) < args.steps and time.monotonic() < deadline:
+            step = int(global_step)
             lr = learning_rate(step, args.lr, args.lr_half_life, args.lr_decay_start)
             stop_at = _stop_masks(rng, args.batch, cells, args.iterations, args.stop_fraction)
             loss = float(train_step(sampler.next_batch(), stop_at, tf.constant(lr, tf.float32)))
@@ -175,10 +193,9 @@ def train(args: argparse.Namespace) -> None:
                 log.writerow([step, f"{loss:.6f}", f"{lr:.3e}", f"{time.time():.0f}"])
                 log_file.flush()
             if time.monotonic() - last_save > args.checkpoint_minutes * 60:
-                manager.save(checkpoint_number=int(optimizer.steps))
+                save()
                 last_save = time.monotonic()
-    path = manager.save(checkpoint_number=int(optimizer.steps))
-    print(f"saved {path} at step {int(optimizer.steps)}")
+    print(f"saved {save()} at step {int(global_step)}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -193,6 +210,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--crop", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=10, help="unrolled iterations per step")
+    parser.add_argument(
+        "--snapshot-dir",
+        default="",
+        help="float16 weights kept in the repository: written at each checkpoint, resumed on a new machine",
+    )
+    parser.add_argument(
+        "--adaptive-gain",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="a fresh run's scaled-additive gain estimator (default: as the model it starts from)",
+    )
+    parser.add_argument("--max-iterations", type=int, default=None, help="a fresh run's iteration budget")
     parser.add_argument(
         "--log-loss",
         action=argparse.BooleanOptionalAction,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from model_export.data import CropSampler, load_training_images
+from model_export.data import CropSampler, image_paths, is_validation, load_training_images
 
 
 def test_crop_sampler_batches_are_in_range_and_shaped() -> None:
@@ -37,5 +37,22 @@ def test_loader_refuses_kodak(tmp_path: Path) -> None:
 def test_loader_halves_jpeg_sources(tmp_path: Path) -> None:
     Image.new("RGB", (400, 200)).save(tmp_path / "a.jpg")
     Image.new("RGB", (200, 100)).save(tmp_path / "b.png")
-    shapes = [im.shape for im in load_training_images(tmp_path, progress=False)]
+    shapes = [im.shape for im in load_training_images(tmp_path, progress=False, split="all")]
     assert shapes == [(100, 200, 3), (100, 200, 3)]
+
+
+def test_validation_split_is_held_out_of_training_and_stable(tmp_path: Path) -> None:
+    for source in ("busy", "smooth"):
+        (tmp_path / source).mkdir()
+        for i in range(40):
+            Image.new("RGB", (8, 8)).save(tmp_path / source / f"{i}.png")
+    train = set(image_paths(tmp_path, "train"))
+    validation = set(image_paths(tmp_path, "validation"))
+    assert train.isdisjoint(validation)
+    assert train | validation == set(image_paths(tmp_path, "all"))
+    assert 0 < len(validation) < len(train)
+    assert {p.parent.name for p in validation} == {"busy", "smooth"}  # every source contributes
+    # the split depends on folder and name only, not on what else is there
+    (tmp_path / "busy" / "0.png").unlink()
+    assert set(image_paths(tmp_path, "validation")) == validation - {tmp_path / "busy" / "0.png"}
+    assert all(is_validation(p) for p in validation)

@@ -85,3 +85,40 @@ def test_decompress_reproduces_compress_exactly(codec: RecurrentCodec) -> None:
 
 def test_config_json_round_trip() -> None:
     assert CodecConfig.from_json(TINY.to_json()) == TINY
+
+
+def test_a_fresh_gain_estimator_leaves_a_warm_started_codec_unchanged(codec: RecurrentCodec) -> None:
+    adaptive = RecurrentCodec(dataclasses.replace(TINY, adaptive_gain=True, max_iterations=6))
+    adaptive.copy_weights_from(codec)
+    np.testing.assert_allclose(adaptive.log_gain.numpy()[:4], codec.log_gain.numpy())
+    image = tf.cast(tf.random.uniform([1, 32, 48, 3], 0, 255), tf.uint8)
+    counts = tf.fill([1, 2, 3], 4)
+    np.testing.assert_array_equal(
+        adaptive.compress(image, counts)["bits"].numpy(), codec.compress(image, counts)["bits"].numpy()
+    )
+
+
+def test_the_adaptive_gain_varies_smoothly_in_space_and_trains() -> None:
+    tf.random.set_seed(3)
+    adaptive = RecurrentCodec(dataclasses.replace(TINY, adaptive_gain=True))
+    last = adaptive.gain_estimator.convs[-1]
+    last.kernel.assign(tf.random.normal(last.kernel.shape, stddev=0.5))
+    previous = tf.random.uniform([1, 64, 64, 3]) - 0.5
+    gain = adaptive.gain(tf.constant([2]), previous).numpy()[0, ..., 0]
+    assert gain.shape == (64, 64) and gain.std() > 0
+    assert np.exp(-2) * 0.99 < (gain / np.exp(adaptive.log_gain.numpy()[2])).min()
+    # bilinear: no step at a cell border larger than the steps inside cells
+    steps = np.abs(np.diff(gain, axis=1))
+    assert steps[:, 15::16].max() <= steps.max() * 1.0001
+    with tf.GradientTape() as tape:
+        loss, _ = adaptive.forward(tf.random.uniform([2, 32, 32, 3]) - 0.5, iterations=3)
+    grads = tape.gradient(loss, adaptive.gain_estimator.trainable_variables)
+    assert all(g is not None and float(tf.reduce_max(tf.abs(g))) > 0 for g in grads)
+
+
+def test_untrained_gains_continue_the_trained_trend(codec: RecurrentCodec) -> None:
+    longer = RecurrentCodec(dataclasses.replace(TINY, max_iterations=8))
+    source = RecurrentCodec(TINY)
+    source.log_gain.assign([0.0, 1.0, 2.0, 9.0])  # the last entry never trained
+    longer.copy_weights_from(source, trained_iterations=3)
+    np.testing.assert_allclose(longer.log_gain.numpy(), [0, 1, 2, 3, 4, 5, 6, 7])

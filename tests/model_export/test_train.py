@@ -6,6 +6,8 @@ import pytest
 from PIL import Image
 
 from model_export import train as training
+from model_export.model import RecurrentCodec
+from model_export.snapshot import restore_snapshot, snapshot_metadata
 from model_export.train import learning_rate
 from tests.model_export.test_model import TINY
 
@@ -45,3 +47,32 @@ def test_training_checkpoints_logs_and_resumes_with_fresh_crops(tmp_path, monkey
     assert [int(r[0]) for r in rows] == [0]  # logged every 50 steps, from step 0
     assert len(seeds) == 2 and seeds[0] != seeds[1]  # the resumed run draws new crops
     assert signal.getsignal(signal.SIGTERM) is handler  # its stop handler is gone after training
+
+
+def test_a_new_machine_resumes_from_the_repository_snapshot(tmp_path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(data / f"{i}.png")
+    first_run, snapshot = tmp_path / "run1", tmp_path / "snapshot"
+    first_run.mkdir()
+    (first_run / "config.json").write_text(TINY.to_json())
+    common = ["--data", str(data), "--batch", "2", "--iterations", "2", "--snapshot-dir", str(snapshot)]
+    training.main([*common, "--run-dir", str(first_run), "--steps", "3"])
+    assert snapshot_metadata(snapshot)["step"] == 3
+    trained = RecurrentCodec(TINY)
+    assert restore_snapshot(trained, snapshot) == 3
+
+    # the machine is new: runs/ is gone, the snapshot (committed) is all there is
+    training.main([*common, "--run-dir", str(tmp_path / "run2"), "--steps", "5"])
+    assert snapshot_metadata(snapshot)["step"] == 5
+    resumed = RecurrentCodec(TINY)
+    restore_snapshot(resumed, snapshot)
+    moved = [
+        not np.array_equal(a.numpy(), b.numpy())
+        for a, b in zip(trained.trainable_variables, resumed.trainable_variables, strict=True)
+    ]
+    assert any(moved)  # two more steps trained on top of the snapshot's weights
+    with np.load(snapshot / "weights.npz") as arrays:
+        assert arrays["enc_conv/kernel"].dtype == np.float16

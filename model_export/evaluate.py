@@ -1,0 +1,135 @@
+"""Uniform-iteration quality curves of a codec on a folder of images, straight from the model.
+
+    python -m model_export.evaluate --run-dir runs/residual_gru --images ../shared/data/kodak
+    python -m model_export.evaluate --version-dir models/residual_gru/4 --split validation
+
+For each image and each iteration count 1..N (every cell the same count, no rate control, raw bits
+before entropy coding): MS-SSIM and PSNR of the decoded image against the original. Prints the mean
+curve and the ceiling (how many images reach MS-SSIM 0.98 / 0.99 and PSNR 35 / 38 dB). Used to judge a
+checkpoint during training; the service's own numbers come from ``make bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+from tqdm import tqdm
+
+from model_export.data import IMAGE_SUFFIXES, image_paths
+from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
+from model_export.shipped import restore_codec_weights
+from service.codec.quality import msssim_batch, psnr_batch
+
+__all__ = ["Curves", "evaluate_images", "load_run_codec"]
+
+#: The ceilings the closing notes report: MS-SSIM and PSNR (dB) thresholds.
+MSSSIM_LEVELS = (0.95, 0.98, 0.99)
+PSNR_LEVELS = (30.0, 35.0, 38.0)
+
+
+@dataclasses.dataclass
+class Curves:
+    """Per image and iteration count: raw bits per pixel, MS-SSIM, PSNR; arrays [images, N]."""
+
+    names: list[str]
+    bpp: np.ndarray
+    msssim: np.ndarray
+    psnr: np.ndarray
+
+    def summary(self) -> str:
+        """The mean curve and the ceiling counts as text."""
+        lines = ["iters  bpp(raw)  MS-SSIM   PSNR"]
+        for t in range(self.bpp.shape[1]):
+            lines.append(
+                f"{t + 1:5d}  {self.bpp[:, t].mean():8.3f}  {self.msssim[:, t].mean():.4f}"
+                f"  {self.psnr[:, t].mean():6.2f}"
+            )
+        best_ssim, best_psnr = self.msssim.max(axis=1), self.psnr.max(axis=1)
+        n = len(self.names)
+        reach = [f"MS-SSIM {q}: {int((best_ssim >= q).sum())}/{n}" for q in MSSSIM_LEVELS]
+        reach += [f"PSNR {q:g}: {int((best_psnr >= q).sum())}/{n}" for q in PSNR_LEVELS]
+        lines.append("ceiling: " + ", ".join(reach))
+        lines.append(f"best means: MS-SSIM {best_ssim.mean():.4f}, PSNR {best_psnr.mean():.2f} dB")
+        return "\n".join(lines)
+
+
+def evaluate_images(
+    codec: RecurrentCodec, images: list[tuple[str, np.ndarray]], iterations: int, progress: bool = True
+) -> Curves:
+    """Encode and decode every image with 1..``iterations`` uniform iterations (one fused run each)."""
+    bpp, ssim, psnr = [], [], []
+    for _, rgb in tqdm(images, desc="evaluating", unit="image", disable=not progress):
+        height, width = rgb.shape[:2]
+        pad_h, pad_w = -height % CELL_SIZE, -width % CELL_SIZE
+        padded = np.pad(rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge")
+        cells = ((height + pad_h) // CELL_SIZE, (width + pad_w) // CELL_SIZE)
+        counts = tf.fill([1, *cells], iterations)
+        out = codec.compress(tf.constant(padded[None]), counts)
+        decoded = out["reconstructions"].numpy()[0, :, :height, :width]
+        bits_per_iteration = cells[0] * cells[1] * codec.config.bits_per_cell
+        bpp.append(bits_per_iteration * np.arange(1, iterations + 1) / (height * width))
+        ssim.append(msssim_batch(rgb, decoded))
+        psnr.append(psnr_batch(rgb, decoded))
+    return Curves([name for name, _ in images], np.array(bpp), np.array(ssim), np.array(psnr))
+
+
+def load_run_codec(run_dir: Path) -> RecurrentCodec:
+    """The codec of a training run's newest checkpoint."""
+    codec = RecurrentCodec(CodecConfig.from_json((run_dir / "config.json").read_text()))
+    latest = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    if latest is None:
+        raise SystemExit(f"no checkpoint under {run_dir / 'checkpoints'}")
+    tf.train.Checkpoint(codec=codec).restore(latest).expect_partial()
+    return codec
+
+
+def _load_folder(folder: Path, limit: int) -> list[tuple[str, np.ndarray]]:
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: limit or None]
+    return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
+
+
+def load_validation_images(train_dir: Path, limit: int = 0) -> list[tuple[str, np.ndarray]]:
+    """The held-out validation photographs at their stored size (no halving: they stand for photos
+    users send, JPEG sources included)."""
+    paths = image_paths(train_dir, "validation")[: limit or None]
+    return [(f"{p.parent.name}/{p.name}", np.asarray(Image.open(p).convert("RGB"))) for p in paths]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from model_export.train import DEFAULT_TRAIN_DIR
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run-dir", type=Path, help="a training run (its newest checkpoint)")
+    source.add_argument("--version-dir", type=Path, help="an exported SavedModel version")
+    parser.add_argument("--images", type=Path, help="a folder of images (default: the validation split)")
+    parser.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR.resolve())
+    parser.add_argument("--limit", type=int, default=0, help="only the first N images")
+    parser.add_argument("--iterations", type=int, default=0, help="default: the codec's maximum")
+    args = parser.parse_args(argv)
+
+    if args.run_dir:
+        codec = load_run_codec(args.run_dir)
+    else:
+        from model_export.shipped import shipped_config
+
+        codec = RecurrentCodec(shipped_config(args.version_dir))
+        restore_codec_weights(codec, args.version_dir)
+    images = (
+        _load_folder(args.images, args.limit)
+        if args.images
+        else load_validation_images(args.data, args.limit)
+    )
+    curves = evaluate_images(codec, images, args.iterations or codec.config.max_iterations)
+    print(curves.summary())
+
+
+if __name__ == "__main__":
+    main()
