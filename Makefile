@@ -46,7 +46,8 @@ load: $(STAMP)
 	$(BIN)/python -m benchmarks.load --clients 4 --minutes 3
 
 train: $(STAMP)
-	nice -n 15 $(BIN)/python -m model_export.train --init-from $$(ls -d models/residual_gru/* | sort -V | tail -1) $(TRAIN_ARGS)
+	nice -n 15 $(BIN)/python -m model_export.train --snapshot-dir checkpoints/residual_gru \
+	  --init-from $$(ls -d models/residual_gru/* | sort -V | tail -1) --adaptive-gain --max-iterations 24 --iterations 24 $(TRAIN_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var

@@ -1,18 +1,26 @@
-"""Rate-distortion on Kodak: our codec against JPEG 4:2:0, WebP and AVIF, in the same run on the same images.
+"""Rate-distortion on Kodak and on our validation split: our codec against JPEG 4:2:0, WebP and AVIF, in
+the same run on the same images.
 
-    python -m benchmarks.rd_kodak            # or: make bench
+    python -m benchmarks.rd_kodak            # or: make bench (both sets)
+    python -m benchmarks.rd_kodak --set validation --images 12
 
 - Curves: ours at every uniform iteration count (real service bitstreams, decoded by the backend); ours as
   the service compresses (rate control) at MS-SSIM targets 0.85 … 0.98; the baselines at quality steps of 5.
   BD-rates on MS-SSIM (dB) and PSNR.
 - Entropy coding: bytes of the context coder against raw bits (format 1) at every iteration count.
-- Headline: for MS-SSIM targets 0.90 and 0.95, the bytes the service writes for each image (rate control
-  included) against the smallest JPEG, WebP and AVIF whose quality, searched per image, reaches the same
-  MS-SSIM; and against the smallest uniform iteration count that reaches it.
+- Headline: for MS-SSIM targets 0.90, 0.95, 0.98 and 0.99, the bytes the service writes for each image
+  (rate control included) against the smallest JPEG, WebP and AVIF whose quality, searched per image,
+  reaches the same MS-SSIM; and against the smallest uniform iteration count that reaches it.
+- Ceiling: the best MS-SSIM and PSNR each image reaches (every iteration the model offers), and whether
+  `POST /compress` meets `msssim=0.99` and `psnr=35` on it (the decoded image measured).
+
+The validation split is the photographs of ../shared/data/train held out of training
+(``model_export.data.is_validation``), at their stored size.
 
 MS-SSIM is ``tf.image.ssim_multiscale`` on RGB in [0, 255] (max_val=255), as ``service/codec/quality.py``
 computes it for the gateway too (a separable window; tests check it against TF's function); PSNR on RGB.
-Everything runs through the embedded backend over loopback gRPC. Writes docs/results.md and docs/rd_kodak.png.
+Everything runs through the embedded backend over loopback gRPC. Writes docs/results.md and docs/rd_kodak.png
+(Kodak), docs/results_validation.md and docs/rd_validation.png (validation).
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ from tqdm import tqdm
 
 from benchmarks.baselines import BASELINES, encode_decode
 from benchmarks.bdrate import bd_rate
+from model_export.evaluate import load_validation_images
 from service.backend.embedded import serve
 from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_RAW
@@ -42,9 +51,17 @@ from service.wiring import backend_client, image_codec
 OURS = "ours"
 #: The service's own operating points: rate control at a ladder of MS-SSIM targets.
 SERVICE = "ours, rate control"
-SERVICE_TARGETS = (0.85, 0.88, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98)
+SERVICE_TARGETS = (0.85, 0.88, 0.90, 0.92, 0.94, 0.95, 0.96, 0.97, 0.98, 0.99)
 KODAK = PROJECT_ROOT.parent / "shared" / "data" / "kodak"
-THRESHOLDS = (0.90, 0.95, 0.98)
+TRAIN = PROJECT_ROOT.parent / "shared" / "data" / "train"
+THRESHOLDS = (0.90, 0.95, 0.98, 0.99)
+#: The PSNR target whose service result the ceiling table reports (dB).
+PSNR_TARGET = 35.0
+#: Ceiling levels counted in the summary.
+CEILING_MSSSIM = (0.98, 0.99)
+CEILING_PSNR = (35.0, 38.0)
+#: Plots and curves end here (bpp).
+MAX_BPP = 2.5
 BPP_TARGETS = (0.25, 0.5, 1.0)
 #: Published Kodak points (bpp, MS-SSIM) of the original work and its successor.
 PUBLISHED = {
@@ -76,6 +93,8 @@ class Measurements:
     #: (image, threshold) → (bytes the service wrote, bytes of the same bitstream with raw bits)
     coded_against_raw: dict[str, tuple[int, int]] = field(default_factory=dict)
     model_version: int = 0
+    #: image → whether ``POST /compress`` met msssim=0.99 and psnr=35 (the decoded image measured)
+    service_met: dict[str, dict[str, bool]] = field(default_factory=dict)
 
 
 def msssim_db(value: float) -> float:
@@ -106,22 +125,25 @@ def smallest_reaching(name: str, rgb: np.ndarray, threshold: float) -> int | Non
     return best
 
 
-def measure(images: list[Path], iterations: int, settings: Settings) -> Measurements:
-    """Every codec at every setting on every image, and the headline comparison."""
+def measure(
+    images: list[tuple[str, np.ndarray]], iterations: int, settings: Settings, label: str = "Kodak"
+) -> Measurements:
+    """Every codec at every setting on every (name, RGB) image, and the headline comparison."""
     server = serve(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
     client = backend_client(settings, f"127.0.0.1:{server.bound_port}")
     codec = image_codec(settings, client)
     out = Measurements()
     try:
-        for path in tqdm(images, desc="Kodak", unit="image"):
-            rgb = np.asarray(Image.open(path).convert("RGB"))
+        for name, rgb in tqdm(images, desc=label, unit="image"):
+            path = Path(name)
             pixels = rgb.shape[0] * rgb.shape[1]
             encoding = codec.encode(rgb, iterations)
             out.model_version = encoding.version
-            recon = np.stack([encoding.reconstruction(n) for n in range(1, iterations + 1)])
+            iterations_run = encoding.bits.shape[0]
+            recon = np.stack([encoding.reconstruction(n) for n in range(1, iterations_run + 1)])
             scores, psnrs = msssim_batch(rgb, recon), psnr_batch(rgb, recon)
             patches = encoding.geometry.patches
-            for n in range(1, iterations + 1):
+            for n in range(1, iterations_run + 1):
                 counts = np.full(patches, n, np.uint8)
                 size = len(codec.bitstream(encoding, counts))
                 raw = len(codec.bitstream(encoding, counts, CODER_RAW))
@@ -144,6 +166,8 @@ def measure(images: list[Path], iterations: int, settings: Settings) -> Measurem
                 out.points.append(
                     Point(path.stem, SERVICE, setting, size, result.bpp, result.msssim, result.psnr, raw)
                 )
+                if target == max(SERVICE_TARGETS):
+                    out.service_met.setdefault(path.stem, {})["msssim"] = result.target_met
                 if target not in THRESHOLDS:
                     continue
                 out.coded_against_raw[f"{path.stem}@{target}"] = (size, raw)
@@ -157,6 +181,8 @@ def measure(images: list[Path], iterations: int, settings: Settings) -> Measurem
                 for name in BASELINES:
                     row[name] = smallest_reaching(name, rgb, target)
                 out.headline[f"{path.stem}@{target}"] = row
+            psnr_result = codec.compress(rgb, Target("psnr", PSNR_TARGET))
+            out.service_met.setdefault(path.stem, {})["psnr"] = psnr_result.target_met
             for target in BPP_TARGETS:
                 out.bpp_achieved[f"{path.stem}@{target}"] = codec.compress(rgb, Target("bpp", target)).bpp
     finally:
@@ -245,7 +271,7 @@ def bpp_at_quality(curve: dict[int, dict[str, float]], target: float) -> float |
     return float(math.exp(np.interp(target, qualities, [r for _, r in pts])))
 
 
-def plot(curve: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
+def plot(curve: dict[str, dict[int, dict[str, float]]], path: Path, title: str = "Kodak") -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -255,20 +281,22 @@ def plot(curve: dict[str, dict[int, dict[str, float]]], path: Path) -> None:
     style = {OURS: {"linewidth": 2.5, "color": "black"}, SERVICE: {"linewidth": 2.5, "color": "crimson"}}
     label = {OURS: "ours (residual GRU, uniform iterations)", SERVICE: "ours, as the service compresses"}
     for codec, by_setting in curve.items():
-        pts = [p for p in sorted(by_setting.values(), key=lambda p: p["bpp"]) if p["bpp"] <= 2.1]
+        pts = [p for p in sorted(by_setting.values(), key=lambda p: p["bpp"]) if p["bpp"] <= MAX_BPP + 0.1]
         bpps = [p["bpp"] for p in pts]
         looks = {"marker": ".", "label": label.get(codec, codec), **style.get(codec, {})}
         left.plot(bpps, [msssim_db(p["msssim"]) for p in pts], **looks)
         right.plot(bpps, [p["psnr"] for p in pts], **looks)
-    for name, published in PUBLISHED.items():
+    for name, published in PUBLISHED.items() if title == "Kodak" else ():
         left.plot(
             [b for b, _ in published],
             [msssim_db(q) for _, q in published],
             "x--",
             label=f"{name} (published)",
         )
-    left.set(xlabel="bits per pixel", ylabel="MS-SSIM (dB)", title="Kodak: MS-SSIM", xlim=(0, 2))
-    right.set(xlabel="bits per pixel", ylabel="PSNR (dB)", title="Kodak: PSNR (RGB)", xlim=(0, 2))
+    left.set(xlabel="bits per pixel", ylabel="MS-SSIM (dB)", title=f"{title}: MS-SSIM", xlim=(0, MAX_BPP))
+    right.set(xlabel="bits per pixel", ylabel="PSNR (dB)", title=f"{title}: PSNR (RGB)", xlim=(0, MAX_BPP))
+    left.axhline(msssim_db(0.99), color="grey", linestyle=":", linewidth=1)
+    right.axhline(PSNR_TARGET, color="grey", linestyle=":", linewidth=1)
     for axis in (left, right):
         axis.grid(alpha=0.3)
         axis.legend(fontsize=8)
@@ -280,12 +308,52 @@ def _percent(value: float) -> str:
     return "no overlap" if math.isnan(value) else f"{value:+.1f}%"
 
 
-def report(m: Measurements, model: str, command: str) -> str:
+def ceiling(m: Measurements) -> list[str]:
+    """The best quality each image reaches, and whether the service meets the top targets on it."""
+    images = sorted({p.image for p in m.points})
+    lines = [
+        "## Ceiling: the best quality each image reaches",
+        "",
+        "Best MS-SSIM and PSNR over every uniform iteration count the model offers; `0.99 met` and",
+        f"`{PSNR_TARGET:g} dB met`: `POST /compress` with `msssim=0.99` / `psnr={PSNR_TARGET:g}` answered",
+        '`"met": true` (quality measured on the decoded image).',
+        "",
+        f"| image | best MS-SSIM | best PSNR | bpp at the best | 0.99 met | {PSNR_TARGET:g} dB met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    best_ssim, best_psnr = [], []
+    for image in images:
+        ours = [p for p in m.points if p.image == image and p.codec == OURS]
+        top = max(ours, key=lambda p: p.msssim)
+        best_ssim.append(top.msssim)
+        best_psnr.append(max(p.psnr for p in ours))
+        met = m.service_met.get(image, {})
+        shown = ["yes" if met.get(k) else "no" for k in ("msssim", "psnr")]
+        lines.append(
+            f"| {image} | {top.msssim:.4f} | {best_psnr[-1]:.2f} | {top.bpp:.3f} | {shown[0]} | {shown[1]} |"
+        )
+    n = len(images)
+    reach = [f"MS-SSIM {q}: {sum(v >= q for v in best_ssim)} of {n}" for q in CEILING_MSSSIM]
+    reach += [f"PSNR {q:g} dB: {sum(v >= q for v in best_psnr)} of {n}" for q in CEILING_PSNR]
+    met_counts = [sum(m.service_met.get(i, {}).get(k, False) for i in images) for k in ("msssim", "psnr")]
+    lines += [
+        "",
+        f"Reached: {', '.join(reach)}. Through `POST /compress`: `msssim=0.99` met on {met_counts[0]} of {n},"
+        f" `psnr={PSNR_TARGET:g}` on {met_counts[1]} of {n}. Means of the best: MS-SSIM"
+        f" {np.mean(best_ssim):.4f}, PSNR {np.mean(best_psnr):.2f} dB.",
+        "",
+    ]
+    return lines
+
+
+def report(
+    m: Measurements, model: str, command: str, title: str = "Kodak", plot_file: str = "rd_kodak.png"
+) -> str:
     curve = curves(m.points)
     codecs = list(curve)
     images = sorted({p.image for p in m.points})
     lines = [
-        "# Results: rate-distortion on Kodak",
+        f"# Results: rate-distortion on {title}",
         "",
         f"Generated by `{command}` ({time.strftime('%Y-%m-%d')}, model `{model}`): all codecs in the same",
         f"run on the same {len(images)} images. Our sizes are real service bitstreams (format 3). MS-SSIM is",
@@ -293,8 +361,9 @@ def report(m: Measurements, model: str, command: str) -> str:
         "with a separable window, equal to TF's function to 5e-6); dB = -10·log10(1-MS-SSIM); means over",
         "images.",
         "",
-        "![rate-distortion on Kodak](rd_kodak.png)",
+        f"![rate-distortion on {title}]({plot_file})",
         "",
+        *ceiling(m),
         "## BD-rate (negative: fewer bits at equal quality)",
         "",
         "| test against reference | on MS-SSIM (dB) | on PSNR |",
@@ -327,12 +396,15 @@ def report(m: Measurements, model: str, command: str) -> str:
         "points whose mean MS-SSIM still rises (`monotone`); BD-rates integrate over the quality range that",
         "both curves of a pair cover.",
         "",
-        "## Against the published curves (bpp at the same mean MS-SSIM)",
-        "",
-        "| work | MS-SSIM | their bpp | our bpp, uniform | our bpp, rate control |",
-        "| --- | --- | --- | --- | --- |",
     ]
-    for name, published in PUBLISHED.items():
+    if title == "Kodak":
+        lines += [
+            "## Against the published curves (bpp at the same mean MS-SSIM)",
+            "",
+            "| work | MS-SSIM | their bpp | our bpp, uniform | our bpp, rate control |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+    for name, published in PUBLISHED.items() if title == "Kodak" else ():
         for bpp, quality in published:
             ours = [bpp_at_quality(curve[c], quality) for c in (OURS, SERVICE)]
             shown = " | ".join("not reached" if b is None else f"{b:.3f}" for b in ours)
@@ -431,25 +503,53 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--set", choices=("kodak", "validation", "both"), default="both")
     parser.add_argument("--kodak", type=Path, default=KODAK)
-    parser.add_argument("--images", type=int, default=24, help="use the first N images")
-    parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--train", type=Path, default=TRAIN, help="the folder the validation split is of")
+    parser.add_argument("--images", type=int, default=0, help="use the first N images of each set")
+    parser.add_argument(
+        "--iterations", type=int, default=0, help="uniform curve length (default: all offered)"
+    )
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
     args = parser.parse_args(argv)
 
     settings = Settings()
-    images = sorted(args.kodak.glob("*.png"))[: args.images]
-    measurements = measure(images, args.iterations, settings)
+    iterations = args.iterations or settings.max_iterations
+    sets = {
+        "kodak": ("Kodak", "results.md", "rd_kodak", lambda: _kodak_images(args.kodak)),
+        "validation": (
+            "the validation split",
+            "results_validation.md",
+            "rd_validation",
+            lambda: load_validation_images(args.train),
+        ),
+    }
+    chosen = list(sets) if args.set == "both" else [args.set]
     args.out.mkdir(parents=True, exist_ok=True)
-    raw = PROJECT_ROOT / "var" / "rd_kodak.json"
-    raw.parent.mkdir(parents=True, exist_ok=True)
-    raw.write_text(
-        json.dumps({"points": [asdict(p) for p in measurements.points], "headline": measurements.headline})
-    )
-    plot(curves(measurements.points), args.out / "rd_kodak.png")
-    text = report(measurements, f"{settings.model_name}/{measurements.model_version}", "make bench")
-    (args.out / "results.md").write_text(text)
-    print(text)
+    for key in chosen:
+        title, results, stem, load = sets[key]
+        images = load()[: args.images or None]
+        measurements = measure(images, iterations, settings, title)
+        raw = PROJECT_ROOT / "var" / f"{stem}.json"
+        raw.parent.mkdir(parents=True, exist_ok=True)
+        raw.write_text(
+            json.dumps(
+                {
+                    "points": [asdict(p) for p in measurements.points],
+                    "headline": measurements.headline,
+                    "service_met": measurements.service_met,
+                }
+            )
+        )
+        plot(curves(measurements.points), args.out / f"{stem}.png", title)
+        model = f"{settings.model_name}/{measurements.model_version}"
+        text = report(measurements, model, "make bench", title, f"{stem}.png")
+        (args.out / results).write_text(text)
+        print(text)
+
+
+def _kodak_images(folder: Path) -> list[tuple[str, np.ndarray]]:
+    return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in sorted(folder.glob("*.png"))]
 
 
 if __name__ == "__main__":
