@@ -39,14 +39,14 @@ from tqdm import tqdm
 
 from benchmarks.baselines import BASELINES, encode_decode
 from benchmarks.bdrate import bd_rate
+from benchmarks.service_process import embedded_codec
+from benchmarks.viewer import VIEWER_CODECS, ViewerScore, same_bytes_row
 from model_export.evaluate import load_validation_images
-from service.backend.embedded import serve
 from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_RAW
 from service.codec.quality import msssim, msssim_batch, psnr, psnr_batch
 from service.codec.rate_control import Target
 from service.settings import PROJECT_ROOT, Settings
-from service.wiring import backend_client, image_codec
 
 OURS = "ours"
 #: The service's own operating points: rate control at a ladder of MS-SSIM targets.
@@ -60,6 +60,8 @@ PSNR_TARGET = 35.0
 #: Ceiling levels counted in the summary.
 CEILING_MSSSIM = (0.98, 0.99)
 CEILING_PSNR = (35.0, 38.0)
+#: MS-SSIM targets at which the viewer comparison (jumps, colour error at the same bytes) runs.
+VIEWER_TARGETS = (0.90, 0.95)
 #: Plots and curves end here (bpp).
 MAX_BPP = 2.5
 BPP_TARGETS = (0.25, 0.5, 1.0)
@@ -93,6 +95,8 @@ class Measurements:
     #: (image, threshold) → (bytes the service wrote, bytes of the same bitstream with raw bits)
     coded_against_raw: dict[str, tuple[int, int]] = field(default_factory=dict)
     model_version: int = 0
+    #: (image, target) → ours, JPEG and WebP at no more bytes than ours: jumps and colour error
+    viewer: dict[str, dict[str, ViewerScore | None]] = field(default_factory=dict)
     #: image → whether ``POST /compress`` met msssim=0.99 and psnr=35 (the decoded image measured)
     service_met: dict[str, dict[str, bool]] = field(default_factory=dict)
 
@@ -129,11 +133,8 @@ def measure(
     images: list[tuple[str, np.ndarray]], iterations: int, settings: Settings, label: str = "Kodak"
 ) -> Measurements:
     """Every codec at every setting on every (name, RGB) image, and the headline comparison."""
-    server = serve(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
-    client = backend_client(settings, f"127.0.0.1:{server.bound_port}")
-    codec = image_codec(settings, client)
     out = Measurements()
-    try:
+    with embedded_codec(settings) as (codec, _):
         for name, rgb in tqdm(images, desc=label, unit="image"):
             path = Path(name)
             pixels = rgb.shape[0] * rgb.shape[1]
@@ -166,6 +167,9 @@ def measure(
                 out.points.append(
                     Point(path.stem, SERVICE, setting, size, result.bpp, result.msssim, result.psnr, raw)
                 )
+                if target in VIEWER_TARGETS:
+                    row = same_bytes_row(rgb, result.reconstruction, size)
+                    out.viewer[f"{path.stem}@{target}"] = row
                 if target == max(SERVICE_TARGETS):
                     out.service_met.setdefault(path.stem, {})["msssim"] = result.target_met
                 if target not in THRESHOLDS:
@@ -185,9 +189,6 @@ def measure(
             out.service_met.setdefault(path.stem, {})["psnr"] = psnr_result.target_met
             for target in BPP_TARGETS:
                 out.bpp_achieved[f"{path.stem}@{target}"] = codec.compress(rgb, Target("bpp", target)).bpp
-    finally:
-        client.close()
-        server.stop(grace=None)
     return out
 
 
@@ -346,6 +347,38 @@ def ceiling(m: Measurements) -> list[str]:
     return lines
 
 
+def viewer_section(m: Measurements) -> list[str]:
+    """Jumps between smooth patches and mean CIEDE2000 of ours, JPEG and WebP at the same bytes."""
+    images = sorted({p.image for p in m.points})
+    names = ["ours", *VIEWER_CODECS]
+    lines = [
+        "## What a viewer sees: patch jumps and colour error at the same bytes",
+        "",
+        "For each image, ours as `POST /compress` writes it for `msssim=<target>`, and JPEG 4:2:0 and WebP",
+        "at the largest quality whose file is not larger than our bitstream (`benchmarks/viewer.py`).",
+        "*Jumps*: adjacent 32-px patches, both smooth in the original (L std < 6), whose decoded mean-Lab",
+        "offsets differ by more than 2.3 ΔE (one just-noticeable difference); *CIEDE2000*: mean over pixels",
+        "(`benchmarks/colour.py`). Picture sheet: [viewer_sheet.png](viewer_sheet.png).",
+        "",
+        "| target | codec | jumps (all images) | largest | images with a jump | mean CIEDE2000 | bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for target in VIEWER_TARGETS:
+        rows = [m.viewer[f"{image}@{target}"] for image in images if f"{image}@{target}" in m.viewer]
+        for name in names:
+            scores = [r[name] for r in rows if r[name] is not None]
+            if not scores:
+                continue
+            lines.append(
+                f"| {target} | {name} | {sum(s.jumps for s in scores)} | "
+                f"{max(s.largest_jump for s in scores):.1f} | {sum(s.jumps > 0 for s in scores)} of "
+                f"{len(scores)} | {np.mean([s.ciede2000 for s in scores]):.2f} | "
+                f"{sum(s.bytes for s in scores)} |"
+            )
+    lines.append("")
+    return lines
+
+
 def report(
     m: Measurements, model: str, command: str, title: str = "Kodak", plot_file: str = "rd_kodak.png"
 ) -> str:
@@ -445,6 +478,7 @@ def report(
             )
         lines.append("")
 
+    lines += viewer_section(m)
     lines += [
         "## Size targets",
         "",
@@ -538,6 +572,10 @@ def main(argv: list[str] | None = None) -> None:
                     "points": [asdict(p) for p in measurements.points],
                     "headline": measurements.headline,
                     "service_met": measurements.service_met,
+                    "viewer": {
+                        key: {name: asdict(score) if score else None for name, score in row.items()}
+                        for key, row in measurements.viewer.items()
+                    },
                 }
             )
         )

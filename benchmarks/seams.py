@@ -17,10 +17,10 @@ from PIL import Image
 from tqdm import tqdm
 
 from benchmarks.rd_kodak import KODAK
-from service.backend.embedded import serve
+from benchmarks.service_process import embedded_codec
 from service.codec.rate_control import Target
 from service.settings import Settings
-from service.wiring import backend_client, image_codec
+from service.wiring import image_codec
 
 
 def border_ratio(original: np.ndarray, decoded: np.ndarray, period: int) -> float:
@@ -49,17 +49,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--msssim", type=float, default=0.95)
     args = parser.parse_args(argv)
     settings = Settings()
-    server = serve(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
-    client = backend_client(settings, f"127.0.0.1:{server.bound_port}")
-    shipped = image_codec(settings, client)
-    small_tiles = image_codec(settings.model_copy(update={"tile_size": 128}), client)
-    patch_row = f"patch borders ({settings.patch_size} px), shipped settings"
-    rows: dict[str, list[float]] = {
-        patch_row: [],
-        "cell borders (16 px), shipped settings": [],
-        "tile borders (128 px), tiles coded separately": [],
-    }
-    try:
+    with embedded_codec(settings) as (shipped, client):
+        small_tiles = image_codec(settings.model_copy(update={"tile_size": 128}), client)
+        patch_row = f"patch borders ({settings.patch_size} px), shipped settings"
+        rows: dict[str, list[float]] = {
+            patch_row: [],
+            "cell borders (16 px), shipped settings": [],
+            "tile borders (128 px), tiles coded separately": [],
+        }
         for path in tqdm(sorted(KODAK.glob("*.png"))[: args.images], desc="seams", unit="image"):
             rgb = np.asarray(Image.open(path).convert("RGB"))
             target = Target("msssim", args.msssim)
@@ -69,9 +66,6 @@ def main(argv: list[str] | None = None) -> None:
             rows["tile borders (128 px), tiles coded separately"].append(
                 border_ratio(rgb, small_tiles.compress(rgb, target).reconstruction, 128)
             )
-    finally:
-        client.close()
-        server.stop(grace=None)
     print(f"Kodak, {args.images} images at MS-SSIM {args.msssim}: border / inside step vs the original")
     print("| borders | mean | max |\n| --- | --- | --- |")
     for name, values in rows.items():

@@ -13,9 +13,26 @@ from collections.abc import Iterator
 
 import httpx
 
-from service.settings import PROJECT_ROOT
+from service.backend.client import BackendClient
+from service.backend.embedded import serve
+from service.codec.pipeline import ImageCodec
+from service.settings import PROJECT_ROOT, Settings
+from service.wiring import backend_client, image_codec
 
-__all__ = ["rss_megabytes", "running_service", "start_service", "wait_until_ready"]
+__all__ = ["embedded_codec", "rss_megabytes", "running_service", "start_service", "wait_until_ready"]
+
+
+@contextlib.contextmanager
+def embedded_codec(settings: Settings) -> Iterator[tuple[ImageCodec, BackendClient]]:
+    """The gateway's codec in this process over loopback gRPC to an embedded backend in this process
+    (what the benchmarks measure the codec with, without HTTP); stopped on leaving."""
+    server = serve(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
+    client = backend_client(settings, f"127.0.0.1:{server.bound_port}")
+    try:
+        yield image_codec(settings, client), client
+    finally:
+        client.close()
+        server.stop(grace=None)
 
 
 def _free_port() -> int:

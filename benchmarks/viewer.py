@@ -1,0 +1,152 @@
+"""What a viewer sees: ours against JPEG 4:2:0 and WebP at the same bytes, and a picture sheet.
+
+    python -m benchmarks.viewer                       # the picture sheet: docs/viewer_sheet.png
+    python -m benchmarks.viewer --crop kodim23.png:400,40,128 --crop ...
+
+``make bench`` reports the jump counts and mean CIEDE2000 (``benchmarks/colour.py``) for every image at
+MS-SSIM 0.90 and 0.95 through :func:`same_bytes_row`. The sheet shows, per crop, the original, ours at
+MS-SSIM 0.95 and JPEG and WebP at the largest quality whose file is not larger than our bitstream,
+each at 2× zoom (nearest neighbour, so every pixel shows).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from benchmarks.baselines import encode_decode
+from benchmarks.colour import mean_ciede2000, patch_jumps
+
+__all__ = ["VIEWER_CODECS", "ViewerScore", "largest_within", "same_bytes_row"]
+
+#: The classic codecs the viewer comparison puts beside ours.
+VIEWER_CODECS = ("JPEG 4:2:0", "WebP")
+ZOOM = 2
+#: A smooth background, a smooth-to-textured transition and fine texture.
+DEFAULT_CROPS = ("kodim23.png:560,20,128", "kodim07.png:300,0,128", "kodim13.png:300,200,128")
+
+
+@dataclass
+class ViewerScore:
+    bytes: int
+    jumps: int
+    largest_jump: float
+    ciede2000: float
+
+
+def largest_within(name: str, rgb: np.ndarray, max_bytes: int) -> tuple[int, int, np.ndarray] | None:
+    """The highest quality of baseline ``name`` whose file fits in ``max_bytes``: (quality, bytes, decoded),
+    or None if even quality 0 does not fit (bisection; sizes rise with quality)."""
+    low, high = 0, 100
+    size, decoded = encode_decode(name, rgb, low)
+    if size > max_bytes:
+        return None
+    best = (low, size, decoded)
+    while low < high:
+        middle = (low + high + 1) // 2
+        size, decoded = encode_decode(name, rgb, middle)
+        if size <= max_bytes:
+            low, best = middle, (middle, size, decoded)
+        else:
+            high = middle - 1
+    return best
+
+
+def _score(rgb: np.ndarray, decoded: np.ndarray, size: int) -> ViewerScore:
+    jumps, largest = patch_jumps(rgb, decoded)
+    return ViewerScore(size, jumps, largest, mean_ciede2000(rgb, decoded))
+
+
+def same_bytes_row(rgb: np.ndarray, ours: np.ndarray, ours_bytes: int) -> dict[str, ViewerScore | None]:
+    """Jumps and colour error of ours and of each classic codec at no more bytes than ours."""
+    row: dict[str, ViewerScore | None] = {"ours": _score(rgb, ours, ours_bytes)}
+    for name in VIEWER_CODECS:
+        found = largest_within(name, rgb, ours_bytes)
+        row[name] = None if found is None else _score(rgb, found[2], found[1])
+    return row
+
+
+def _label(image: Image.Image, text: str) -> Image.Image:
+    canvas = Image.new("RGB", (image.width, image.height + 16), "white")
+    canvas.paste(image, (0, 16))
+    ImageDraw.Draw(canvas).text((2, 2), text, fill="black")
+    return canvas
+
+
+def picture_sheet(crops: list[tuple[Path, int, int, int]], target: float, out: Path) -> None:
+    """One row per crop (path, x, y, side): original | ours at MS-SSIM ``target`` | JPEG | WebP."""
+    from benchmarks.service_process import in_process_codec
+    from service.codec.rate_control import Target
+    from service.settings import Settings
+
+    rows = []
+    with in_process_codec(Settings()) as codec:
+        for path, x, y, side in crops:
+            rgb = np.asarray(Image.open(path).convert("RGB"))
+            result = codec.compress(rgb, Target("msssim", target))
+            size = len(result.bitstream)
+            panels = [("original", rgb), (f"ours {size} B", result.reconstruction)]
+            for name in VIEWER_CODECS:
+                found = largest_within(name, rgb, size)
+                if found is not None:
+                    panels.append((f"{name} q{found[0]} {found[1]} B", found[2]))
+            tiles = []
+            for label, image in panels:
+                crop = Image.fromarray(image[y : y + side, x : x + side])
+                crop = crop.resize((side * ZOOM, side * ZOOM), Image.Resampling.NEAREST)
+                tiles.append(_label(crop, f"{path.stem}: {label}"))
+            row = Image.new(
+                "RGB", (sum(t.width for t in tiles) + 4 * (len(tiles) - 1), tiles[0].height), "white"
+            )
+            for i, tile in enumerate(tiles):
+                row.paste(tile, (i * (tile.width + 4), 0))
+            rows.append(row)
+    sheet = Image.new("RGB", (max(r.width for r in rows), sum(r.height + 4 for r in rows)), "white")
+    top = 0
+    for row in rows:
+        sheet.paste(row, (0, top))
+        top += row.height + 4
+    out.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(out, optimize=True)
+
+
+def _crop_argument(text: str) -> tuple[Path, int, int, int]:
+    name, box = text.split(":")
+    x, y, side = (int(v) for v in box.split(","))
+    path = Path(name)
+    if not path.exists():
+        from benchmarks.rd_kodak import KODAK
+
+        path = KODAK / name
+    return path, x, y, side
+
+
+def main(argv: list[str] | None = None) -> None:
+    from service.settings import PROJECT_ROOT
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--crop",
+        action="append",
+        type=_crop_argument,
+        help="image:x,y,side (a Kodak name or a path); default: smooth and textured crops of Kodak",
+    )
+    parser.add_argument("--target", type=float, default=0.95, help="our MS-SSIM target")
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "viewer_sheet.png")
+    args = parser.parse_args(argv)
+    crops = args.crop or [
+        _crop_argument(c)
+        for c in ("kodim23.png:560,20,128", "kodim07.png:300,0,128", "kodim13.png:300,200,128")
+    ]
+    picture_sheet(crops, args.target, args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
