@@ -23,17 +23,11 @@ import numpy as np
 from service.backend.client import BackendClient
 from service.codec.bitstream import Bitstream
 from service.codec.context_model import ContextModel
-from service.codec.entropy import (
-    CODER_CONTEXT,
-    CODER_LEARNED,
-    CODER_RAW,
-    decode_payload,
-    encode_payload,
-    truncate,
-)
+from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW, decode_payload, encode_payload
+from service.codec.goals import Candidate, CompressRun, goal_for
 from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.quality import msssim, psnr
-from service.codec.rate_control import QualityTable, Target, allocate
+from service.codec.rate_control import QualityTable, Target
 from service.errors import (
     BackendUnavailable,
     InvalidBitstream,
@@ -45,21 +39,6 @@ __all__ = ["CompressResult", "Decoded", "EarlyExit", "Encoding", "ImageCodec"]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 MAX_PIXELS_PER_CALL = 4_000_000
-#: Quality targets try a per-patch allocation only when it is estimated at least this much smaller.
-_MIN_SAVING = 0.03
-#: A size target is hit when the bitstream is within this fraction of it (and not above).
-_SIZE_TOLERANCE = 0.95
-#: Allocations tried for quality targets and for size targets. A quality target checks each on a
-#: composite image first (a measurement) and decodes at most ``_QUALITY_DECODES`` of them; a size
-#: miss costs a decode and a coding, and a mixed allocation's coded size is hard to predict.
-_ALLOCATION_TRIES = {False: 8, True: 5}
-_QUALITY_DECODES = 2
-#: How far past the interpolated aim (``_next_aim``) the aim moves after a quality target was missed.
-_AIM_STEP = {"msssim": 1e-4, "psnr": 0.01}
-#: Quality estimates must clear the target by this much (float rounding of the backend's sums).
-_ESTIMATE_MARGIN = {"msssim": 2e-5, "psnr": 1e-3}
-#: Allocations that mix counts decode a little below their estimate; the first aim allows for it.
-_FIRST_AIM_BIAS = {"msssim": 3e-4, "psnr": 0.02}
 #: The model's reconstruction before any iteration (0.0 in [-0.5, 0.5]) as a pixel value.
 _GREY = 128
 
@@ -127,16 +106,6 @@ class EarlyExit:
     extra: int
 
 
-@dataclass
-class _Candidate:
-    counts: np.ndarray  # per patch
-    image: np.ndarray  # what the receiver decodes, uint8 [H,W,3]
-    data: bytes | None  # the bitstream; quality targets code only the chosen candidate
-    value: float  # the target's quantity: bpp, or the quality measured (exact) or estimated
-    exact: bool
-    raw_bits: float  # bits before entropy coding: how quality targets rank candidates
-
-
 def _batches(tiles: list[Tile], cell_iterations: np.ndarray) -> list[tuple[int, list[Tile]]]:
     """Tiles grouped by shape and by their own iteration count (a batch runs one shape for one count:
     each tile runs exactly as many iterations as its largest patch count, in compress and decompress
@@ -149,23 +118,6 @@ def _batches(tiles: list[Tile], cell_iterations: np.ndarray) -> list[tuple[int, 
         per_call = max(1, MAX_PIXELS_PER_CALL // (h * w))
         out.extend((iterations, group[i : i + per_call]) for i in range(0, len(group), per_call))
     return out
-
-
-def _next_aim(short: tuple[float, float], meets: tuple[float, float], wanted: float, step: float) -> float:
-    """The estimate to aim at next so that the measured quality reaches ``wanted``: interpolated
-    between an (aim, measured) pair that fell short and one that met it, plus ``step`` so that the
-    aim always moves.
-
-    Mixed allocations can measure far below their estimate (on kodim20, 0.932 against 0.950: flat
-    cells at one iteration beside busy ones at three), and the gap shrinks as the aim nears the
-    uniform count's (exact) estimate; raising the aim by the whole shortfall would overshoot every
-    allocation the first pass offers and leave only the uniform count.
-    """
-    (low_aim, low_value), (high_aim, high_value) = short, meets
-    if high_value <= low_value:
-        return high_aim
-    fraction = min(1.0, (wanted - low_value) / (high_value - low_value))
-    return low_aim + fraction * (high_aim - low_aim) + step
 
 
 def _place(target: np.ndarray, values: np.ndarray, where: tuple[slice, slice]) -> None:
@@ -349,194 +301,59 @@ class ImageCodec:
     def compress(self, rgb: np.ndarray, target: Target) -> CompressResult:
         """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` in as few bytes as rate control finds.
 
-        A uniform encode (stopping a little after the target is reached) reports the quality of
-        every patch after every iteration; rate control allocates per-patch counts from it
-        (service/codec/rate_control.py). For quality targets each allocation is first measured on a
-        composite of the uniform run's images and redone with a corrected aim while that falls short;
-        decoding the uniform bits truncated to the counts then gives the exact image the receiver
-        decodes, which is measured, and the allocation is searched again if it still falls short.
-        The best uniform count is always a candidate, so adaptive allocation never does worse. The
-        chosen image is measured, and if it misses a quality target that the estimate said it met,
-        more iterations are added until it meets it.
+        1. first pass: a uniform encode that reports every patch's quality after every iteration
+           (stopping where a quality target is met);
+        2. candidates: the best uniform count, and per-patch allocations from rate control
+           (service/codec/rate_control.py), each decoded exactly as the receiver will;
+        3. choice: the fewest bits meeting a quality (measured on the decoded image, with more
+           iterations if it still falls short), or the most bits fitting a size;
+        4. report: the bitstream and the quality the receiver sees.
+
+        The target's kind decides each step (``service/codec/goals.py``).
         """
         start = time.perf_counter()
         self.client.reset_timing()
-        timings: dict[str, float] = defaultdict(float)
-        pixels = rgb.shape[0] * rgb.shape[1]
         version = self.current_version()
         self._check_compresses(version)
         geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
         cost = geometry.cells_per_patch * self._channels(version)["bits"]  # raw bits per iteration
-        quality_kind = "psnr" if target.kind == "psnr" else "msssim"  # what size targets maximise
-        aim = target.value + _ESTIMATE_MARGIN.get(target.kind, 0.0)
+        run = CompressRun(self, rgb, geometry, version, cost)
+        goal = goal_for(target)
+        goal.first_pass(run)
+        candidates = goal.candidates(run)
+        chosen, achieved = goal.choose(run, candidates)
+        return self._report(run, target, chosen, achieved, start)
 
-        def timed(key: str, function, *args):
-            t0 = time.perf_counter()
-            result = function(*args)
-            timings[key] += time.perf_counter() - t0
-            return result
-
-        def uniform_counts(n: int) -> np.ndarray:
-            return np.full(geometry.patches, n)
-
-        def coded(encoding: Encoding, counts: np.ndarray) -> bytes:
-            return timed("entropy_coding_seconds", self.bitstream, encoding, counts)
-
-        if target.kind == "bpp":  # enough iterations for the size even if coding saved half the bits
-            needed = int(np.ceil(2 * target.value * pixels / cost.sum()))
-            available = int(np.clip(needed, 1, self.max_iterations))
-        elif len(_batches(geometry.tiles(), geometry.cell_iterations(uniform_counts(1)))) == 1:
-            available = self.max_iterations  # one call: the early exit decides where it stops
-        else:
-            available = self.first_pass_iterations
-        early_exit = None if target.kind == "bpp" else EarlyExit(quality_kind, aim, self.extra_iterations)
-        uniform = timed("encode_seconds", self.encode, rgb, available, version, early_exit)
-        if target.kind != "bpp" and uniform.bits.shape[0] == available < self.max_iterations:
-            if uniform.quality.estimate(quality_kind, uniform_counts(available)) < aim:
-                available = self.max_iterations
-                uniform = timed("encode_seconds", self.encode, rgb, available, version, early_exit)
-        available = uniform.bits.shape[0]
-        table = uniform.quality
-
-        def raw_bits(counts: np.ndarray) -> float:
-            return float((counts * cost).sum())
-
-        uniform_data: dict[int, bytes] = {}  # size targets: coded uniform counts, each coded once
-
-        def uniform_bytes(n: int) -> bytes:
-            if n not in uniform_data:
-                uniform_data[n] = coded(uniform, uniform_counts(n))
-            return uniform_data[n]
-
-        # Candidate 1: the best uniform count (its image is exact: a prefix of the uniform run).
-        if target.kind == "bpp":  # the most uniform iterations whose real size fits (bisection)
-            low, high = 1, available
-            while low < high:
-                middle = (low + high + 1) // 2
-                if 8 * len(uniform_bytes(middle)) / pixels <= target.value:
-                    low = middle
-                else:
-                    high = middle - 1
-            n_uniform = low
-            full = uniform_counts(available)
-            coding_ratio = 8 * len(uniform_bytes(available)) / raw_bits(full)  # coded / raw bits
-
-            def predicted_bpp(counts: np.ndarray) -> float:
-                return raw_bits(counts) * coding_ratio / pixels
-
-        else:  # the fewest that meet the target, or all of them
-            curve = [table.estimate(quality_kind, uniform_counts(n)) for n in range(1, available + 1)]
-            n_uniform = next((n for n, q in enumerate(curve, 1) if q >= aim), available)
-
-        measure = psnr if target.kind == "psnr" else msssim
-
-        def uniform_candidate(n: int) -> _Candidate:
-            counts = uniform_counts(n)
-            if target.kind == "bpp":
-                data = uniform_bytes(n)
-                value = 8 * len(data) / pixels
-            else:
-                data, value = None, curve[n - 1]
-            return _Candidate(counts, uniform.reconstruction(n), data, value, False, raw_bits(counts))
-
-        candidates = [uniform_candidate(n_uniform)]
-
-        # Candidate 2: adaptive allocation. Its bits are the uniform run's, truncated per patch; the
-        # receiver's image comes from decoding them (decoder only), and its quality is measured. For
-        # quality targets, the allocation's aim is first settled on composites of the uniform run's
-        # images (one measurement each, no backend call), which predict the decode closely.
-        aim += _FIRST_AIM_BIAS.get(target.kind, 0.0)  # cell sums estimate mixed counts a little high
-        decodes = 0
-        # Quality targets: a miss moves the aim towards the uniform candidate's (its estimate is exact).
-        uniform_point = (candidates[0].value, candidates[0].value)
-        for _ in range(_ALLOCATION_TRIES[target.kind == "bpp"]):
-            if target.kind == "bpp":
-                acceptable = lambda c, aim=aim: predicted_bpp(c) <= aim  # noqa: E731
-            else:
-                acceptable = lambda c, aim=aim: table.estimate(quality_kind, c) >= aim  # noqa: E731
-            counts = timed(
-                "rate_control_seconds",
-                allocate,
-                table,
-                quality_kind,
-                cost,
-                acceptable,
-                target.kind != "bpp",
-                uniform_counts(n_uniform),
-            )
-            if counts is None or np.array_equal(counts, candidates[0].counts):
-                break
-            saving = 1 - raw_bits(counts) / candidates[0].raw_bits
-            if target.kind != "bpp" and saving < _MIN_SAVING:
-                break  # not worth a decode
-            cells = geometry.cell_iterations(counts)
-            if target.kind != "bpp":
-                predicted = timed("rate_control_seconds", measure, rgb, uniform.composite(cells))
-                if not target.met_by(predicted):
-                    aim = _next_aim((aim, predicted), uniform_point, target.value, _AIM_STEP[target.kind])
-                    continue
-            bits = truncate(uniform.bits[: int(counts.max())], cells)  # what the receiver decodes
-            image = timed("decode_seconds", self._decode, geometry, version, bits, cells)
-            decodes += 1
-            if target.kind == "bpp":
-                data = coded(uniform, counts)
-                value = 8 * len(data) / pixels
-            else:
-                data, value = None, timed("metrics_seconds", measure, rgb, image)
-            found = _Candidate(counts, image, data, value, True, raw_bits(counts))
-            candidates.append(found)
-            if target.kind != "bpp":
-                if target.met_by(value) or decodes == _QUALITY_DECODES:
-                    break
-                aim = _next_aim((aim, value), uniform_point, target.value, _AIM_STEP[target.kind])
-            else:
-                if target.met_by(value) and value >= _SIZE_TOLERANCE * target.value:
-                    break
-                if counts.min() == available:
-                    break  # every patch already has every iteration: more aim cannot help
-                aim *= target.value / value
-
-        # Quality targets: the fewest bits that meet it. Size targets: the most bytes that fit.
-        if target.kind == "bpp":
-            chosen = min(candidates, key=lambda c: (not target.met_by(c.value), -len(c.data)))
-        else:
-            chosen = min(candidates, key=lambda c: (not target.met_by(c.value), c.raw_bits))
-        achieved = chosen.value if chosen.exact and target.kind != "bpp" else None
-        if target.kind != "bpp" and achieved is None:  # verify an estimate on the real image
-            achieved = timed("metrics_seconds", measure, rgb, chosen.image)
-            if not target.met_by(achieved):  # estimates can be off at tile and padding edges
-                for n in range(int(chosen.counts.max()) + 1, available + 1):
-                    extra = uniform_candidate(n)
-                    value = timed("metrics_seconds", measure, rgb, extra.image)
-                    if value > achieved:
-                        chosen, achieved = extra, value
-                    if target.met_by(value):
-                        break
-        reported = {target.kind: achieved} if achieved is not None else {}
+    def _report(
+        self, run: CompressRun, target: Target, chosen: Candidate, achieved: float, start: float
+    ) -> CompressResult:
+        """The chosen candidate's bitstream (coded now if it was not yet) and its measured quality."""
+        reported = {target.kind: achieved}
         for kind, metric in (("msssim", msssim), ("psnr", psnr)):
             if kind not in reported:
-                reported[kind] = timed("metrics_seconds", metric, rgb, chosen.image)
-        achieved_msssim, achieved_psnr = reported["msssim"], reported["psnr"]
+                reported[kind] = run.timed("metrics_seconds", metric, run.rgb, chosen.image)
         if chosen.data is None:
-            chosen.data = coded(uniform, chosen.counts)
-        bpp = 8 * len(chosen.data) / pixels
-        final = {"bpp": bpp, "psnr": achieved_psnr, "msssim": achieved_msssim}[target.kind]
-        timings.update(self.client.timing())
-        timings["total_seconds"] = time.perf_counter() - start
+            chosen.data = run.coded(chosen.counts)
+        reported["bpp"] = 8 * len(chosen.data) / run.pixels
+        timings = {**run.timings, **self.client.timing(), "total_seconds": time.perf_counter() - start}
         return CompressResult(
             bitstream=chosen.data,
             reconstruction=chosen.image,
-            msssim=achieved_msssim,
-            psnr=achieved_psnr,
-            bpp=bpp,
+            msssim=reported["msssim"],
+            psnr=reported["psnr"],
+            bpp=reported["bpp"],
             iterations=int(chosen.counts.max()),
             patch_iterations=chosen.counts.astype(np.uint8),
             target=target,
-            target_met=target.met_by(final),
+            target_met=target.met_by(reported[target.kind]),
             model_name=self.model_name,
-            model_version=version,
-            timings=dict(timings),
+            model_version=run.version,
+            timings=timings,
         )
+
+    def calls(self, geometry: Geometry, patch_iterations: np.ndarray) -> int:
+        """How many backend calls an encode or decode of ``patch_iterations`` takes."""
+        return len(_batches(geometry.tiles(), geometry.cell_iterations(patch_iterations)))
 
     # ------------------------------------------------------------------ decompress
 
@@ -584,7 +401,7 @@ class ImageCodec:
         self.client.reset_timing()
         stream, bits, cell_iterations = self._parse(data)
         parsed = time.perf_counter()
-        image = self._decode(stream.geometry, stream.model_version, bits, cell_iterations)
+        image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations)
         timings = {
             **self.client.timing(),
             "entropy_decoding_seconds": parsed - start,  # with the header checks (a few ms)
@@ -592,7 +409,7 @@ class ImageCodec:
         }
         return Decoded(stream, image, timings)
 
-    def _decode(
+    def decode_bits(
         self, geometry: Geometry, version: int, bits: np.ndarray, cell_iterations: np.ndarray
     ) -> np.ndarray:
         """The receiver's image, uint8 [H,W,3], from its bits (one ``decompress`` call per batch)."""

@@ -5,8 +5,9 @@ import pytest
 
 from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_RAW, encode_payload
+from service.codec.goals import next_aim
 from service.codec.patches import Geometry
-from service.codec.pipeline import Encoding, ImageCodec, _next_aim
+from service.codec.pipeline import Encoding, ImageCodec
 from service.codec.rate_control import Target
 from service.errors import InvalidBitstream, ModelCannotCompress
 from tests.conftest import KODAK
@@ -85,10 +86,10 @@ def test_a_mixed_allocation_is_found_where_the_estimate_is_far_off(backend_clien
 
 def test_next_aim_interpolates_instead_of_shifting_by_the_shortfall() -> None:
     short, meets = (0.9507, 0.9321), (0.9629, 0.9629)  # kodim20's first composite, and uniform 3
-    aim = _next_aim(short, meets, 0.95, 1e-4)
+    aim = next_aim(short, meets, 0.95, 1e-4)
     assert 0.9507 < aim < 0.9629 < 0.9507 + (0.95 - 0.9321)
     assert aim == pytest.approx(0.9507 + (0.95 - 0.9321) / (0.9629 - 0.9321) * (0.9629 - 0.9507) + 1e-4)
-    assert _next_aim((0.9510, 0.94999), (0.9600, 0.9600), 0.95, 1e-4) > 0.9510 + 1e-4  # always moves
+    assert next_aim((0.9510, 0.94999), (0.9600, 0.9600), 0.95, 1e-4) > 0.9510 + 1e-4  # always moves
 
 
 def test_a_model_version_without_quality_outputs_cannot_compress(backend_client, kodak_image) -> None:

@@ -1,0 +1,62 @@
+"""Compress's goals: every target that more iterations can reach is met, at any image size."""
+
+import numpy as np
+import pytest
+
+from service.codec.goals import CompressRun, QualityGoal, goal_for
+from service.codec.patches import Geometry
+from service.codec.pipeline import ImageCodec
+from service.codec.quality import msssim, psnr
+from service.codec.rate_control import Target
+
+MAX_ITERATIONS = 8
+
+
+@pytest.fixture(scope="module")
+def codec(backend_client) -> ImageCodec:
+    return ImageCodec(backend_client, "residual_gru", max_iterations=MAX_ITERATIONS)
+
+
+def _run(codec: ImageCodec, rgb: np.ndarray) -> CompressRun:
+    version = codec.current_version()
+    geometry = Geometry(rgb.shape[1], rgb.shape[0], codec.patch_size, codec.tile_size)
+    return CompressRun(codec, rgb, geometry, version, geometry.cells_per_patch * 32)
+
+
+def _best(codec: ImageCodec, rgb: np.ndarray, measure) -> float:
+    encoding = codec.encode(rgb, MAX_ITERATIONS)
+    return max(measure(rgb, encoding.reconstruction(n)) for n in range(1, encoding.bits.shape[0] + 1))
+
+
+def test_a_short_first_pass_is_extended_until_the_decoded_image_meets_the_target(codec, kodak_image) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:81, :113])  # odd sizes: the padded image is what the graph sees
+    wanted = _best(codec, rgb, msssim) - 0.002
+    run = _run(codec, rgb)
+    run.first_pass(2, None)  # a first pass that stopped too soon
+    goal = QualityGoal(Target("msssim", wanted))
+    chosen, achieved = goal.choose(run, [run.uniform_candidate(2, 0.0)])
+    assert achieved >= wanted and msssim(rgb, chosen.image) == pytest.approx(achieved)
+    assert int(chosen.counts.max()) > 2 and run.iterations_run > 2
+
+
+@pytest.mark.parametrize(("height", "width"), [(1, 1), (7, 13), (13, 7), (321, 481), (481, 321), (40, 1030)])
+@pytest.mark.parametrize("kind", ["msssim", "psnr"])
+def test_every_reachable_target_is_met_at_odd_sizes(codec, kodak_image, height, width, kind) -> None:
+    tall = np.concatenate([kodak_image, kodak_image[::-1]], axis=0)
+    rgb = np.ascontiguousarray(np.tile(tall, (1, 2, 1))[:height, :width])
+    measure = psnr if kind == "psnr" else msssim
+    best = _best(codec, rgb, measure)
+    if not np.isfinite(best):
+        pytest.fail("a finite best quality was expected")
+    wanted = min(best - (0.01 if kind == "psnr" else 2e-4), 0.95 if kind == "msssim" else 30.0)
+    result = codec.compress(rgb, Target(kind, wanted))
+    assert result.target_met, (best, wanted, getattr(result, kind))
+    assert measure(rgb, codec.decompress(result.bitstream).image) == pytest.approx(
+        getattr(result, kind), abs=1e-6
+    )
+
+
+def test_goal_for_picks_the_strategy_of_the_target_kind() -> None:
+    assert goal_for(Target("bpp", 0.5)).kind == "bpp"
+    assert goal_for(Target("psnr", 30)).kind == "psnr"
+    assert goal_for(Target("msssim", 0.9)).kind == "msssim"
