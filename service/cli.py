@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,43 +24,6 @@ from service.settings import get_settings
 __all__ = ["main"]
 
 BITSTREAM_SUFFIX = ".rgic"
-
-
-def _start_embedded_backend_process(config_file: Path) -> tuple[subprocess.Popen, str]:
-    """Start ``service.backend.embedded`` on a free loopback port; returns it and its address."""
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.backend.embedded",
-            "--port",
-            "0",
-            "--model-config-file",
-            str(config_file),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")},
-    )
-    assert process.stdout is not None
-    try:
-        for line in process.stdout:
-            if "listening on" in line:
-                return process, line.strip().rsplit(" ", 1)[-1]
-    except BaseException:  # stopped while the model loads: take the backend down too, not orphan it
-        _stop_process(process)
-        raise
-    raise SystemExit(f"embedded backend exited with code {process.wait()} before listening")
-
-
-def _stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
-    """SIGTERM ``process`` and wait for it; SIGKILL if it has not exited within ``timeout`` seconds."""
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -85,14 +47,19 @@ def serve(args: argparse.Namespace) -> None:
         _check_port_free(args.host, args.port)
         import uvicorn
 
+        from service.backend.supervisor import BackendSupervisor
         from service.main import create_app
 
         settings = get_settings()
         if "RGIC_BACKEND_ADDRESS" not in os.environ:
             print("starting the embedded backend (loading the model)...", flush=True)
-            backend, address = _start_embedded_backend_process(settings.model_config_file)
-            settings = settings.model_copy(update={"backend_address": address})
-            print(f"embedded backend on {address}", flush=True)
+            backend = BackendSupervisor(settings.model_config_file)
+            try:
+                backend.start()
+            except RuntimeError as error:
+                raise SystemExit(str(error)) from error
+            settings = settings.model_copy(update={"backend_address": backend.address})
+            print(f"embedded backend on {backend.address} (restarted if it dies)", flush=True)
         app = create_app(settings)
         shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
         print(f"gateway: http://{shown_host}:{args.port}/  (API docs: /docs, metrics: /metrics)", flush=True)
@@ -101,7 +68,7 @@ def serve(args: argparse.Namespace) -> None:
         print("stopped before the service was ready", flush=True)
     finally:
         if backend is not None:
-            _stop_process(backend)
+            backend.stop()
 
 
 @contextlib.contextmanager

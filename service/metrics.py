@@ -8,6 +8,7 @@ __all__ = [
     "ACHIEVED_MSSSIM",
     "BACKEND_ERRORS",
     "BACKEND_LATENCY",
+    "BACKEND_RESTARTS",
     "BITS_PER_PIXEL",
     "BYTES_IN",
     "BYTES_OUT",
@@ -41,6 +42,10 @@ BACKEND_ERRORS = Counter(
     "rgic_backend_errors_total",
     "Failed model backend calls by signature and gRPC code.",
     ["signature", "code"],
+)
+BACKEND_RESTARTS = Counter(
+    "rgic_backend_restarts_total",
+    "Restarts of the embedded model backend by rgic serve after it died.",
 )
 PATCHES_PER_REQUEST = Histogram(
     "rgic_patches_per_request",

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="iterations the first pass runs past a quality target, so rate control can give busy "
         "patches more: 1 saves ~2 % of bytes at MS-SSIM 0.95 and costs ~30 % more compress time",
     )
+    smooth_patch_iterations: int = Field(
+        2,
+        description="fewest iterations rate control gives a smooth patch (luma std below 12): one iteration "
+        "leaves colour offsets that show as blocks beside patches that got more (docs/decisions.md 21)",
+    )
     default_msssim: float = 0.95
 
     # limits

@@ -15,6 +15,7 @@ state (image, geometry, the first pass, timings) and the operations the goals sh
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +86,13 @@ class CompressRun:
             return function(*args)
         finally:
             self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start
+
+    @functools.cached_property
+    def minimum_counts(self) -> np.ndarray:
+        """The fewest iterations rate control may give each patch: ``smooth_patch_iterations`` for smooth
+        ones, whose colour after a single iteration shows as a block beside patches that got more."""
+        smooth = self.geometry.smooth_patches(self.rgb)
+        return np.where(smooth, self.codec.smooth_patch_iterations, 1)
 
     def uniform_counts(self, n: int) -> np.ndarray:
         return np.full(self.geometry.patches, n)
@@ -175,7 +183,14 @@ class QualityGoal:
         for _ in range(_QUALITY_TRIES):
             acceptable = lambda c, aim=aim: table.estimate(self.kind, c) >= aim  # noqa: E731
             counts = run.timed(
-                "rate_control_seconds", allocate, table, self.kind, run.cost, acceptable, True, uniform.counts
+                "rate_control_seconds",
+                functools.partial(allocate, minimum=run.minimum_counts),
+                table,
+                self.kind,
+                run.cost,
+                acceptable,
+                True,
+                uniform.counts,
             )
             if counts is None or np.array_equal(counts, uniform.counts):
                 break
@@ -264,7 +279,7 @@ class SizeGoal:
             acceptable = lambda c, aim=aim: run.raw_bits(c) * coding_ratio / run.pixels <= aim  # noqa: E731
             counts = run.timed(
                 "rate_control_seconds",
-                allocate,
+                functools.partial(allocate, minimum=run.minimum_counts),
                 run.uniform.quality,
                 self.quality_kind,
                 run.cost,

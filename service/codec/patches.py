@@ -20,6 +20,9 @@ __all__ = ["CELL_SIZE", "Geometry", "Tile"]
 
 #: Pixels per latent position along each side (the model's total stride).
 CELL_SIZE = 16
+#: A patch whose luma (0-255) varies less than this (standard deviation) is smooth: a colour offset
+#: there shows (about CIELAB L std 6, the viewer benchmark's criterion).
+SMOOTH_LUMA_STD = 12.0
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -113,6 +116,17 @@ class Geometry:
     def crop(self, padded: np.ndarray) -> np.ndarray:
         """The original-size region of an array whose last three axes are padded H, W, channels."""
         return padded[..., : self.height, : self.width, :]
+
+    def smooth_patches(self, rgb: np.ndarray, luma_std: float = SMOOTH_LUMA_STD) -> np.ndarray:
+        """Whether each patch of ``rgb`` [H,W,3] is smooth (luma standard deviation below ``luma_std``),
+        bool [patches_y, patches_x]; edge patches are judged on their pixels inside the image."""
+        luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+        p = self.patch_size
+        (patches_y, patches_x) = self.patches
+        padded = np.full((patches_y * p, patches_x * p), np.nan, np.float32)
+        padded[: self.height, : self.width] = luma
+        blocks = padded.reshape(patches_y, p, patches_x, p)
+        return np.nanstd(blocks, axis=(1, 3)) < luma_std
 
     def cell_iterations(self, patch_iterations: np.ndarray) -> np.ndarray:
         """Per-cell iteration counts [cells_y, cells_x] from per-patch counts [patches_y, patches_x]."""

@@ -142,6 +142,7 @@ class ImageCodec:
         first_pass_iterations: int = 8,
         extra_iterations: int = 0,
         max_pixels: int = 24_000_000,
+        smooth_patch_iterations: int = 1,
     ) -> None:
         self.client = client
         self.model_name = model_name
@@ -153,6 +154,8 @@ class ImageCodec:
         #: rate control can give busy patches more than that count (bytes against time).
         self.extra_iterations = extra_iterations
         self.max_pixels = max_pixels
+        #: fewest iterations rate control gives a smooth patch (blocks show beside 1-iteration patches)
+        self.smooth_patch_iterations = smooth_patch_iterations
         self._signature_defs: dict[int, dict] = {}
         self._context_models: dict[int, ContextModel | None] = {}
 

@@ -127,10 +127,13 @@ class QualityTable:
         return np.einsum("nyxcs,cs->nyx", self.msssim_sums, gradient)
 
 
-def _counts_at_slope(utility: np.ndarray, cost: np.ndarray, slope: float) -> np.ndarray:
-    """Per patch, the count (1..N) maximising utility − slope·bits (bits = count × cost)."""
+def _counts_at_slope(
+    utility: np.ndarray, cost: np.ndarray, slope: float, minimum: np.ndarray | None = None
+) -> np.ndarray:
+    """Per patch, the count (``minimum``..N) maximising utility − slope·bits (bits = count × cost)."""
     n = np.arange(1, utility.shape[0] + 1)[:, None, None]
-    return np.argmax(utility - slope * n * cost[None], axis=0) + 1
+    counts = np.argmax(utility - slope * n * cost[None], axis=0) + 1
+    return counts if minimum is None else np.maximum(counts, minimum)
 
 
 def allocate(
@@ -142,6 +145,7 @@ def allocate(
     start: np.ndarray | None = None,
     rounds: int = 3,
     steps: int = 32,
+    minimum: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """Per-patch iteration counts [patches_y, patches_x] by Lagrangian search.
 
@@ -150,10 +154,12 @@ def allocate(
     ``acceptable`` (quality high enough). ``fewest_bits=False`` (size targets): the one with the
     most bits still acceptable (small enough). None when no allocation is acceptable. ``kind``
     chooses the quality being traded (``psnr``, else MS-SSIM); MS-SSIM is linearised around
-    ``start`` (default: every iteration) and then around each round's answer.
+    ``start`` (default: every iteration) and then around each round's answer. ``minimum``
+    [patches_y, patches_x] is the fewest iterations each patch may get.
     """
     full = np.full(cost.shape, table.iterations)
-    if not acceptable(full if fewest_bits else np.ones_like(full)):
+    floor = np.ones_like(full) if minimum is None else np.minimum(np.maximum(minimum, 1), full)
+    if not acceptable(full if fewest_bits else floor):
         return None
     best, operating_point = None, full if start is None else start
     for _ in range(rounds if kind != "psnr" else 1):
@@ -163,7 +169,7 @@ def allocate(
         found = None
         for _ in range(steps):
             middle = (low + high) / 2
-            counts = _counts_at_slope(utility, cost, float(np.exp(middle)))
+            counts = _counts_at_slope(utility, cost, float(np.exp(middle)), floor)
             if acceptable(counts):
                 found = counts
                 low, high = (middle, high) if fewest_bits else (low, middle)

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.service_process import start_service, wait_until_ready
+from benchmarks.service_process import running_service, start_service, wait_until_ready
 from service.codec.quality import msssim
 from service.settings import PROJECT_ROOT
 
@@ -35,7 +35,14 @@ def _rgic(*args: str, backend_address: str) -> subprocess.CompletedProcess:
 
 
 def _children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    """Child processes of ``pid``, started by any of its threads (the supervisor restarts from its own)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:  # a thread that has just ended
+            pass
+    return found
 
 
 def _backends(pid: int) -> list[int]:
@@ -174,3 +181,52 @@ def test_serve_on_a_taken_port_says_so_without_loading_the_model() -> None:
 def test_usage_errors_exit_non_zero(command: str, backend_address: str) -> None:
     done = _rgic(command, backend_address=backend_address)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_serve_restarts_a_killed_backend_and_answers_only_200_or_503_meanwhile(tmp_path: Path) -> None:
+    import io
+    import threading
+
+    import httpx
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((64, 96, 3), 90, np.uint8)).save(buffer, format="PNG")
+    upload = buffer.getvalue()
+    with running_service() as (url, pid):
+        (backend,) = _backends(pid)
+        statuses: list[tuple[float, int]] = []
+        stop = threading.Event()
+
+        def load() -> None:
+            with httpx.Client(timeout=60) as client:
+                while not stop.is_set():
+                    response = client.post(f"{url}/compress", files={"image": ("a.png", upload)})
+                    statuses.append((time.monotonic(), response.status_code))
+                    if response.status_code == 503:
+                        assert response.headers.get("Retry-After")
+                        time.sleep(0.2)
+
+        worker = threading.Thread(target=load)
+        worker.start()
+        time.sleep(1.0)
+        killed = time.monotonic()
+        os.kill(backend, signal.SIGKILL)
+        ready_states = []
+        deadline = killed + 60
+        while time.monotonic() < deadline:
+            ready_states.append(httpx.get(f"{url}/readyz", timeout=5).status_code)
+            if any(t > killed and s == 200 for t, s in statuses[-3:]) and ready_states[-1] == 200:
+                break
+            time.sleep(0.5)
+        stop.set()
+        worker.join(timeout=120)
+        recovered = [t for t, s in statuses if t > killed and s == 200]
+        assert {s for _, s in statuses} <= {200, 503}
+        assert any(s == 503 for _, s in statuses)  # the outage was seen, not slept through
+        assert recovered and recovered[0] - killed < 30, "compressions did not resume within 30 s"
+        assert 503 in ready_states and ready_states[-1] == 200
+        (new_backend,) = _backends(pid)
+        assert new_backend != backend
+        metrics = httpx.get(f"{url}/metrics").text
+        assert "rgic_backend_restarts_total 1.0" in metrics
+    assert not _alive(new_backend)
