@@ -23,6 +23,7 @@ from tqdm import tqdm
 from model_export.data import IMAGE_SUFFIXES, image_paths
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights
+from model_export.snapshot import restore_snapshot, snapshot_config
 from service.codec.quality import msssim_batch, psnr_batch
 
 __all__ = ["Curves", "evaluate_images", "load_run_codec"]
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> None:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run-dir", type=Path, help="a training run (its newest checkpoint)")
     source.add_argument("--version-dir", type=Path, help="an exported SavedModel version")
+    source.add_argument("--snapshot-dir", type=Path, help="the repository's training snapshot")
     parser.add_argument("--images", type=Path, help="a folder of images (default: the validation split)")
     parser.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR.resolve())
     parser.add_argument("--limit", type=int, default=0, help="only the first N images")
@@ -117,6 +119,9 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.run_dir:
         codec = load_run_codec(args.run_dir)
+    elif args.snapshot_dir:
+        codec = RecurrentCodec(snapshot_config(args.snapshot_dir))
+        restore_snapshot(codec, args.snapshot_dir)
     else:
         from model_export.shipped import shipped_config
 

@@ -363,14 +363,20 @@ def variables_by_path(module: tf.Module) -> list[tuple[str, tf.Variable]]:
     return [("/".join(str(part) for part in path), variable) for path, variable in found]
 
 
+#: Log-gain step per iteration past the trained ones. The residual shrinks far more slowly late than
+#: early (Kodak: 0.3 dB per iteration after ten, 2.6 dB after one), so continuing the early trend
+#: (0.33 per iteration at ten) scales the residual past the encoder's range within a few iterations and
+#: caps the decoder's correction (tanh / gain) below the error left: quality stops rising
+#: (docs/decisions.md 21).
+LATE_LOG_GAIN_STEP = 0.08
+
+
 def _extend_table(values: tf.Tensor, length: int) -> tf.Tensor:
-    """``values`` [n] cut or continued to ``length`` entries by the mean step of its last four."""
+    """``values`` [n] cut or continued to ``length`` entries, rising by ``LATE_LOG_GAIN_STEP`` each."""
     n = int(values.shape[0])
     if length <= n:
         return values[:length]
-    tail = values[-4:]
-    step = (tail[-1] - tail[0]) / (len(tail) - 1) if n > 1 else tf.zeros_like(values[-1])
-    more = values[-1] + step * tf.range(1, length - n + 1, dtype=values.dtype)
+    more = values[-1] + LATE_LOG_GAIN_STEP * tf.range(1, length - n + 1, dtype=values.dtype)
     return tf.concat([values, more], 0)
 
 

@@ -32,18 +32,15 @@ class Settings(BaseSettings):
     patch_size: int = Field(32, description="rate-control patch side in pixels (multiple of 16)")
     tile_size: int = Field(1024, description="largest tile sent to the backend in one piece")
     max_iterations: int = Field(10, description="iterations offered; the model is trained for 10")
-    first_pass_iterations: int = Field(
-        8, description="first uniform pass of images that need several backend calls (others stop early)"
-    )
     extra_iterations: int = Field(
         0,
         description="iterations the first pass runs past a quality target, so rate control can give busy "
         "patches more: 1 saves ~2 % of bytes at MS-SSIM 0.95 and costs ~30 % more compress time",
     )
     smooth_patch_iterations: int = Field(
-        2,
-        description="fewest iterations rate control gives a smooth patch (luma std below 12): one iteration "
-        "leaves colour offsets that show as blocks beside patches that got more (docs/decisions.md 21)",
+        3,
+        description="fewest iterations rate control gives a smooth patch (CIELAB L* std below 6): fewer "
+        "leave colour offsets that show as blocks beside patches that got more (docs/decisions.md 21)",
     )
     default_msssim: float = 0.95
 

@@ -29,7 +29,6 @@ def image_codec(settings: Settings, client: BackendClient) -> ImageCodec:
         patch_size=settings.patch_size,
         tile_size=settings.tile_size,
         max_iterations=settings.max_iterations,
-        first_pass_iterations=settings.first_pass_iterations,
         extra_iterations=settings.extra_iterations,
         smooth_patch_iterations=settings.smooth_patch_iterations,
         max_pixels=settings.max_pixels,

@@ -95,7 +95,27 @@ class CompressRun:
         return np.where(smooth, self.codec.smooth_patch_iterations, 1)
 
     def uniform_counts(self, n: int) -> np.ndarray:
-        return np.full(self.geometry.patches, n)
+        """``n`` iterations for every patch (fewer where the first pass's tile stopped sooner)."""
+        counts = np.full(self.geometry.patches, n)
+        return counts if self.uniform is None else self.uniform.within_limits(counts)
+
+    def allocate(
+        self, kind: str, acceptable: Callable[[np.ndarray], bool], fewest_bits: bool, start: np.ndarray
+    ) -> np.ndarray | None:
+        """Rate control on the first pass's quality table, with the smooth-patch floor, within the
+        iterations each tile ran."""
+        assert self.uniform is not None
+        counts = self.timed(
+            "rate_control_seconds",
+            functools.partial(allocate, minimum=self.minimum_counts),
+            self.uniform.quality,
+            kind,
+            self.cost,
+            acceptable,
+            fewest_bits,
+            start,
+        )
+        return None if counts is None else self.uniform.within_limits(counts)
 
     def raw_bits(self, counts: np.ndarray) -> float:
         return float((counts * self.cost).sum())
@@ -156,18 +176,12 @@ class QualityGoal:
         self.aim = target.value + _ESTIMATE_MARGIN[self.kind]
 
     def first_pass(self, run: CompressRun) -> None:
-        """Stop where the whole image meets the aim: one backend call can exit early; an image of several
-        calls runs ``first_pass_iterations`` and everything the model offers only if that falls short."""
+        """Every iteration the model offers, each backend call stopping where its tiles meet the aim (a
+        big image stops where a small one would, tile by tile)."""
         from service.codec.pipeline import EarlyExit
 
         codec = run.codec
-        early_exit = EarlyExit(self.kind, self.aim, codec.extra_iterations)
-        single_call = codec.calls(run.geometry, run.uniform_counts(1)) == 1
-        available = codec.max_iterations if single_call else codec.first_pass_iterations
-        uniform = run.first_pass(available, early_exit)
-        if run.iterations_run == available < codec.max_iterations:
-            if uniform.quality.estimate(self.kind, run.uniform_counts(available)) < self.aim:
-                run.first_pass(codec.max_iterations, early_exit)
+        run.first_pass(codec.max_iterations, EarlyExit(self.kind, self.aim, codec.extra_iterations))
 
     def candidates(self, run: CompressRun) -> list[Candidate]:
         """The fewest uniform iterations estimated to meet the aim (or all), then rate control's
@@ -182,16 +196,7 @@ class QualityGoal:
         decodes = 0
         for _ in range(_QUALITY_TRIES):
             acceptable = lambda c, aim=aim: table.estimate(self.kind, c) >= aim  # noqa: E731
-            counts = run.timed(
-                "rate_control_seconds",
-                functools.partial(allocate, minimum=run.minimum_counts),
-                table,
-                self.kind,
-                run.cost,
-                acceptable,
-                True,
-                uniform.counts,
-            )
+            counts = run.allocate(self.kind, acceptable, True, uniform.counts)
             if counts is None or np.array_equal(counts, uniform.counts):
                 break
             if 1 - run.raw_bits(counts) / uniform.raw_bits < _MIN_SAVING:
@@ -277,16 +282,7 @@ class SizeGoal:
         aim = self.target.value
         for _ in range(_SIZE_TRIES):
             acceptable = lambda c, aim=aim: run.raw_bits(c) * coding_ratio / run.pixels <= aim  # noqa: E731
-            counts = run.timed(
-                "rate_control_seconds",
-                functools.partial(allocate, minimum=run.minimum_counts),
-                run.uniform.quality,
-                self.quality_kind,
-                run.cost,
-                acceptable,
-                False,
-                uniform.counts,
-            )
+            counts = run.allocate(self.quality_kind, acceptable, False, uniform.counts)
             if counts is None or np.array_equal(counts, uniform.counts):
                 break
             image = run.decoded(counts)
@@ -295,7 +291,7 @@ class SizeGoal:
             found.append(Candidate(counts, image, data, value, True, run.raw_bits(counts)))
             if self.target.met_by(value) and value >= _SIZE_TOLERANCE * self.target.value:
                 break
-            if counts.min() == run.iterations_run:
+            if np.array_equal(counts, run.uniform.limits):
                 break  # every patch already has every iteration: more aim cannot help
             aim *= self.target.value / value
         return found

@@ -20,9 +20,20 @@ __all__ = ["CELL_SIZE", "Geometry", "Tile"]
 
 #: Pixels per latent position along each side (the model's total stride).
 CELL_SIZE = 16
-#: A patch whose luma (0-255) varies less than this (standard deviation) is smooth: a colour offset
-#: there shows (about CIELAB L std 6, the viewer benchmark's criterion).
-SMOOTH_LUMA_STD = 12.0
+#: A patch whose CIELAB lightness L* varies less than this (standard deviation) is smooth: a colour
+#: offset there shows (the viewer benchmark's criterion, benchmarks/colour.py).
+SMOOTH_LIGHTNESS_STD = 6.0
+
+
+_SRGB_LINEAR = (((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4).astype(np.float32)
+_SRGB_LINEAR[:11] = np.arange(11) / 255.0 / 12.92  # the linear segment (values up to 0.04045)
+
+
+def lightness(rgb: np.ndarray) -> np.ndarray:
+    """CIELAB L* (D65) of sRGB uint8 ``rgb`` [..., 3], float32 [...]."""
+    linear = _SRGB_LINEAR[rgb]
+    y = linear @ np.array([0.2126729, 0.7151522, 0.0721750], np.float32)
+    return np.where(y > (6 / 29) ** 3, 116 * np.cbrt(y) - 16, y * 903.2963).astype(np.float32)
 
 
 def _ceil_div(a: int, b: int) -> int:
@@ -117,16 +128,16 @@ class Geometry:
         """The original-size region of an array whose last three axes are padded H, W, channels."""
         return padded[..., : self.height, : self.width, :]
 
-    def smooth_patches(self, rgb: np.ndarray, luma_std: float = SMOOTH_LUMA_STD) -> np.ndarray:
-        """Whether each patch of ``rgb`` [H,W,3] is smooth (luma standard deviation below ``luma_std``),
-        bool [patches_y, patches_x]; edge patches are judged on their pixels inside the image."""
-        luma = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    def smooth_patches(self, rgb: np.ndarray, lightness_std: float = SMOOTH_LIGHTNESS_STD) -> np.ndarray:
+        """Whether each patch of sRGB ``rgb`` [H,W,3] is smooth (CIELAB L* standard deviation below
+        ``lightness_std``), bool [patches_y, patches_x]; edge patches are judged on their pixels inside
+        the image."""
         p = self.patch_size
         (patches_y, patches_x) = self.patches
         padded = np.full((patches_y * p, patches_x * p), np.nan, np.float32)
-        padded[: self.height, : self.width] = luma
+        padded[: self.height, : self.width] = lightness(rgb)
         blocks = padded.reshape(patches_y, p, patches_x, p)
-        return np.nanstd(blocks, axis=(1, 3)) < luma_std
+        return np.nanstd(blocks, axis=(1, 3)) < lightness_std
 
     def cell_iterations(self, patch_iterations: np.ndarray) -> np.ndarray:
         """Per-cell iteration counts [cells_y, cells_x] from per-patch counts [patches_y, patches_x]."""

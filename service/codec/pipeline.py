@@ -69,6 +69,13 @@ class Encoding:
     bits: np.ndarray
     reconstructions: np.ndarray
     quality: QualityTable
+    #: iterations the backend ran for each patch's tile, [patches_y, patches_x]: calls that stop early
+    #: stop at different counts, and a patch can be given no more bits than its tile has
+    limits: np.ndarray
+
+    def within_limits(self, counts: np.ndarray) -> np.ndarray:
+        """Per-patch ``counts`` cut to what each patch's tile ran."""
+        return np.minimum(counts, self.limits)
 
     def reconstruction(self, iterations: int) -> np.ndarray:
         """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size."""
@@ -139,7 +146,6 @@ class ImageCodec:
         patch_size: int = 32,
         tile_size: int = 1024,
         max_iterations: int = 16,
-        first_pass_iterations: int = 8,
         extra_iterations: int = 0,
         max_pixels: int = 24_000_000,
         smooth_patch_iterations: int = 1,
@@ -149,7 +155,6 @@ class ImageCodec:
         self.model_version = model_version
         self.patch_size, self.tile_size = patch_size, tile_size
         self.max_iterations = max_iterations
-        self.first_pass_iterations = min(first_pass_iterations, max_iterations)
         #: iterations the first pass runs past the uniform count meeting a quality target, so that
         #: rate control can give busy patches more than that count (bytes against time).
         self.extra_iterations = extra_iterations
@@ -216,8 +221,6 @@ class ImageCodec:
     ) -> dict[str, np.ndarray]:
         """Run ``compress`` on every tile and stitch the outputs over the padded image."""
         batches = _batches(geometry.tiles(), cell_iterations)
-        if len(batches) > 1:
-            early_exit = None  # tiles in separate calls would stop at different counts
         stop = {"msssim": 0.0, "psnr": 0.0}
         if early_exit is not None:
             stop[early_exit.kind] = early_exit.quality
@@ -242,12 +245,15 @@ class ImageCodec:
             "squared_errors": np.zeros((total, cells_y, cells_x)),
             "msssim_positions": np.zeros((1, cells_y, cells_x, first["msssim_positions"].shape[-1])),
         }
+        run_lengths = np.zeros((cells_y, cells_x), np.int32)
         for batch, out in outputs:
             for i, tile in enumerate(batch):
                 for name, target in stitched.items():
                     where = tile.pixel_slice if name == "reconstructions" else tile.cell_slice
                     values = out[name][i][None] if name == "msssim_positions" else out[name][i]
                     _place(target, values, where)
+                run_lengths[tile.cell_slice] = out["bits"].shape[1]
+        stitched["run_lengths"] = run_lengths
         return stitched
 
     def encode(
@@ -259,7 +265,8 @@ class ImageCodec:
     ) -> Encoding:
         """Encode uint8 [H,W,3] ``rgb`` with ``iterations`` per patch (one count for all, or an array
         [patches_y, patches_x]); returns the bits, the reconstruction after every iteration and
-        their per-patch quality. With ``early_exit``, a single-call image may stop sooner."""
+        their per-patch quality. With ``early_exit``, each backend call stops once its tiles reach the quality
+        (tiles that stop sooner keep their last image and quality)."""
         geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
         version = self.current_version() if version is None else version
         counts = np.broadcast_to(np.asarray(iterations, np.int32), geometry.patches)
@@ -267,7 +274,9 @@ class ImageCodec:
         table = QualityTable.from_cells(
             out["msssim_sums"], out["msssim_positions"][0], out["squared_errors"], geometry
         )
-        return Encoding(geometry, version, out["bits"], out["reconstructions"], table)
+        per = geometry.patch_size // CELL_SIZE  # tiles hold whole patches: any cell of a patch tells
+        limits = out["run_lengths"][::per, ::per]
+        return Encoding(geometry, version, out["bits"], out["reconstructions"], table, limits)
 
     def bitstream(
         self, encoding: Encoding, patch_iterations: np.ndarray, coder_id: int | None = None
@@ -353,10 +362,6 @@ class ImageCodec:
             model_version=run.version,
             timings=timings,
         )
-
-    def calls(self, geometry: Geometry, patch_iterations: np.ndarray) -> int:
-        """How many backend calls an encode or decode of ``patch_iterations`` takes."""
-        return len(_batches(geometry.tiles(), geometry.cell_iterations(patch_iterations)))
 
     # ------------------------------------------------------------------ decompress
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
+from model_export.model import CELL_SIZE, LATE_LOG_GAIN_STEP, CodecConfig, RecurrentCodec
 
 TINY = CodecConfig(
     encoder_channels=(8, 16, 16, 16), decoder_channels=(16, 16, 16, 16), bits_per_cell=8, max_iterations=4
@@ -121,4 +121,5 @@ def test_untrained_gains_continue_the_trained_trend(codec: RecurrentCodec) -> No
     source = RecurrentCodec(TINY)
     source.log_gain.assign([0.0, 1.0, 2.0, 9.0])  # the last entry never trained
     longer.copy_weights_from(source, trained_iterations=3)
-    np.testing.assert_allclose(longer.log_gain.numpy(), [0, 1, 2, 3, 4, 5, 6, 7])
+    step = LATE_LOG_GAIN_STEP  # late residuals shrink slowly: the gain rises slowly past the trained ones
+    np.testing.assert_allclose(longer.log_gain.numpy(), [0, 1, 2, *(2 + step * np.arange(1, 6))], rtol=1e-6)

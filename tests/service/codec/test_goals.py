@@ -5,7 +5,7 @@ import pytest
 
 from service.codec.goals import CompressRun, QualityGoal, goal_for
 from service.codec.patches import Geometry
-from service.codec.pipeline import ImageCodec
+from service.codec.pipeline import EarlyExit, ImageCodec
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import Target
 
@@ -60,3 +60,14 @@ def test_goal_for_picks_the_strategy_of_the_target_kind() -> None:
     assert goal_for(Target("bpp", 0.5)).kind == "bpp"
     assert goal_for(Target("psnr", 30)).kind == "psnr"
     assert goal_for(Target("msssim", 0.9)).kind == "msssim"
+
+
+def test_a_multi_tile_image_stops_where_its_tiles_meet_the_target(backend_client, kodak_image) -> None:
+    small_tiles = ImageCodec(backend_client, "residual_gru", tile_size=64, max_iterations=MAX_ITERATIONS)
+    rgb = np.ascontiguousarray(kodak_image[:128, :256])  # 8 tiles, busy and flat ones
+    encoding = small_tiles.encode(rgb, MAX_ITERATIONS, early_exit=EarlyExit("msssim", 0.9, 0))
+    assert encoding.bits.shape[0] < MAX_ITERATIONS  # no call ran every iteration offered
+    result = small_tiles.compress(rgb, Target("msssim", 0.9))
+    assert result.target_met and int(result.patch_iterations.max()) <= encoding.bits.shape[0]
+    decoded = small_tiles.decompress(result.bitstream).image
+    assert msssim(rgb, decoded) == pytest.approx(result.msssim, abs=1e-6)

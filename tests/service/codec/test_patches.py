@@ -38,3 +38,13 @@ def test_bad_geometry_is_refused() -> None:
         Geometry(10, 10, patch_size=24)
     with pytest.raises(ValueError):
         Geometry(10, 10, patch_size=64, tile_size=96)
+
+
+def test_smooth_patches_are_judged_by_lightness_inside_the_image() -> None:
+    geometry = Geometry(width=70, height=40, patch_size=32)
+    rgb = np.full((40, 70, 3), 200, np.uint8)
+    rgb[:32, 32:64] = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)  # busy
+    rgb[32::2, 64:] = 0  # the edge patch (8 rows x 6 columns inside the image): black and white stripes
+    smooth = geometry.smooth_patches(rgb)
+    assert smooth.shape == geometry.patches == (2, 3)
+    assert smooth.tolist() == [[True, False, True], [True, True, False]]

@@ -121,7 +121,9 @@ def test_composite_takes_each_cell_from_its_own_iteration() -> None:
     geometry = Geometry(40, 20, patch_size=16)  # padded to 48 × 32: cells 2 × 3, cropped back
     rng = np.random.default_rng(0)
     reconstructions = rng.integers(0, 256, (3, 32, 48, 3), dtype=np.uint8)
-    encoding = Encoding(geometry, 3, np.zeros((3, 2, 3, 32), np.int8), reconstructions, quality=None)
+    encoding = Encoding(
+        geometry, 3, np.zeros((3, 2, 3, 32), np.int8), reconstructions, None, np.full((1, 2), 3)
+    )
     counts = np.array([[1, 2, 3], [0, 3, 2]])
     composite = encoding.composite(counts)
     assert composite.shape == (20, 40, 3)

@@ -68,3 +68,14 @@ def test_allocate_for_a_size_and_when_nothing_is_acceptable() -> None:
 def test_bad_targets_are_refused(kind: str, value: float) -> None:
     with pytest.raises(BadParameter):
         Target(kind, value)  # type: ignore[arg-type]
+
+
+def test_allocate_respects_a_per_patch_minimum() -> None:
+    errors = np.array([[[1.0, 50.0]], [[0.5, 5.0]], [[0.4, 1.0]]])  # patch 0 is easy, patch 1 busy
+    table = _table(errors)
+    cost = np.ones((1, 2))
+    target = table.psnr(np.array([[1, 3]]))
+    free = allocate(table, "psnr", cost, lambda c: table.psnr(c) >= target)
+    floored = allocate(table, "psnr", cost, lambda c: table.psnr(c) >= target, minimum=np.array([[2, 1]]))
+    assert free.tolist() == [[1, 3]]
+    assert floored.tolist() == [[2, 3]]
