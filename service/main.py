@@ -43,7 +43,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             client=client,
             codec=codec,
             store=BlobStore(settings.blob_dir),
-            limiter=JobLimiter(settings.max_concurrent_requests, queue=2 * settings.max_concurrent_requests),
+            limiter=JobLimiter(
+                settings.max_concurrent_requests,
+                queue=2 * settings.max_concurrent_requests,
+                pixel_budget=settings.max_pixels_in_flight,
+            ),
         )
         try:
             yield

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = 50 * 1024 * 1024
     max_pixels: int = 24_000_000
     max_concurrent_requests: int = 4
+    max_pixels_in_flight: int = Field(
+        30_000_000,
+        description="pixels being compressed or decoded at once (0: no limit); past it 503 with Retry-After. "
+        "A 24 Mpx compress peaks near 10 GB of gateway and backend memory: the default admits one such "
+        "photo and smaller ones beside it",
+    )
 
     # storage and HTTP
     blob_dir: Path = PROJECT_ROOT / "var" / "blobs"

@@ -22,41 +22,66 @@ T = TypeVar("T")
 
 
 class JobLimiter:
-    """Runs codec jobs in worker threads, at most ``concurrency`` at once and ``queue`` waiting.
+    """Runs codec jobs in worker threads, at most ``concurrency`` at once and ``queue`` waiting, and at most
+    ``pixel_budget`` pixels in flight (admitted jobs): memory grows with the pixels being coded, not with
+    the number of requests.
 
-    Past that, a request is refused at once with 503 (and Retry-After) instead of timing out.
+    Past either limit, a request is refused at once with 503 (and Retry-After) instead of timing out or
+    exhausting memory. A job bigger than the whole budget is admitted when nothing else is in flight.
     """
 
-    def __init__(self, concurrency: int, queue: int) -> None:
+    def __init__(self, concurrency: int, queue: int, pixel_budget: int = 0) -> None:
         self._slots = threading.Semaphore(concurrency)
         self._admitted = threading.BoundedSemaphore(concurrency + queue)
+        self.pixel_budget = pixel_budget
+        self._pixels_in_flight = 0
+        self._jobs_in_flight = 0
+        self._lock = threading.Lock()
 
-    def _admit(self) -> None:
+    def _admit(self, pixels: int = 0) -> None:
         if not self._admitted.acquire(blocking=False):
             raise BackendUnavailable("the service is at capacity; retry shortly", retry_after_seconds=1)
+        with self._lock:
+            over = self.pixel_budget and self._pixels_in_flight + pixels > self.pixel_budget
+            if over and self._jobs_in_flight:
+                self._admitted.release()
+                raise BackendUnavailable(
+                    f"the service is coding {self._pixels_in_flight} pixels, and this image's {pixels} would "
+                    f"pass its budget of {self.pixel_budget}; retry shortly",
+                    retry_after_seconds=2,
+                )
+            self._pixels_in_flight += pixels
+            self._jobs_in_flight += 1
 
-    async def run(self, function: Callable[..., T], *args: object) -> T:
-        """Run ``function(*args)`` in a worker thread once a slot is free (503 at once when full)."""
-        self._admit()
+    def _release(self, pixels: int = 0) -> None:
+        with self._lock:
+            self._pixels_in_flight -= pixels
+            self._jobs_in_flight -= 1
+        self._admitted.release()
+
+    async def run(self, function: Callable[..., T], *args: object, pixels: int = 0) -> T:
+        """Run ``function(*args)`` in a worker thread once a slot is free (503 at once when full);
+        ``pixels`` is what the job codes, counted against the pixel budget while it runs."""
+        self._admit(pixels)
         try:
             return await run_in_threadpool(self._run_in_slot, function, *args)
         finally:
-            self._admitted.release()
+            self._release(pixels)
 
     def _run_in_slot(self, function: Callable[..., T], *args: object) -> T:
         with self._slots:
             return function(*args)
 
-    def stream(self, items: Iterator[T]) -> Iterator[T]:
+    def stream(self, items: Iterator[T], pixels: int = 0) -> Iterator[T]:
         """Admit a streamed job now (503 at once when full); it holds a slot while it produces."""
-        self._admit()
+        self._admit(pixels)
 
         def produce() -> Iterator[T]:
             try:
                 with self._slots:
                     yield from items
             finally:
-                self._admitted.release()
+                self._release(pixels)
 
         return produce()
 

@@ -25,7 +25,7 @@ from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW
 from service.codec.patches import CELL_SIZE, Geometry
 from service.errors import InvalidBitstream
 
-__all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "Bitstream"]
+__all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "Bitstream", "declared_pixels"]
 
 MAGIC = b"RGIC"
 #: Written by this version. 1: raw bits only; 2: adds the context-adaptive range coder;
@@ -157,6 +157,18 @@ class Bitstream:
             colour=colour,
             format_version=version,
         )
+
+
+def declared_pixels(data: bytes) -> int:
+    """The pixel count a bitstream's header declares, read without validating anything (0 if there is
+    no header): what admission control charges a decode before it runs; the decode validates."""
+    if len(data) < 6 or data[:4] != MAGIC:
+        return 0
+    start = 6 + data[5] + 4  # magic, format version, name length, name, model version
+    if len(data) < start + 8:
+        return 0
+    width, height = struct.unpack(">II", data[start : start + 8])
+    return min(width, MAX_DIMENSION) * min(height, MAX_DIMENSION)
 
 
 def _inflate(packed: bytes, size: int) -> bytes:

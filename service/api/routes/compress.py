@@ -89,7 +89,8 @@ async def compress(
     data = await image.read()
     metrics.BYTES_IN.labels("/compress").inc(len(data))
     decoded = await svc.limiter.run(decode_image, data, svc.settings.max_pixels)
-    result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target)
+    pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
+    result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target, pixels=pixels)
     blob_id = svc.store.put(result.bitstream)
     _observe(result)
     height, width = decoded.rgb.shape[:2]

@@ -8,6 +8,7 @@ from fastapi.responses import Response
 from service import metrics
 from service.api.deps import Services, require_api_key, services
 from service.api.responses import PNG, progressive_png_stream
+from service.codec.bitstream import declared_pixels
 from service.codec.images import encode_png
 
 router = APIRouter(tags=["decompress"])
@@ -16,10 +17,11 @@ _PROGRESSIVE = Query(False, description="stream each iteration's refinement (mul
 
 
 async def _decode(svc: Services, data: bytes, progressive: bool, route: str) -> Response:
+    pixels = declared_pixels(data)
     if progressive:
         _, frames = await svc.limiter.run(svc.codec.decompress_progressive, data)
-        return progressive_png_stream(svc.limiter.stream(frames), route)
-    decoded = await svc.limiter.run(svc.codec.decompress, data)
+        return progressive_png_stream(svc.limiter.stream(frames, pixels), route)
+    decoded = await svc.limiter.run(svc.codec.decompress, data, pixels=pixels)
     png = encode_png(decoded.image)
     metrics.BYTES_OUT.labels(route).inc(len(png))
     timing = ", ".join(f"{k.removesuffix('_seconds')};dur={1000 * v:.1f}" for k, v in decoded.timings.items())

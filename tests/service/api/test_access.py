@@ -68,3 +68,34 @@ def test_overload_answers_503_quickly_instead_of_queueing(
     fastest_success = min(t for s, t, _ in results if s == 200)
     assert slowest_refusal < fastest_success  # refused at once, not after waiting in a queue
     assert all(retry for s, _, retry in results if s == 503)
+
+
+def test_pixels_in_flight_are_bounded_by_the_budget(backend_address: str, tmp_path, kodak_image) -> None:
+    """Two big images at once pass the pixel budget: one is coded, the other refused with 503 at once;
+    small ones still pass beside the big one; every 200's bitstream decodes."""
+    big, small = kodak_image, kodak_image[:64, :64]
+    budget = big.shape[0] * big.shape[1] + 2 * 64 * 64
+    settings = gateway_settings(
+        backend_address, tmp_path, max_concurrent_requests=4, max_pixels_in_flight=budget
+    )
+    with LiveServer(create_app(settings)) as live:
+
+        def one(image: np.ndarray) -> httpx.Response:
+            with httpx.Client(base_url=live.url, timeout=120) as client:
+                return client.post("/compress", files={"image": ("k.png", _png(image), "image/png")})
+
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            bigs = [pool.submit(one, big) for _ in range(3)]
+            time.sleep(0.5)
+            smalls = [pool.submit(one, small)]
+            responses = [f.result() for f in bigs + smalls]
+        big_statuses = [r.status_code for r in responses[:3]]
+        assert sorted(big_statuses) == [200, 503, 503], big_statuses
+        assert responses[3].status_code == 200  # fits beside the big one
+        refused = [r for r in responses if r.status_code == 503]
+        assert all(r.headers.get("Retry-After") for r in refused)
+        assert all("budget" in r.json()["error"]["message"] for r in refused)
+        with httpx.Client(base_url=live.url, timeout=120) as client:
+            for r in responses:
+                if r.status_code == 200:
+                    assert client.get(f"/decompress/{r.json()['id']}").status_code == 200

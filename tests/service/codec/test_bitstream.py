@@ -4,7 +4,7 @@ import zlib
 import numpy as np
 import pytest
 
-from service.codec.bitstream import Bitstream
+from service.codec.bitstream import Bitstream, declared_pixels
 from service.codec.entropy import CODER_CONTEXT, CODER_RAW, encode_payload
 from service.codec.patches import Geometry
 from service.errors import InvalidBitstream
@@ -74,3 +74,20 @@ def test_counts_that_inflate_to_the_wrong_size_or_not_at_all_are_refused() -> No
     for packed in (zlib.compress(b"\x01" * (stream.patch_iterations.size + 1)), b"\x78\x9c garbage"):
         with pytest.raises(InvalidBitstream, match="iteration counts"):
             Bitstream.from_bytes(_recrc(data[:head] + struct.pack(">H", len(packed)) + packed + tail))
+
+
+def test_declared_pixels_reads_the_header_alone() -> None:
+    stream = Bitstream(
+        model_name="residual_gru",
+        model_version=4,
+        width=70,
+        height=33,
+        patch_size=32,
+        tile_size=1024,
+        bits_per_cell=32,
+        patch_iterations=np.ones((2, 3), np.uint8),
+        payload=b"\x00" * 10,
+    ).to_bytes()
+    assert declared_pixels(stream) == 70 * 33
+    assert declared_pixels(stream[:30]) == 70 * 33  # truncated just after the size: still read
+    assert declared_pixels(b"not a bitstream") == 0 and declared_pixels(stream[:9]) == 0
