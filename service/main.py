@@ -13,9 +13,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import JobLimiter, Services
 from service.api.middleware import MetricsMiddleware, UploadLimitMiddleware
-from service.api.routes import bitstreams, compress, decompress, health, web
+from service.api.routes import bitstreams, compress, decompress, health, jobs, web
 from service.codec import quality
 from service.errors import ServiceError
+from service.jobs import JobRegistry
 from service.settings import Settings, get_settings
 from service.storage import BlobStore
 from service.wiring import backend_client, image_codec
@@ -48,6 +49,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 queue=2 * settings.max_concurrent_requests,
                 pixel_budget=settings.max_pixels_in_flight,
             ),
+            jobs=JobRegistry(),
         )
         try:
             yield
@@ -80,7 +82,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         code = {404: "not_found", 405: "method_not_allowed"}.get(error.status_code, "http_error")
         return _error(error.status_code, code, str(error.detail))
 
-    for router in (compress.router, decompress.router, bitstreams.router, health.router, web.router):
+    for router in (
+        compress.router,
+        jobs.router,
+        decompress.router,
+        bitstreams.router,
+        health.router,
+        web.router,
+    ):
         app.include_router(router)
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:

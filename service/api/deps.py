@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from service.backend.client import BackendClient
 from service.codec.pipeline import ImageCodec
 from service.errors import BackendUnavailable, Unauthorized
+from service.jobs import JobRegistry
 from service.settings import Settings
 from service.storage import BlobStore
 
@@ -93,6 +94,7 @@ class Services:
     codec: ImageCodec
     store: BlobStore
     limiter: JobLimiter
+    jobs: JobRegistry
 
 
 def services(request: Request) -> Services:

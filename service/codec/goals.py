@@ -31,7 +31,7 @@ from service.codec.rate_control import Target, allocate
 if TYPE_CHECKING:
     from service.codec.pipeline import EarlyExit, Encoding, ImageCodec
 
-__all__ = ["Candidate", "CompressRun", "QualityGoal", "SizeGoal", "goal_for", "next_aim"]
+__all__ = ["FIRST_PASS_SHARE", "Candidate", "CompressRun", "QualityGoal", "SizeGoal", "goal_for", "next_aim"]
 
 #: Quality goals try a per-patch allocation only when it is estimated at least this much smaller.
 _MIN_SAVING = 0.03
@@ -48,6 +48,8 @@ _AIM_STEP = {"msssim": 1e-4, "psnr": 0.01}
 _ESTIMATE_MARGIN = {"msssim": 2e-5, "psnr": 1e-3}
 #: Allocations that mix counts decode a little below their estimate; the first aim allows for it.
 _FIRST_AIM_BIAS = {"msssim": 3e-4, "psnr": 0.02}
+#: Share of compress's work the first pass (the uniform encode) stands for in progress reports.
+FIRST_PASS_SHARE = 0.7
 #: Iterations added per extra encode when the decoded image still misses a quality the model can reach.
 _EXTENSION = 2
 
@@ -75,6 +77,11 @@ class CompressRun:
     cost: np.ndarray  # raw bits one iteration of each patch costs, [patches_y, patches_x]
     timings: dict[str, float] = field(default_factory=dict)
     uniform: Encoding | None = None
+    progress: Callable[[str, float], None] | None = None
+
+    def report_progress(self, stage: str, share: float) -> None:
+        if self.progress is not None:
+            self.progress(stage, share)
 
     @property
     def pixels(self) -> int:
@@ -122,7 +129,12 @@ class CompressRun:
 
     def first_pass(self, iterations: int, early_exit: EarlyExit | None) -> Encoding:
         """Encode every patch with ``iterations`` (fewer if ``early_exit`` stops the backend sooner)."""
-        encode = self.codec.encode
+        self.report_progress("encoding", 0.0)
+
+        def calls_done(share: float) -> None:
+            self.report_progress("encoding", FIRST_PASS_SHARE * share)
+
+        encode = functools.partial(self.codec.encode, progress=calls_done)
         self.uniform = self.timed("encode_seconds", encode, self.rgb, iterations, self.version, early_exit)
         return self.uniform
 

@@ -97,7 +97,11 @@ def decode_image(data: bytes, max_pixels: int) -> DecodedImage:
                 notes.append(f"{im.mode} image converted to RGB")
                 im = im.convert("RGB")
             rgb = np.asarray(im, dtype=np.uint8)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+    except UnidentifiedImageError as error:
+        raise NotAnImage(
+            "not a supported image: its format is not one Pillow reads (PNG, JPEG, WebP, ...)"
+        ) from error
+    except Image.DecompressionBombError as error:
         raise NotAnImage(f"not a supported image: {error}") from error
     except (OSError, SyntaxError, ValueError, EOFError) as error:
         raise NotAnImage(f"the image could not be decoded (truncated or corrupt?): {error}") from error

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +24,7 @@ from service.backend.client import BackendClient
 from service.codec.bitstream import Bitstream
 from service.codec.context_model import ContextModel
 from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW, decode_payload, encode_payload
-from service.codec.goals import Candidate, CompressRun, goal_for
+from service.codec.goals import FIRST_PASS_SHARE, Candidate, CompressRun, goal_for
 from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import QualityTable, Target
@@ -35,7 +35,10 @@ from service.errors import (
     ModelVersionNotServed,
 )
 
-__all__ = ["CompressResult", "Decoded", "EarlyExit", "Encoding", "ImageCodec"]
+__all__ = ["CompressResult", "Decoded", "EarlyExit", "Encoding", "ImageCodec", "Progress"]
+
+#: Told the stage compress entered and the share of the work done (0-1), from the worker thread.
+Progress = Callable[[str, float], None]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 MAX_PIXELS_PER_CALL = 4_000_000
@@ -218,8 +221,10 @@ class ImageCodec:
         version: int,
         cell_iterations: np.ndarray,
         early_exit: EarlyExit | None,
+        progress: Callable[[float], None] | None = None,
     ) -> dict[str, np.ndarray]:
-        """Run ``compress`` on every tile and stitch the outputs over the padded image."""
+        """Run ``compress`` on every tile and stitch the outputs over the padded image; ``progress``
+        hears the share of the calls done after each."""
         batches = _batches(geometry.tiles(), cell_iterations)
         stop = {"msssim": 0.0, "psnr": 0.0}
         if early_exit is not None:
@@ -235,6 +240,8 @@ class ImageCodec:
                 "extra_iterations": np.full(size, early_exit.extra if early_exit else 0, np.int32),
             }
             outputs.append((batch, self.client.predict(self.model_name, version, "compress", inputs)))
+            if progress is not None:
+                progress(len(outputs) / len(batches))
         total = max(out["bits"].shape[1] for _, out in outputs)
         cells_y, cells_x = geometry.cells
         first = outputs[0][1]
@@ -262,6 +269,7 @@ class ImageCodec:
         iterations: int | np.ndarray,
         version: int | None = None,
         early_exit: EarlyExit | None = None,
+        progress: Callable[[float], None] | None = None,
     ) -> Encoding:
         """Encode uint8 [H,W,3] ``rgb`` with ``iterations`` per patch (one count for all, or an array
         [patches_y, patches_x]); returns the bits, the reconstruction after every iteration and
@@ -270,7 +278,8 @@ class ImageCodec:
         geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
         version = self.current_version() if version is None else version
         counts = np.broadcast_to(np.asarray(iterations, np.int32), geometry.patches)
-        out = self._encode(geometry.pad(rgb), geometry, version, geometry.cell_iterations(counts), early_exit)
+        cells = geometry.cell_iterations(counts)
+        out = self._encode(geometry.pad(rgb), geometry, version, cells, early_exit, progress)
         table = QualityTable.from_cells(
             out["msssim_sums"], out["msssim_positions"][0], out["squared_errors"], geometry
         )
@@ -310,7 +319,7 @@ class ImageCodec:
             coder_id=chosen,
         ).to_bytes()
 
-    def compress(self, rgb: np.ndarray, target: Target) -> CompressResult:
+    def compress(self, rgb: np.ndarray, target: Target, progress: Progress | None = None) -> CompressResult:
         """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` in as few bytes as rate control finds.
 
         1. first pass: a uniform encode that reports every patch's quality after every iteration
@@ -321,7 +330,8 @@ class ImageCodec:
            iterations if it still falls short), or the most bits fitting a size;
         4. report: the bitstream and the quality the receiver sees.
 
-        The target's kind decides each step (``service/codec/goals.py``).
+        The target's kind decides each step (``service/codec/goals.py``). ``progress`` hears each
+        step (and each backend call of the first pass) with the share done.
         """
         start = time.perf_counter()
         self.client.reset_timing()
@@ -329,11 +339,14 @@ class ImageCodec:
         self._check_compresses(version)
         geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
         cost = geometry.cells_per_patch * self._channels(version)["bits"]  # raw bits per iteration
-        run = CompressRun(self, rgb, geometry, version, cost)
+        run = CompressRun(self, rgb, geometry, version, cost, progress=progress)
         goal = goal_for(target)
         goal.first_pass(run)
+        run.report_progress("choosing iterations per patch", FIRST_PASS_SHARE)
         candidates = goal.candidates(run)
+        run.report_progress("checking the choice", 0.9)
         chosen, achieved = goal.choose(run, candidates)
+        run.report_progress("coding the bitstream", 0.95)
         return self._report(run, target, chosen, achieved, start)
 
     def _report(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
@@ -9,9 +12,12 @@ from service import metrics
 from service.api.deps import Services, require_api_key, services
 from service.api.responses import JSON, OCTET, PNG, negotiate
 from service.codec.images import decode_image, encode_png
-from service.codec.pipeline import CompressResult
+from service.codec.pipeline import CompressResult, Progress
 from service.codec.rate_control import Target
-from service.errors import BadParameter
+from service.errors import BadParameter, ServiceError
+from service.jobs import Job
+
+log = logging.getLogger("rgic.compress")
 
 router = APIRouter(tags=["compress"])
 
@@ -58,6 +64,36 @@ def report(result: CompressResult, blob_id: str, width: int, height: int, notes:
     }
 
 
+async def _compress(
+    svc: Services, data: bytes, target: Target, progress: Progress | None = None
+) -> tuple[CompressResult, str, dict]:
+    """Decode the upload, compress it, store the bitstream: the result, its blob id and the JSON report."""
+    decoded = await svc.limiter.run(decode_image, data, svc.settings.max_pixels)
+    pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
+    result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target, progress, pixels=pixels)
+    blob_id = svc.store.put(result.bitstream)
+    _observe(result)
+    height, width = decoded.rgb.shape[:2]
+    return result, blob_id, report(result, blob_id, width, height, decoded.notes)
+
+
+#: Running asynchronous jobs (a reference keeps each task alive until it ends).
+_background: set[asyncio.Task] = set()
+
+
+async def _compress_job(svc: Services, data: bytes, target: Target, job: Job) -> None:
+    job.report_progress("decoding the upload", 0.0)
+    try:
+        _, _, body = await _compress(svc, data, target, job.report_progress)
+    except ServiceError as error:
+        job.fail(error)
+    except Exception as error:  # the job must end, as a synchronous call would with a 500
+        log.exception("compress job %s failed", job.id)
+        job.fail(ServiceError(f"internal error: {type(error).__name__}"))
+    else:
+        job.finish(body)
+
+
 def _observe(result: CompressResult) -> None:
     metrics.PATCHES_PER_REQUEST.observe(result.patch_iterations.size)
     for count in result.patch_iterations.reshape(-1):
@@ -84,17 +120,20 @@ async def compress(
     svc: Services = Depends(services),
 ) -> Response:
     """Compress an image to the requested target. JSON by default; ``Accept: application/octet-stream``
-    returns the bitstream and ``Accept: image/png`` the reconstruction, with metrics in headers."""
+    returns the bitstream and ``Accept: image/png`` the reconstruction, with metrics in headers.
+
+    With ``Prefer: respond-async`` (for big photos): ``202 Accepted`` at once, ``Location: /jobs/{id}``;
+    the job reports its stage and share done, then this call's JSON report or its error."""
     target = choose_target(msssim, psnr, bpp, svc.settings.default_msssim)
     data = await image.read()
     metrics.BYTES_IN.labels("/compress").inc(len(data))
-    decoded = await svc.limiter.run(decode_image, data, svc.settings.max_pixels)
-    pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
-    result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target, pixels=pixels)
-    blob_id = svc.store.put(result.bitstream)
-    _observe(result)
-    height, width = decoded.rgb.shape[:2]
-    body = report(result, blob_id, width, height, decoded.notes)
+    if "respond-async" in request.headers.get("prefer", "").lower():
+        job = svc.jobs.create("compress")
+        task = asyncio.create_task(_compress_job(svc, data, target, job))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
+    result, blob_id, body = await _compress(svc, data, target)
     media_type = negotiate(request, (JSON, OCTET, PNG))
     if media_type == JSON:
         response: Response = JSONResponse(body)
