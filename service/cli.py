@@ -24,6 +24,8 @@ from service.settings import get_settings
 __all__ = ["main"]
 
 BITSTREAM_SUFFIX = ".rgic"
+#: Images from this size on get a progress bar of their own (stage and share done).
+BIG_IMAGE_PIXELS = 4_000_000
 
 
 def _check_port_free(host: str, port: int) -> None:
@@ -115,6 +117,24 @@ def _for_each_file(paths: list[Path], description: str, work: Callable[[Path], s
         raise SystemExit(f"{failed} of {len(paths)} files failed")
 
 
+@contextlib.contextmanager
+def _stage_bar(name: str, shown: bool) -> Iterator[Callable[[str, float], None] | None]:
+    """A progress bar of one big image's compress (its stage and share done), or None for small ones."""
+    if not shown:
+        yield None
+        return
+    with tqdm(
+        total=100, desc=name, unit="%", leave=False, bar_format="{desc}: {bar} {n:.0f}% {postfix}"
+    ) as bar:
+
+        def progress(stage: str, share: float) -> None:
+            bar.n = round(100 * share)
+            bar.set_postfix_str(stage, refresh=False)
+            bar.refresh()
+
+        yield progress
+
+
 def compress(args: argparse.Namespace) -> None:
     from service.api.routes.compress import choose_target
     from service.codec.images import decode_image
@@ -127,7 +147,9 @@ def compress(args: argparse.Namespace) -> None:
 
         def one(path: Path) -> str:
             decoded = decode_image(path.read_bytes(), settings.max_pixels)
-            result = codec.compress(decoded.rgb, target)
+            pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
+            with _stage_bar(path.name, pixels >= BIG_IMAGE_PIXELS) as progress:
+                result = codec.compress(decoded.rgb, target, progress)
             out = _output_path(path, args.out_dir, BITSTREAM_SUFFIX)
             out.write_bytes(result.bitstream)
             met = "" if result.target_met else "  (target NOT met)"
