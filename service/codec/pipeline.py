@@ -41,7 +41,9 @@ __all__ = ["CompressResult", "Decoded", "EarlyExit", "Encoding", "ImageCodec", "
 Progress = Callable[[str, float], None]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
-MAX_PIXELS_PER_CALL = 4_000_000
+#: One 1024-px tile per call: on a 12 Mpx image, a third less peak memory than 4 Mpx calls (+2.0 GB
+#: against +3.6 GB) and faster (113 s against 136 s), each call stopping at its own count (decision 22).
+MAX_PIXELS_PER_CALL = 1_048_576
 #: The model's reconstruction before any iteration (0.0 in [-0.5, 0.5]) as a pixel value.
 _GREY = 128
 
