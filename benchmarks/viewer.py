@@ -79,12 +79,12 @@ def _label(image: Image.Image, text: str) -> Image.Image:
 
 def picture_sheet(crops: list[tuple[Path, int, int, int]], target: float, out: Path) -> None:
     """One row per crop (path, x, y, side): original | ours at MS-SSIM ``target`` | JPEG | WebP."""
-    from benchmarks.service_process import in_process_codec
+    from benchmarks.service_process import embedded_codec
     from service.codec.rate_control import Target
     from service.settings import Settings
 
     rows = []
-    with in_process_codec(Settings()) as codec:
+    with embedded_codec(Settings()) as (codec, _):
         for path, x, y, side in crops:
             rgb = np.asarray(Image.open(path).convert("RGB"))
             result = codec.compress(rgb, Target("msssim", target))
