@@ -97,7 +97,7 @@ class CompressRun:
     @functools.cached_property
     def minimum_counts(self) -> np.ndarray:
         """The fewest iterations rate control may give each patch: ``smooth_patch_iterations`` for smooth
-        ones, whose colour after a single iteration shows as a block beside patches that got more."""
+        ones, whose colour after one or two iterations shows as a block beside patches that got more."""
         smooth = self.geometry.smooth_patches(self.rgb)
         return np.where(smooth, self.codec.smooth_patch_iterations, 1)
 

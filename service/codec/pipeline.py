@@ -153,7 +153,7 @@ class ImageCodec:
         max_iterations: int = 16,
         extra_iterations: int = 0,
         max_pixels: int = 24_000_000,
-        smooth_patch_iterations: int = 1,
+        smooth_patch_iterations: int = 3,
     ) -> None:
         self.client = client
         self.model_name = model_name
