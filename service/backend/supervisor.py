@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -31,12 +30,6 @@ MAX_BACKOFF_SECONDS = 30.0
 STABLE_SECONDS = 60.0
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
     """SIGTERM ``process`` and wait for it; SIGKILL if it has not exited within ``timeout`` seconds."""
     if process.poll() is not None:
@@ -50,12 +43,14 @@ def stop_process(process: subprocess.Popen, timeout: float = 10) -> None:
 
 
 class BackendSupervisor:
-    """The embedded backend as a supervised child process on ``host``:``port`` (a free one by default)."""
+    """The embedded backend as a supervised child process on ``host``:``port``; with port 0, the port
+    the first start binds (chosen by the backend itself, so no other process can take it in between),
+    kept for every restart."""
 
     def __init__(self, config_file: Path, host: str = "127.0.0.1", port: int = 0) -> None:
         self.config_file = config_file
         self.host = host
-        self.port = port or _free_port(host)
+        self.port = port
         self.process: subprocess.Popen | None = None
         self.restarts = 0
         self._stopping = threading.Event()
@@ -90,6 +85,7 @@ class BackendSupervisor:
         try:
             for line in process.stdout:
                 if "listening on" in line:
+                    self.port = int(line.strip().rsplit(":", 1)[-1])
                     return process
         except BaseException:  # stopped while the model loads: take the backend down too, not orphan it
             stop_process(process)
