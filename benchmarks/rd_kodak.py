@@ -34,14 +34,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from tqdm import tqdm
 
 from benchmarks.baselines import BASELINES, encode_decode
 from benchmarks.bdrate import bd_rate
 from benchmarks.service_process import embedded_codec
 from benchmarks.viewer import VIEWER_CODECS, ViewerScore, same_bytes_row
-from model_export.evaluate import load_validation_images
+from model_export.evaluate import load_folder, load_validation_images
 from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_RAW
 from service.codec.quality import msssim, msssim_batch, psnr, psnr_batch
@@ -575,7 +574,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     iterations = args.iterations or settings.max_iterations
     sets = {
-        "kodak": ("Kodak", "results.md", "rd_kodak", lambda: _kodak_images(args.kodak)),
+        "kodak": ("Kodak", "results.md", "rd_kodak", lambda: load_folder(args.kodak)),
         "validation": (
             "the validation split",
             "results_validation.md",
@@ -599,10 +598,6 @@ def main(argv: list[str] | None = None) -> None:
         text = report(measurements, model, "make bench", title, f"{stem}.png")
         (args.out / results).write_text(text)
         print(text)
-
-
-def _kodak_images(folder: Path) -> list[tuple[str, np.ndarray]]:
-    return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in sorted(folder.glob("*.png"))]
 
 
 if __name__ == "__main__":

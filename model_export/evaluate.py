@@ -26,7 +26,7 @@ from model_export.shipped import restore_codec_weights
 from model_export.snapshot import restore_snapshot, snapshot_config
 from service.codec.quality import msssim_batch, psnr_batch
 
-__all__ = ["Curves", "evaluate_images", "load_run_codec"]
+__all__ = ["Curves", "evaluate_images", "load_folder", "load_run_codec", "load_validation_images"]
 
 #: The ceilings the closing notes report: MS-SSIM and PSNR (dB) thresholds.
 MSSSIM_LEVELS = (0.95, 0.98, 0.99)
@@ -89,7 +89,8 @@ def load_run_codec(run_dir: Path) -> RecurrentCodec:
     return codec
 
 
-def _load_folder(folder: Path, limit: int) -> list[tuple[str, np.ndarray]]:
+def load_folder(folder: Path, limit: int = 0) -> list[tuple[str, np.ndarray]]:
+    """The images of ``folder`` sorted by name, as (file name, uint8 RGB); the first ``limit`` if given."""
     paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)[: limit or None]
     return [(p.name, np.asarray(Image.open(p).convert("RGB"))) for p in paths]
 
@@ -128,9 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         codec = RecurrentCodec(shipped_config(args.version_dir))
         restore_codec_weights(codec, args.version_dir)
     images = (
-        _load_folder(args.images, args.limit)
-        if args.images
-        else load_validation_images(args.data, args.limit)
+        load_folder(args.images, args.limit) if args.images else load_validation_images(args.data, args.limit)
     )
     curves = evaluate_images(codec, images, args.iterations or codec.config.max_iterations)
     print(curves.summary())

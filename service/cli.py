@@ -16,10 +16,14 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from service.settings import get_settings
+
+if TYPE_CHECKING:
+    from service.codec.goals import Progress
 
 __all__ = ["main"]
 
@@ -118,7 +122,7 @@ def _for_each_file(paths: list[Path], description: str, work: Callable[[Path], s
 
 
 @contextlib.contextmanager
-def _stage_bar(name: str, shown: bool) -> Iterator[Callable[[str, float], None] | None]:
+def _stage_bar(name: str, shown: bool) -> Iterator[Progress | None]:
     """A progress bar of one big image's compress (its stage and share done), or None for small ones."""
     if not shown:
         yield None

@@ -31,7 +31,19 @@ from service.codec.rate_control import Target, allocate
 if TYPE_CHECKING:
     from service.codec.pipeline import EarlyExit, Encoding, ImageCodec
 
-__all__ = ["FIRST_PASS_SHARE", "Candidate", "CompressRun", "QualityGoal", "SizeGoal", "goal_for", "next_aim"]
+__all__ = [
+    "FIRST_PASS_SHARE",
+    "Candidate",
+    "CompressRun",
+    "Progress",
+    "QualityGoal",
+    "SizeGoal",
+    "goal_for",
+    "next_aim",
+]
+
+#: Told the stage compress entered and the share of the work done (0-1), from the worker thread.
+Progress = Callable[[str, float], None]
 
 #: Quality goals try a per-patch allocation only when it is estimated at least this much smaller.
 _MIN_SAVING = 0.03
@@ -77,7 +89,7 @@ class CompressRun:
     cost: np.ndarray  # raw bits one iteration of each patch costs, [patches_y, patches_x]
     timings: dict[str, float] = field(default_factory=dict)
     uniform: Encoding | None = None
-    progress: Callable[[str, float], None] | None = None
+    progress: Progress | None = None
 
     def report_progress(self, stage: str, share: float) -> None:
         if self.progress is not None:

@@ -24,7 +24,7 @@ from service.backend.client import BackendClient
 from service.codec.bitstream import Bitstream
 from service.codec.context_model import ContextModel
 from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW, decode_payload, encode_payload
-from service.codec.goals import FIRST_PASS_SHARE, Candidate, CompressRun, goal_for
+from service.codec.goals import FIRST_PASS_SHARE, Candidate, CompressRun, Progress, goal_for
 from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import QualityTable, Target
@@ -36,9 +36,6 @@ from service.errors import (
 )
 
 __all__ = ["CompressResult", "Decoded", "EarlyExit", "Encoding", "ImageCodec", "Progress"]
-
-#: Told the stage compress entered and the share of the work done (0-1), from the worker thread.
-Progress = Callable[[str, float], None]
 
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 #: One 1024-px tile per call: on a 12 Mpx image, a third less peak memory than 4 Mpx calls (+2.0 GB
