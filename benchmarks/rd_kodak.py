@@ -36,7 +36,6 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.baselines import BASELINES, encode_decode
 from benchmarks.bdrate import bd_rate
 from benchmarks.service_process import embedded_codec
 from benchmarks.viewer import VIEWER_CODECS, ViewerScore, same_bytes_row
@@ -45,6 +44,7 @@ from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_RAW
 from service.codec.quality import msssim, msssim_batch, psnr, psnr_batch
 from service.codec.rate_control import Target
+from service.comparison.classic import CLASSIC_CODECS, encode_decode
 from service.settings import PROJECT_ROOT, Settings
 
 OURS = "ours"
@@ -169,8 +169,8 @@ def measure(
                 out.points.append(
                     Point(path.stem, OURS, n, size, 8 * size / pixels, scores[n - 1], psnrs[n - 1], raw)
                 )
-            for name, (_, qualities) in BASELINES.items():
-                for quality in qualities:
+            for name, classic in CLASSIC_CODECS.items():
+                for quality in classic.qualities:
                     size, decoded = encode_decode(name, rgb, quality)
                     bpp = 8 * size / pixels
                     out.points.append(
@@ -200,7 +200,7 @@ def measure(
                     if p.image == path.stem and p.codec == OURS and p.msssim >= target
                 ]
                 row["uniform"] = min(uniform, default=None)
-                for name in BASELINES:
+                for name in CLASSIC_CODECS:
                     row[name] = smallest_reaching(name, rgb, target)
                 out.headline[f"{path.stem}@{target}"] = row
             psnr_result = codec.compress(rgb, Target("psnr", PSNR_TARGET))
@@ -469,7 +469,7 @@ def report(
         "whose quality, searched per image (bisection on 1..100), reaches the target. — = not reached.",
         "",
     ]
-    names = [OURS, "uniform", *BASELINES]
+    names = [OURS, "uniform", *CLASSIC_CODECS]
     for threshold in THRESHOLDS:
         rows = {image: m.headline[f"{image}@{threshold}"] for image in images}
         lines += [

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.baselines import encode_decode
 from benchmarks.colour import mean_ciede2000, patch_jumps
+from service.comparison.classic import largest_within
 
-__all__ = ["VIEWER_CODECS", "ViewerScore", "largest_within", "same_bytes_row"]
+__all__ = ["VIEWER_CODECS", "ViewerScore", "same_bytes_row"]
 
 #: The classic codecs the viewer comparison puts beside ours.
 VIEWER_CODECS = ("JPEG 4:2:0", "WebP")
@@ -38,24 +38,6 @@ class ViewerScore:
     ciede2000: float
 
 
-def largest_within(name: str, rgb: np.ndarray, max_bytes: int) -> tuple[int, int, np.ndarray] | None:
-    """The highest quality of baseline ``name`` whose file fits in ``max_bytes``: (quality, bytes, decoded),
-    or None if even quality 0 does not fit (bisection; sizes rise with quality)."""
-    low, high = 0, 100
-    size, decoded = encode_decode(name, rgb, low)
-    if size > max_bytes:
-        return None
-    best = (low, size, decoded)
-    while low < high:
-        middle = (low + high + 1) // 2
-        size, decoded = encode_decode(name, rgb, middle)
-        if size <= max_bytes:
-            low, best = middle, (middle, size, decoded)
-        else:
-            high = middle - 1
-    return best
-
-
 def _score(rgb: np.ndarray, decoded: np.ndarray, size: int) -> ViewerScore:
     jumps, largest = patch_jumps(rgb, decoded)
     return ViewerScore(size, jumps, largest, mean_ciede2000(rgb, decoded))
@@ -66,7 +48,7 @@ def same_bytes_row(rgb: np.ndarray, ours: np.ndarray, ours_bytes: int) -> dict[s
     row: dict[str, ViewerScore | None] = {"ours": _score(rgb, ours, ours_bytes)}
     for name in VIEWER_CODECS:
         found = largest_within(name, rgb, ours_bytes)
-        row[name] = None if found is None else _score(rgb, found[2], found[1])
+        row[name] = None if found is None else _score(rgb, found.decoded, len(found.data))
     return row
 
 
@@ -93,7 +75,7 @@ def picture_sheet(crops: list[tuple[Path, int, int, int]], target: float, out: P
             for name in VIEWER_CODECS:
                 found = largest_within(name, rgb, size)
                 if found is not None:
-                    panels.append((f"{name} q{found[0]} {found[1]} B", found[2]))
+                    panels.append((f"{name} q{found.quality} {len(found.data)} B", found.decoded))
             tiles = []
             for label, image in panels:
                 crop = Image.fromarray(image[y : y + side, x : x + side])

@@ -9,11 +9,13 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import JobLimiter, Services
 from service.api.middleware import MetricsMiddleware, UploadLimitMiddleware
-from service.api.routes import bitstreams, compress, decompress, health, jobs, web
+from service.api.routes import bitstreams, compare, compress, decompress, health, jobs, web
 from service.codec import quality
 from service.errors import ServiceError
 from service.jobs import JobRegistry
@@ -56,11 +58,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             client.close()
 
-    app = FastAPI(
+    # /docs and /redoc with Swagger UI's and ReDoc's files served by the gateway, not a CDN.
+    app = FastAPIOffline(
         title="Recurrent image codec",
         version="0.1.0",
         description="Learned image compression (residual-GRU, Toderici et al. 2017) behind an HTTP API.",
         lifespan=lifespan,
+        static_url="/static/docs",
+        favicon_url=web.FAVICON_URL,
+        swagger_ui_parameters={"validatorUrl": None},
     )
 
     @app.exception_handler(ServiceError)
@@ -84,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     for router in (
         compress.router,
+        compare.router,
         jobs.router,
         decompress.router,
         bitstreams.router,
@@ -91,6 +98,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         web.router,
     ):
         app.include_router(router)
+    app.mount(web.STATIC_URL, StaticFiles(directory=web.STATIC_DIR), name="static")
     app.add_middleware(UploadLimitMiddleware, max_bytes=settings.max_upload_bytes)
     if settings.cors_origins:
         app.add_middleware(

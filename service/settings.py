@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         "photo and smaller ones beside it",
     )
 
+    compare_max_pixels: int = Field(
+        4_194_304,
+        description="largest image POST /compare takes: it encodes JPEG, WebP and AVIF by bisection (up to 8 "
+        "encodes each) beside ours, about 10 s of CPU per 4 Mpx",
+    )
+
     # storage and HTTP
     blob_dir: Path = PROJECT_ROOT / "var" / "blobs"
     api_keys: list[str] = Field(default_factory=list, description="bearer tokens; empty = open")

@@ -294,11 +294,20 @@ class ImageCodec:
         By default the model version's learned context coder (the count-based one for versions
         without a context model), unless raw bits are smaller (never worse than raw).
         """
-        geometry = encoding.geometry
+        return self._pack(encoding.geometry, encoding.version, encoding.bits, patch_iterations, coder_id)
+
+    def _pack(
+        self,
+        geometry: Geometry,
+        version: int,
+        bits: np.ndarray,
+        patch_iterations: np.ndarray,
+        coder_id: int | None = None,
+    ) -> bytes:
         cell_iterations = geometry.cell_iterations(patch_iterations)
         total = int(cell_iterations.max(initial=0))
-        bits = encoding.bits[:total]
-        context_model = self.context_model(encoding.version)
+        bits = bits[:total]
+        context_model = self.context_model(version)
         if coder_id is not None:
             candidates = [coder_id]
         else:
@@ -307,16 +316,23 @@ class ImageCodec:
         chosen = min(payloads, key=lambda c: len(payloads[c]))
         return Bitstream(
             model_name=self.model_name,
-            model_version=encoding.version,
+            model_version=version,
             width=geometry.width,
             height=geometry.height,
             patch_size=geometry.patch_size,
             tile_size=geometry.tile_size,
-            bits_per_cell=encoding.bits.shape[-1],
+            bits_per_cell=bits.shape[-1],
             patch_iterations=patch_iterations.astype(np.uint8),
             payload=payloads[chosen],
             coder_id=chosen,
         ).to_bytes()
+
+    def truncate(self, data: bytes, iterations: int) -> bytes:
+        """The bitstream ``data`` cut to its first ``iterations`` iterations: a valid, smaller bitstream
+        that decodes to what a progressive receiver shows after that many iterations."""
+        stream, bits, _ = self._parse(data)
+        counts = np.minimum(stream.patch_iterations, max(0, iterations))
+        return self._pack(stream.geometry, stream.model_version, bits, counts)
 
     def compress(self, rgb: np.ndarray, target: Target, progress: Progress | None = None) -> CompressResult:
         """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` in as few bytes as rate control finds.

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from dataclasses import dataclass
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
 from service import metrics
+from service.api.background import prefers_async, start_job
 from service.api.deps import Services, require_api_key, services
 from service.api.responses import JSON, OCTET, PNG, negotiate
-from service.codec.images import decode_image, encode_png
+from service.codec.images import DecodedImage, decode_image, encode_png
 from service.codec.pipeline import CompressResult, Progress
 from service.codec.rate_control import Target
-from service.errors import BadParameter, ServiceError
-from service.jobs import Job
-
-log = logging.getLogger("rgic.compress")
+from service.errors import BadParameter
 
 router = APIRouter(tags=["compress"])
 
@@ -64,34 +61,32 @@ def report(result: CompressResult, blob_id: str, width: int, height: int, notes:
     }
 
 
-async def _compress(
-    svc: Services, data: bytes, target: Target, progress: Progress | None = None
-) -> tuple[CompressResult, str, dict]:
-    """Decode the upload, compress it, store the bitstream: the result, its blob id and the JSON report."""
-    decoded = await svc.limiter.run(decode_image, data, svc.settings.max_pixels)
+@dataclass
+class Compressed:
+    """One upload compressed: the decoded upload, the codec's result, its blob id and the JSON report."""
+
+    upload: DecodedImage
+    result: CompressResult
+    blob_id: str
+    body: dict
+
+
+async def compress_upload(
+    svc: Services,
+    data: bytes,
+    target: Target,
+    progress: Progress | None = None,
+    max_pixels: int | None = None,
+) -> Compressed:
+    """Decode the upload (413 past ``max_pixels``, default the service's limit), compress it, store the
+    bitstream."""
+    decoded = await svc.limiter.run(decode_image, data, max_pixels or svc.settings.max_pixels)
     pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
     result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target, progress, pixels=pixels)
     blob_id = svc.store.put(result.bitstream)
     _observe(result)
     height, width = decoded.rgb.shape[:2]
-    return result, blob_id, report(result, blob_id, width, height, decoded.notes)
-
-
-#: Running asynchronous jobs (a reference keeps each task alive until it ends).
-_background: set[asyncio.Task] = set()
-
-
-async def _compress_job(svc: Services, data: bytes, target: Target, job: Job) -> None:
-    job.report_progress("decoding the upload", 0.0)
-    try:
-        _, _, body = await _compress(svc, data, target, job.report_progress)
-    except ServiceError as error:
-        job.fail(error)
-    except Exception as error:  # the job must end, as a synchronous call would with a 500
-        log.exception("compress job %s failed", job.id)
-        job.fail(ServiceError(f"internal error: {type(error).__name__}"))
-    else:
-        job.finish(body)
+    return Compressed(decoded, result, blob_id, report(result, blob_id, width, height, decoded.notes))
 
 
 def _observe(result: CompressResult) -> None:
@@ -127,13 +122,14 @@ async def compress(
     target = choose_target(msssim, psnr, bpp, svc.settings.default_msssim)
     data = await image.read()
     metrics.BYTES_IN.labels("/compress").inc(len(data))
-    if "respond-async" in request.headers.get("prefer", "").lower():
-        job = svc.jobs.create("compress")
-        task = asyncio.create_task(_compress_job(svc, data, target, job))
-        _background.add(task)
-        task.add_done_callback(_background.discard)
-        return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
-    result, blob_id, body = await _compress(svc, data, target)
+    if prefers_async(request):
+
+        async def work(progress: Progress) -> dict:
+            return (await compress_upload(svc, data, target, progress)).body
+
+        return start_job(svc, "compress", work)
+    done = await compress_upload(svc, data, target)
+    result, blob_id, body = done.result, done.blob_id, done.body
     media_type = negotiate(request, (JSON, OCTET, PNG))
     if media_type == JSON:
         response: Response = JSONResponse(body)

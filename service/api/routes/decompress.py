@@ -14,10 +14,17 @@ from service.codec.images import encode_png
 router = APIRouter(tags=["decompress"])
 
 _PROGRESSIVE = Query(False, description="stream each iteration's refinement (multipart/x-mixed-replace)")
+_ITERATIONS = Query(
+    None, ge=1, description="decode only the first k iterations: the image a progressive receiver shows then"
+)
 
 
-async def _decode(svc: Services, data: bytes, progressive: bool, route: str) -> Response:
+async def _decode(
+    svc: Services, data: bytes, progressive: bool, route: str, iterations: int | None = None
+) -> Response:
     pixels = declared_pixels(data)
+    if iterations is not None:
+        data = await svc.limiter.run(svc.codec.truncate, data, iterations)
     if progressive:
         _, frames = await svc.limiter.run(svc.codec.decompress_progressive, data)
         return progressive_png_stream(svc.limiter.stream(frames, pixels), route)
@@ -39,10 +46,13 @@ async def _decode(svc: Services, data: bytes, progressive: bool, route: str) -> 
     responses={200: {"content": {PNG: {}, "multipart/x-mixed-replace": {}}}},
 )
 async def decompress_stored(
-    blob_id: str, progressive: bool = _PROGRESSIVE, svc: Services = Depends(services)
+    blob_id: str,
+    progressive: bool = _PROGRESSIVE,
+    iterations: int | None = _ITERATIONS,
+    svc: Services = Depends(services),
 ):
     """Decode a stored bitstream to PNG."""
-    return await _decode(svc, svc.store.get(blob_id), progressive, "/decompress/{id}")
+    return await _decode(svc, svc.store.get(blob_id), progressive, "/decompress/{id}", iterations)
 
 
 @router.post(
@@ -53,9 +63,12 @@ async def decompress_stored(
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {}}, "required": True}},
 )
 async def decompress_upload(
-    request: Request, progressive: bool = _PROGRESSIVE, svc: Services = Depends(services)
+    request: Request,
+    progressive: bool = _PROGRESSIVE,
+    iterations: int | None = _ITERATIONS,
+    svc: Services = Depends(services),
 ):
     """Decode a bitstream sent as the request body to PNG."""
     data = await request.body()
     metrics.BYTES_IN.labels("/decompress").inc(len(data))
-    return await _decode(svc, data, progressive, "/decompress")
+    return await _decode(svc, data, progressive, "/decompress", iterations)

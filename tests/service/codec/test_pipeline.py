@@ -134,3 +134,19 @@ def test_composite_takes_each_cell_from_its_own_iteration() -> None:
         if n:
             expected[cell] = reconstructions[n - 1][cell]
     np.testing.assert_array_equal(composite, expected[:20, :40])
+
+
+def test_a_bitstream_cut_to_k_iterations_decodes_to_the_progressive_frame_k(
+    codec: ImageCodec, kodak_image
+) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:64, :128])
+    counts = np.array([[1, 2, 3, 3], [2, 1, 3, 2]])
+    data = codec.bitstream(codec.encode(rgb, counts), counts)
+    _, frames = codec.decompress_progressive(data)
+    sizes = []
+    for k, frame in enumerate(frames, start=1):
+        cut = codec.truncate(data, k)
+        sizes.append(len(cut))
+        np.testing.assert_array_equal(Bitstream.from_bytes(cut).patch_iterations, np.minimum(counts, k))
+        np.testing.assert_array_equal(codec.decompress(cut).image, frame)
+    assert sizes == sorted(sizes) and sizes[-1] == len(data)

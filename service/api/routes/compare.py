@@ -1,0 +1,112 @@
+"""POST /compare: ours and each classic codec (JPEG 4:2:0, WebP, AVIF) at the same byte budget."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from service import metrics
+from service.api.background import prefers_async, start_job
+from service.api.deps import Services, require_api_key, services
+from service.api.routes.compress import choose_target, compress_upload
+from service.codec.goals import Progress
+from service.codec.rate_control import Target
+from service.comparison.classic import media_type
+from service.comparison.same_bytes import ClassicResult, classic_at_budget, progressive_steps
+from service.errors import NotFound
+
+router = APIRouter(tags=["compare"])
+
+#: Shares of a comparison's time: ours, then the classic codecs, then our progressive steps.
+_OURS_SHARE, _CLASSIC_SHARE = 0.55, 0.4
+
+
+def _classic_json(entry: ClassicResult, pixels: int, image_id: str | None) -> dict:
+    if entry.file is None:
+        return {"codec": entry.codec, "fits": False, "message": "even its lowest quality is larger than ours"}
+    size = len(entry.file.data)
+    return {
+        "codec": entry.codec,
+        "fits": True,
+        "quality": entry.file.quality,
+        "bytes": size,
+        "bpp": 8 * size / pixels,
+        "msssim": entry.msssim,
+        "psnr": entry.psnr,
+        "url": f"/images/{image_id}",
+    }
+
+
+def _within(progress: Progress | None, start: float, share: float) -> Progress | None:
+    """``progress`` for a part of the work that spans [start, start + share] of the whole."""
+    if progress is None:
+        return None
+    return lambda stage, done: progress(stage, start + share * done)
+
+
+async def compare_upload(
+    svc: Services, data: bytes, target: Target, progress: Progress | None = None
+) -> dict:
+    """Compress the upload, then each classic codec at no more bytes; their files stored as blobs."""
+    limit = min(svc.settings.compare_max_pixels, svc.settings.max_pixels)
+    ours = await compress_upload(svc, data, target, _within(progress, 0.0, _OURS_SHARE), limit)
+    rgb = ours.upload.rgb
+    pixels = rgb.shape[0] * rgb.shape[1]
+    budget = len(ours.result.bitstream)
+    classic = await svc.limiter.run(
+        classic_at_budget, rgb, budget, _within(progress, _OURS_SHARE, _CLASSIC_SHARE), pixels=pixels
+    )
+    if progress:
+        progress("measuring our progressive steps", _OURS_SHARE + _CLASSIC_SHARE)
+    steps = await svc.limiter.run(progressive_steps, svc.codec, ours.result.bitstream)
+    return {
+        "ours": ours.body,
+        "classic": [
+            _classic_json(entry, pixels, svc.store.put(entry.file.data) if entry.file else None)
+            for entry in classic
+        ],
+        "steps": [
+            {"iterations": k, "bytes": size, "url": f"/decompress/{ours.blob_id}?iterations={k}"}
+            for k, size in steps
+        ],
+    }
+
+
+@router.post("/compare", dependencies=[Depends(require_api_key)])
+async def compare(
+    request: Request,
+    image: UploadFile = File(..., description="PNG, JPEG, WebP, ... image"),
+    msssim: float | None = Form(None, description="minimum MS-SSIM (default 0.95)"),
+    psnr: float | None = Form(None, description="minimum PSNR in dB"),
+    bpp: float | None = Form(None, description="maximum bits per pixel"),
+    svc: Services = Depends(services),
+) -> JSONResponse:
+    """Compress an image as ``POST /compress`` does, then encode it with JPEG 4:2:0, WebP and AVIF, each
+    at the largest quality (0-100, by bisection) whose file is not larger than our bitstream.
+
+    Answers ``ours`` (the compress report), ``classic`` (each codec's quality, bytes, bpp, MS-SSIM, PSNR
+    and ``/images/{id}`` URL, or ``fits: false``) and ``steps`` (bytes our first k iterations need, with
+    the URL of that image). Images above ``RGIC_COMPARE_MAX_PIXELS`` (default 4 Mpx) get 413: the classic
+    encoders' bisection costs about 10 s of CPU per 4 Mpx. Runs under the same concurrency and pixel
+    limits as compress (503 with Retry-After past them); ``Prefer: respond-async`` gives a job."""
+    target = choose_target(msssim, psnr, bpp, svc.settings.default_msssim)
+    data = await image.read()
+    metrics.BYTES_IN.labels("/compare").inc(len(data))
+    if prefers_async(request):
+        return start_job(svc, "compare", lambda progress: compare_upload(svc, data, target, progress))
+    return JSONResponse(await compare_upload(svc, data, target))
+
+
+@router.get(
+    "/images/{image_id}",
+    dependencies=[Depends(require_api_key)],
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}, "image/webp": {}, "image/avif": {}}}},
+)
+def get_image(image_id: str, svc: Services = Depends(services)) -> Response:
+    """A classic codec's file stored by ``POST /compare`` (JPEG, WebP or AVIF)."""
+    data = svc.store.get(image_id)
+    kind = media_type(data)
+    if kind is None:
+        raise NotFound(f"no classic image with id {image_id[:80]!r} (bitstreams are at /bitstreams/{{id}})")
+    return Response(data, media_type=kind, headers={"Cache-Control": "public, max-age=31536000, immutable"})
