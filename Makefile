@@ -9,14 +9,16 @@ PORT ?= 8000
 
 .PHONY: install run test lint bench latency load train clean
 
-# System tools the deployment checks run (Debian packages): promtool/prometheus, docker-compose.
-SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/docker-compose
+# System tools the tests run (Debian packages): promtool/prometheus and docker-compose for the deployment
+# checks, chromium and chromium-driver for the web page's browser test.
+SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/docker-compose /usr/bin/chromium /usr/bin/chromedriver
+SYSTEM_PACKAGES := prometheus docker-compose chromium chromium-driver
 
 $(SYSTEM_TOOLS):
 	@if command -v apt-get >/dev/null; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq prometheus docker-compose >/dev/null; \
-	else echo "install prometheus (promtool) and docker-compose for the deployment checks" >&2; exit 1; fi
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
+	else echo "install $(SYSTEM_PACKAGES) (Debian names) for the tests" >&2; exit 1; fi
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

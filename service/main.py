@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import JobLimiter, Services
 from service.api.middleware import MetricsMiddleware, UploadLimitMiddleware
-from service.api.routes import bitstreams, compare, compress, decompress, health, jobs, web
+from service.api.routes import bitstreams, compare, compress, decompress, docs, health, jobs, web
 from service.codec import quality
 from service.errors import ServiceError
 from service.jobs import JobRegistry
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # /docs and /redoc with Swagger UI's and ReDoc's files served by the gateway, not a CDN.
     app = FastAPIOffline(
+        redoc_url=None,  # service/api/routes/docs.py
         title="Recurrent image codec",
         version="0.1.0",
         description="Learned image compression (residual-GRU, Toderici et al. 2017) behind an HTTP API.",
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         bitstreams.router,
         health.router,
         web.router,
+        docs.router,
     ):
         app.include_router(router)
     app.mount(web.STATIC_URL, StaticFiles(directory=web.STATIC_DIR), name="static")
