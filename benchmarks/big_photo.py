@@ -66,16 +66,19 @@ def _total_rss(pids: list[int]) -> float:
 
 
 class PeakSampler:
-    """The largest sum of resident memory of ``pids()`` seen while running, every 0.2 s."""
+    """The largest sum of resident memory of ``pids()`` seen while running, every 0.2 s, and the
+    largest of the first process (the gateway) alone."""
 
     def __init__(self, pids: Callable[[], list[int]]) -> None:
-        self.pids, self.peak = pids, 0.0
+        self.pids, self.peak, self.first_peak = pids, 0.0, 0.0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak = max(self.peak, _total_rss(self.pids()))
+            pids = self.pids()
+            self.peak = max(self.peak, _total_rss(pids))
+            self.first_peak = max(self.first_peak, _total_rss(pids[:1]))
             time.sleep(0.2)
 
     def __enter__(self) -> PeakSampler:
@@ -114,14 +117,18 @@ def main(argv: list[str] | None = None) -> None:
         assert response.status_code == 200, response.text
         print(
             f"compress: {compress_seconds:.1f} s, {report['bytes']} bytes, MS-SSIM {report['msssim']:.4f}, "
-            f"met {report['target']['met']}; peak {sampler.peak - idle:+.0f} MB above idle"
+            f"met {report['target']['met']}; peak {sampler.peak - idle:+.0f} MB above idle "
+            f"(gateway alone {sampler.first_peak - idle_gateway:+.0f} MB)"
         )
         with PeakSampler(pids) as sampler:
             start = time.perf_counter()
             decoded = client.get(report["urls"]["decompress"])
             decompress_seconds = time.perf_counter() - start
         assert decoded.status_code == 200
-        print(f"decompress: {decompress_seconds:.1f} s; peak {sampler.peak - idle:+.0f} MB above idle")
+        print(
+            f"decompress: {decompress_seconds:.1f} s; peak {sampler.peak - idle:+.0f} MB above idle "
+            f"(gateway alone {sampler.first_peak - idle_gateway:+.0f} MB)"
+        )
 
         answers: list[httpx.Response] = []
 

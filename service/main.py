@@ -19,6 +19,7 @@ from service.api.routes import bitstreams, compare, compress, decompress, docs, 
 from service.codec import quality
 from service.errors import ServiceError
 from service.jobs import JobRegistry
+from service.memory import keep_big_blocks_out_of_the_heap
 from service.settings import Settings, get_settings
 from service.storage import BlobStore
 from service.wiring import backend_client, image_codec
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        keep_big_blocks_out_of_the_heap()
         quality.warm_up()
         client = backend_client(settings)
         codec = image_codec(settings, client)

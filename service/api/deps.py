@@ -14,12 +14,16 @@ from service.backend.client import BackendClient
 from service.codec.pipeline import ImageCodec
 from service.errors import BackendUnavailable, Unauthorized
 from service.jobs import JobRegistry
+from service.memory import release_free_memory
 from service.settings import Settings
 from service.storage import BlobStore
 
 __all__ = ["JobLimiter", "Services", "require_api_key", "services"]
 
 T = TypeVar("T")
+
+#: Jobs from this size up hand the memory they freed back to the system when they end (service/memory.py).
+TRIM_AFTER_PIXELS = 2_000_000
 
 
 class JobLimiter:
@@ -59,6 +63,8 @@ class JobLimiter:
             self._pixels_in_flight -= pixels
             self._jobs_in_flight -= 1
         self._admitted.release()
+        if pixels >= TRIM_AFTER_PIXELS:
+            release_free_memory()
 
     async def run(self, function: Callable[..., T], *args: object, pixels: int = 0) -> T:
         """Run ``function(*args)`` in a worker thread once a slot is free (503 at once when full);

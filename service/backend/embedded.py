@@ -35,6 +35,7 @@ from model_export.warmup import warmup_requests
 from service.backend.client import COMPUTE_METADATA_KEY, channel_options
 from service.backend.model_config import served_models
 from service.backend.tensors import from_tensor_proto, to_tensor_proto
+from service.memory import keep_big_blocks_out_of_the_heap
 
 __all__ = ["EmbeddedBackend", "LoadedModel", "serve"]
 
@@ -187,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-config-file", type=Path, default=settings.model_config_file)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    keep_big_blocks_out_of_the_heap()
     server = serve(args.model_config_file, args.host, args.port, settings.grpc_max_message_bytes)
     # Parents wait for this line to know the port is open.
     print(f"embedded backend listening on {args.host}:{server.bound_port}", flush=True)

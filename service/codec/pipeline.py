@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -63,13 +63,13 @@ class CompressResult:
 
 @dataclass
 class Encoding:
-    """The backend's answer for one image: bits [N,cy,cx,C], reconstructions [N,Hp,Wp,3] (padded)
-    and the per-patch quality of every iteration's image."""
+    """The backend's answer for one image: bits [N,cy,cx,C], the reconstruction after each of the N
+    iterations (uint8 [Hp,Wp,3], padded) and the per-patch quality of every iteration's image."""
 
     geometry: Geometry
     version: int
     bits: np.ndarray
-    reconstructions: np.ndarray
+    reconstructions: Sequence[np.ndarray]
     quality: QualityTable
     #: iterations the backend ran for each patch's tile, [patches_y, patches_x]: calls that stop early
     #: stop at different counts, and a patch can be given no more bits than its tile has
@@ -92,10 +92,14 @@ class Encoding:
         image's by 0.0007 on average (at most 0.0032) and above it by at most 0.0001, while the
         cell sums' estimate (``QualityTable``) was up to 0.015 above the decoded image's.
         """
-        pixels = np.repeat(np.repeat(cell_iterations, CELL_SIZE, axis=0), CELL_SIZE, axis=1)
-        index = np.clip(pixels, 1, self.reconstructions.shape[0]) - 1
-        image = np.take_along_axis(self.reconstructions, index[None, :, :, None], axis=0)[0]
-        image[pixels == 0] = _GREY
+        last = len(self.reconstructions)
+        image = np.full_like(self.reconstructions[0], _GREY)
+        for n in np.unique(cell_iterations):
+            if n == 0:
+                continue
+            cells = cell_iterations == n
+            pixels = np.repeat(np.repeat(cells, CELL_SIZE, axis=0), CELL_SIZE, axis=1)
+            image[pixels] = self.reconstructions[min(int(n), last) - 1][pixels]
         return np.ascontiguousarray(self.geometry.crop(image))
 
 
@@ -221,15 +225,21 @@ class ImageCodec:
         cell_iterations: np.ndarray,
         early_exit: EarlyExit | None,
         progress: Callable[[float], None] | None = None,
-    ) -> dict[str, np.ndarray]:
-        """Run ``compress`` on every tile and stitch the outputs over the padded image; ``progress``
-        hears the share of the calls done after each."""
+    ) -> dict:
+        """Run ``compress`` on every tile and stitch the outputs over the padded image as they come;
+        ``progress`` hears the share of the calls done after each."""
         batches = _batches(geometry.tiles(), cell_iterations)
         stop = {"msssim": 0.0, "psnr": 0.0}
         if early_exit is not None:
             stop[early_exit.kind] = early_exit.quality
-        outputs = []
-        for _, batch in batches:
+        cells_y, cells_x = geometry.cells
+        most = int(cell_iterations.max(initial=1))  # no call runs more
+        stitched: dict[str, np.ndarray] = {}
+        # One full-size image per iteration, added when a call first reaches it, so the gateway holds
+        # what the image needs and never every call's answer at once (decision 25).
+        frames: list[np.ndarray] = []
+        run_lengths = np.zeros((cells_y, cells_x), np.int32)
+        for done, (_, batch) in enumerate(batches, start=1):
             size = len(batch)
             inputs = {
                 "image": np.stack([padded[t.pixel_slice] for t in batch]),
@@ -238,29 +248,37 @@ class ImageCodec:
                 "stop_psnr": np.full(size, stop["psnr"], np.float32),
                 "extra_iterations": np.full(size, early_exit.extra if early_exit else 0, np.int32),
             }
-            outputs.append((batch, self.client.predict(self.model_name, version, "compress", inputs)))
-            if progress is not None:
-                progress(len(outputs) / len(batches))
-        total = max(out["bits"].shape[1] for _, out in outputs)
-        cells_y, cells_x = geometry.cells
-        first = outputs[0][1]
-        stitched = {
-            "bits": np.zeros((total, cells_y, cells_x, first["bits"].shape[-1]), np.int8),
-            "reconstructions": np.zeros((total, geometry.padded_height, geometry.padded_width, 3), np.uint8),
-            "msssim_sums": np.zeros((total, cells_y, cells_x, *first["msssim_sums"].shape[-2:])),
-            "squared_errors": np.zeros((total, cells_y, cells_x)),
-            "msssim_positions": np.zeros((1, cells_y, cells_x, first["msssim_positions"].shape[-1])),
-        }
-        run_lengths = np.zeros((cells_y, cells_x), np.int32)
-        for batch, out in outputs:
+            out = self.client.predict(self.model_name, version, "compress", inputs)
+            if not stitched:
+                stitched = {
+                    "bits": np.zeros((most, cells_y, cells_x, out["bits"].shape[-1]), np.int8),
+                    "msssim_sums": np.zeros((most, cells_y, cells_x, *out["msssim_sums"].shape[-2:])),
+                    "squared_errors": np.zeros((most, cells_y, cells_x)),
+                    "msssim_positions": np.zeros((1, cells_y, cells_x, out["msssim_positions"].shape[-1])),
+                }
+            ran = out["bits"].shape[1]
+            while len(frames) < ran:  # tiles placed before keep their last image in the new frame
+                frames.append(
+                    frames[-1].copy()
+                    if frames
+                    else np.zeros((geometry.padded_height, geometry.padded_width, 3), np.uint8)
+                )
             for i, tile in enumerate(batch):
                 for name, target in stitched.items():
-                    where = tile.pixel_slice if name == "reconstructions" else tile.cell_slice
                     values = out[name][i][None] if name == "msssim_positions" else out[name][i]
-                    _place(target, values, where)
-                run_lengths[tile.cell_slice] = out["bits"].shape[1]
-        stitched["run_lengths"] = run_lengths
-        return stitched
+                    _place(target, values, tile.cell_slice)
+                for t, frame in enumerate(frames):
+                    frame[tile.pixel_slice] = out["reconstructions"][i][min(t, ran - 1)]
+                run_lengths[tile.cell_slice] = ran
+            del out
+            if progress is not None:
+                progress(done / len(batches))
+        total = len(frames)
+        answer: dict = {name: values[:total] for name, values in stitched.items()}
+        answer["msssim_positions"] = stitched["msssim_positions"]  # one per cell, not per iteration
+        answer["reconstructions"] = frames
+        answer["run_lengths"] = run_lengths
+        return answer
 
     def encode(
         self,
