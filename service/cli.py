@@ -123,7 +123,7 @@ def _for_each_file(paths: list[Path], description: str, work: Callable[[Path], s
 
 @contextlib.contextmanager
 def _stage_bar(name: str, shown: bool) -> Iterator[Progress | None]:
-    """A progress bar of one big image's compress (its stage and share done), or None for small ones."""
+    """A progress bar of one big image's work (its stage and share done), or None for small ones."""
     if not shown:
         yield None
         return
@@ -166,6 +166,7 @@ def compress(args: argparse.Namespace) -> None:
 
 
 def decompress(args: argparse.Namespace) -> None:
+    from service.codec.bitstream import declared_pixels
     from service.codec.images import encode_png
 
     if args.out_dir:
@@ -173,7 +174,9 @@ def decompress(args: argparse.Namespace) -> None:
     with _codec() as codec:
 
         def one(path: Path) -> str:
-            image = codec.decompress(path.read_bytes()).image
+            data = path.read_bytes()
+            with _stage_bar(path.name, declared_pixels(data) >= BIG_IMAGE_PIXELS) as progress:
+                image = codec.decompress(data, progress).image
             out = _output_path(path, args.out_dir, ".png")
             out.write_bytes(encode_png(image, compress_level=6))
             return f"{path} -> {out}: {image.shape[1]}x{image.shape[0]}"

@@ -15,7 +15,17 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from service.api.deps import JobLimiter, Services
 from service.api.middleware import MetricsMiddleware, UploadLimitMiddleware
-from service.api.routes import bitstreams, compare, compress, decompress, docs, health, jobs, web
+from service.api.routes import (
+    bitstreams,
+    compare,
+    compress,
+    decompress,
+    docs,
+    health,
+    images,
+    jobs,
+    web,
+)
 from service.codec import quality
 from service.errors import ServiceError
 from service.jobs import JobRegistry
@@ -94,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in (
         compress.router,
         compare.router,
+        images.router,
         jobs.router,
         decompress.router,
         bitstreams.router,

@@ -449,13 +449,14 @@ class ImageCodec:
                 f"model version {version} makes {expected}"
             )
 
-    def decompress(self, data: bytes) -> Decoded:
-        """Decode a bitstream to uint8 [H,W,3], with its header and where the time went."""
+    def decompress(self, data: bytes, progress: Progress | None = None) -> Decoded:
+        """Decode a bitstream to uint8 [H,W,3], with its header and where the time went; ``progress``
+        hears the share of the backend calls done."""
         start = time.perf_counter()
         self.client.reset_timing()
         stream, bits, cell_iterations = self._parse(data)
         parsed = time.perf_counter()
-        image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations)
+        image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations, progress)
         timings = {
             **self.client.timing(),
             "entropy_decoding_seconds": parsed - start,  # with the header checks (a few ms)
@@ -464,14 +465,22 @@ class ImageCodec:
         return Decoded(stream, image, timings)
 
     def decode_bits(
-        self, geometry: Geometry, version: int, bits: np.ndarray, cell_iterations: np.ndarray
+        self,
+        geometry: Geometry,
+        version: int,
+        bits: np.ndarray,
+        cell_iterations: np.ndarray,
+        progress: Progress | None = None,
     ) -> np.ndarray:
         """The receiver's image, uint8 [H,W,3], from its bits (one ``decompress`` call per batch)."""
         # A tile with no iteration at all is the network's starting point: mid-grey.
         image = np.full((geometry.padded_height, geometry.padded_width, 3), _GREY, np.uint8)
         # From version 4, ask for the final image alone rather than every iteration's.
         final_only = "reconstruction" in self._signatures(version)["decompress"].outputs
-        for iterations, batch in _batches(geometry.tiles(), cell_iterations):
+        batches = _batches(geometry.tiles(), cell_iterations)
+        for done, (iterations, batch) in enumerate(batches, start=1):
+            if progress is not None:
+                progress("decoding", (done - 1) / len(batches))
             if iterations == 0:
                 continue
             tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])

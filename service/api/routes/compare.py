@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse
 
 from service import metrics
 from service.api.background import prefers_async, start_job
@@ -11,9 +11,7 @@ from service.api.deps import Services, require_api_key, services
 from service.api.routes.compress import choose_target, compress_upload
 from service.codec.goals import Progress
 from service.codec.rate_control import Target
-from service.comparison.classic import media_type
 from service.comparison.same_bytes import ClassicResult, classic_at_budget, progressive_steps
-from service.errors import NotFound
 
 router = APIRouter(tags=["compare"])
 
@@ -95,18 +93,3 @@ async def compare(
     if prefers_async(request):
         return start_job(svc, "compare", lambda progress: compare_upload(svc, data, target, progress))
     return JSONResponse(await compare_upload(svc, data, target))
-
-
-@router.get(
-    "/images/{image_id}",
-    dependencies=[Depends(require_api_key)],
-    response_class=Response,
-    responses={200: {"content": {"image/jpeg": {}, "image/webp": {}, "image/avif": {}}}},
-)
-def get_image(image_id: str, svc: Services = Depends(services)) -> Response:
-    """A classic codec's file stored by ``POST /compare`` (JPEG, WebP or AVIF)."""
-    data = svc.store.get(image_id)
-    kind = media_type(data)
-    if kind is None:
-        raise NotFound(f"no classic image with id {image_id[:80]!r} (bitstreams are at /bitstreams/{{id}})")
-    return Response(data, media_type=kind, headers={"Cache-Control": "public, max-age=31536000, immutable"})

@@ -72,3 +72,37 @@ def test_bad_parameters_are_refused_before_a_job_is_made(http: httpx.Client) -> 
         headers=ASYNC,
     )
     assert response.status_code == 400
+
+
+def test_async_decompress_stores_the_same_png_and_reports_progress(
+    http: httpx.Client, kodak_image: np.ndarray
+) -> None:
+    report = http.post(
+        "/compress", files={"image": ("k.png", _png(kodak_image[:256, :512]))}, data={"msssim": "0.9"}
+    ).json()
+    synchronous = http.get(report["urls"]["decompress"])
+    for accepted in (
+        http.get(report["urls"]["decompress"], headers=ASYNC),
+        http.post("/decompress", content=http.get(report["urls"]["bitstream"]).content, headers=ASYNC),
+    ):
+        assert accepted.status_code == 202 and accepted.json()["kind"] == "decompress"
+        state, seen = _wait(http, accepted.headers["Location"])
+        assert state["status"] == "done", state
+        assert "decoding" in {stage for stage, _ in seen} or len(seen) == 1
+        result = state["result"]
+        assert (result["width"], result["height"]) == (512, 256)
+        image = http.get(result["url"])
+        assert image.headers["content-type"] == "image/png"
+        assert image.content == synchronous.content and result["bytes"] == len(image.content)
+
+
+def test_a_failed_decompress_job_carries_the_synchronous_error(http: httpx.Client) -> None:
+    corrupt = b"RGIC" + bytes(40)
+    synchronous = http.post("/decompress", content=corrupt)
+    accepted = http.post("/decompress", content=corrupt, headers=ASYNC)
+    state, _ = _wait(http, accepted.headers["Location"])
+    assert state["status"] == "failed" and state["http_status"] == synchronous.status_code == 422
+    assert state["error"] == synchronous.json()["error"]
+    assert http.get("/decompress/" + "0" * 64, headers=ASYNC).status_code == 404  # before any job
+    progressive = http.post("/decompress?progressive=true", content=corrupt, headers=ASYNC)
+    assert progressive.status_code == 400 and "progressive" in progressive.json()["error"]["message"]
