@@ -30,18 +30,26 @@ def _scales_and_filter(height: int, width: int) -> tuple[tuple[float, ...], int]
     return tuple(f / total for f in factors) if scales < len(POWER_FACTORS) else factors, filter_size
 
 
-#: Rows per strip: MS-SSIM runs over horizontal strips (with the rows their windows reach past them), so
-#: its memory is bounded by the strip, not the image (a 24 Mpx image took 2.5 GB in one piece). A multiple
-#: of 16, so strips stay aligned with every scale's 2× downsampling.
-STRIP_ROWS = 512
+#: Side of the square pieces MS-SSIM runs over (with the rows and columns their windows reach past them),
+#: so that its memory is bounded by the piece, not the image: a 24 Mpx image took 2.5 GB in one piece, and
+#: oneDNN's allocator keeps what its largest tensors took. A multiple of 16, so pieces stay aligned with
+#: every scale's 2× downsampling. 512 keeps about 60 MB after a 24 Mpx image (1024: 185 MB) for 35 %
+#: more time.
+PIECE_SIDE = 512
 
 
 @tf.function(reduce_retracing=True)
 def _msssim_sums(
-    reference: tf.Tensor, candidates: tf.Tensor, factors: tuple[float, ...], filter_size: int, keep: tf.Tensor
+    reference: tf.Tensor,
+    candidates: tf.Tensor,
+    factors: tuple[float, ...],
+    filter_size: int,
+    keep_rows: tf.Tensor,
+    keep_columns: tf.Tensor,
 ) -> tf.Tensor:
     """Per scale and channel, the sum of the contrast-structure map (times luminance at the last scale)
-    over the first ``keep[scale]`` output rows of this strip: float32 [N, scales, 3].
+    over the first ``keep_rows[scale]`` × ``keep_columns[scale]`` outputs of this piece: float64
+    [N, scales, 3].
 
     The maps are ``tf.image.ssim_multiscale``'s (``max_val=255``) step for step, with a separable
     window: per scale the same maps, means and (for odd sides) symmetric padding."""
@@ -64,41 +72,53 @@ def _msssim_sums(
         cs = (num1 - num0 + c2) / (den1 - den0 + c2)
         if scale == len(factors) - 1:
             cs = cs * (num0 + c1) / (den0 + c1)
-        sums.append(tf.reduce_sum(tf.cast(cs[:, : keep[scale]], tf.float64), axis=[1, 2]))
+        owned = cs[:, : keep_rows[scale], : keep_columns[scale]]
+        sums.append(tf.reduce_sum(tf.cast(owned, tf.float64), axis=[1, 2]))
     return tf.stack(sums, axis=1)
 
 
-def _strips(height: int, overlap: int) -> list[tuple[int, int]]:
-    """(start, end) of the rows each strip owns; the last reaches the bottom and is at least ``overlap``
-    rows high, so that its coarsest scale still holds a whole window."""
-    starts = list(range(0, height, STRIP_ROWS))
-    while len(starts) > 1 and height - starts[-1] < overlap:
+def _pieces(length: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) of the rows (or columns) each piece owns along one side; the last reaches the end and
+    is at least ``overlap`` long, so that its coarsest scale still holds a whole window."""
+    starts = list(range(0, length, PIECE_SIDE))
+    while len(starts) > 1 and length - starts[-1] < overlap:
         starts.pop()
-    return [(start, starts[i + 1] if i + 1 < len(starts) else height) for i, start in enumerate(starts)]
+    return [(start, starts[i + 1] if i + 1 < len(starts) else length) for i, start in enumerate(starts)]
 
 
 def msssim_batch(reference: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """MS-SSIM of each candidate [N,H,W,3] against one uint8 reference [H,W,3]; float64 [N].
 
-    Computed strip by strip: each strip owns the output rows of every scale that start in its rows, and
-    reads the rows its windows reach below them; the sums over strips are the whole image's."""
+    Computed piece by piece: each piece owns the outputs of every scale that start in its rows and
+    columns, and reads the pixels its windows reach past them; the sums over pieces are the whole
+    image's."""
     height, width = reference.shape[:2]
     factors, filter_size = _scales_and_filter(height, width)
     scales = len(factors)
-    unit = 2 ** (scales - 1)  # full-resolution rows per row of the coarsest scale
-    overlap = (filter_size - 1) * unit
+    overlap = (filter_size - 1) * 2 ** (scales - 1)  # full-resolution reach of the coarsest window
     sizes = [(height, width)]
     for _ in range(1, scales):
         sizes.append((-(-sizes[-1][0] // 2), -(-sizes[-1][1] // 2)))
     outputs = [(h - filter_size + 1, w - filter_size + 1) for h, w in sizes]
+
+    def keep(start: int, end: int, length: int, axis: int) -> list[int]:
+        last = end == length
+        return [(outputs[s][axis] if last else end >> s) - (start >> s) for s in range(scales)]
+
     totals = np.zeros((candidates.shape[0], scales, 3), np.float64)
-    for start, end in _strips(height, overlap):
-        stop = height if end == height else end + overlap
-        keep = [(outputs[s][0] if end == height else end >> s) - (start >> s) for s in range(scales)]
-        sums = _msssim_sums(
-            reference[start:stop], candidates[:, start:stop], factors, filter_size, tf.constant(keep)
-        )
-        totals += sums.numpy()
+    for top, bottom in _pieces(height, overlap):
+        rows = slice(top, height if bottom == height else bottom + overlap)
+        for left, right in _pieces(width, overlap):
+            columns = slice(left, width if right == width else right + overlap)
+            sums = _msssim_sums(
+                reference[rows, columns],
+                candidates[:, rows, columns],
+                factors,
+                filter_size,
+                tf.constant(keep(top, bottom, height, 0)),
+                tf.constant(keep(left, right, width, 1)),
+            )
+            totals += sums.numpy()
     means = totals / np.array([h * w for h, w in outputs], np.float64)[None, :, None]
     terms = np.maximum(means, 0.0) ** np.array(factors)[None, :, None]
     # float32 maps of identical images round to a hair above 1, which MS-SSIM cannot be
@@ -120,10 +140,10 @@ def msssim(reference: np.ndarray, candidate: np.ndarray) -> float:
 
 def psnr_batch(reference: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """PSNR in dB over RGB of each candidate [N,H,W,3] against the reference; inf where identical
-    (strip by strip, so that memory does not grow with the image)."""
+    (in strips, so that memory does not grow with the image)."""
     squared = np.zeros(candidates.shape[0], np.float64)
-    for start in range(0, reference.shape[0], STRIP_ROWS):
-        rows = slice(start, start + STRIP_ROWS)
+    for start in range(0, reference.shape[0], PIECE_SIDE // 4):
+        rows = slice(start, start + PIECE_SIDE // 4)
         diff = candidates[:, rows].astype(np.float32) - reference[rows].astype(np.float32)[None]
         squared += np.sum(np.square(diff), axis=(1, 2, 3), dtype=np.float64)
     mse = squared / reference.size

@@ -65,15 +65,16 @@ def test_small_images_get_a_defined_score(shape: tuple[int, int, int]) -> None:
 
 
 @pytest.mark.parametrize("size", [(1300, 700), (1041, 333), (1700, 129)])
-def test_msssim_in_strips_is_the_whole_images(
+def test_msssim_in_pieces_is_the_whole_images(
     kodak_image: np.ndarray, size: tuple[int, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tall = np.concatenate([kodak_image, kodak_image[::-1], kodak_image, kodak_image[::-1]], axis=0)
     reference = np.ascontiguousarray(tall[: size[0], : size[1]])
     rng = np.random.default_rng(3)
     candidates = np.clip(reference.astype(int) + rng.integers(-30, 30, (2, *reference.shape)), 0, 255)
+    monkeypatch.setattr(quality, "PIECE_SIDE", 256)  # pieces along both sides
     striped = msssim_batch(reference, candidates.astype(np.uint8))
-    monkeypatch.setattr(quality, "STRIP_ROWS", 1 << 20)
+    monkeypatch.setattr(quality, "PIECE_SIDE", 1 << 20)
     np.testing.assert_allclose(striped, msssim_batch(reference, candidates.astype(np.uint8)), atol=1e-9)
 
 
