@@ -9,6 +9,9 @@ process). The photo is 6000×4000 (the default ``RGIC_MAX_PIXELS``): the 12 MP K
 processes, sampled every 0.2 s:
 
 1. one compress, then one decompress of its bitstream: peak above idle (gateway + backend);
+The idle level is taken after one Kodak image compressed and decoded (a service that has served
+ordinary requests).
+
 2. ``--concurrent`` compress requests at once: each answers 200 or 503 with Retry-After, no process
    dies, every 200's bitstream decodes;
 3. the gateway's resident memory after the burst against before it.
@@ -28,6 +31,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.big_images import kodak_mosaic
+from benchmarks.rd_kodak import KODAK
 from benchmarks.service_process import rss_megabytes, running_service
 
 WIDTH, HEIGHT = 6000, 4000
@@ -103,9 +107,11 @@ def main(argv: list[str] | None = None) -> None:
     with running_service() as (url, gateway), httpx.Client(base_url=url, timeout=1800) as client:
         backends = _children(gateway)
         pids = lambda: [gateway, *_children(gateway)]  # noqa: E731 - the backend may be restarted
-        small = io.BytesIO()
-        Image.fromarray(np.full((64, 64, 3), 128, np.uint8)).save(small, format="PNG")
-        client.post("/compress", files={"image": ("s.png", small.getvalue())}, data=form)  # warm-up
+        # Warm-up, as a service that has served ordinary requests: one Kodak image there and back.
+        warm = client.post(
+            "/compress", files={"image": ("k.png", (KODAK / "kodim01.png").read_bytes())}, data=form
+        )
+        client.get(warm.json()["urls"]["decompress"])
         idle, idle_gateway = _total_rss(pids()), rss_megabytes(gateway)
         print(f"idle: gateway {idle_gateway:.0f} MB, backend {idle - idle_gateway:.0f} MB")
 

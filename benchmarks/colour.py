@@ -11,24 +11,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from service.codec.colour import srgb_to_lab
+
 __all__ = ["JND", "PATCH", "SMOOTH_L_STD", "ciede2000", "mean_ciede2000", "patch_jumps", "rgb_to_lab"]
 
 PATCH = 32
 JND = 2.3
 SMOOTH_L_STD = 6.0
-_WHITE = np.array([0.95047, 1.0, 1.08883])  # D65
-_RGB_TO_XYZ = np.array(
-    [[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750], [0.0193339, 0.1191920, 0.9503041]]
-)
 
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 [..., 3] → CIELAB (D65) float64 [..., 3]."""
-    c = rgb.astype(np.float64) / 255.0
-    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-    xyz = linear @ _RGB_TO_XYZ.T / _WHITE
-    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
-    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], -1)
+    """sRGB uint8 [..., 3] → CIELAB (D65) float64 [..., 3] (the service's conversion)."""
+    return srgb_to_lab(rgb)
 
 
 def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:

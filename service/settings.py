@@ -42,6 +42,12 @@ class Settings(BaseSettings):
         description="fewest iterations rate control gives a smooth patch (CIELAB L* std below 6): fewer "
         "leave colour offsets that show as blocks beside patches that got more (docs/decisions.md 21)",
     )
+    smooth_patch_delta_e: float = Field(
+        1.2,
+        description="a smooth patch gets iterations until its mean colour is within this CIELAB ΔE*ab of the "
+        "original's (of those the first pass ran; it runs one past the target when the image has smooth "
+        "patches): neighbours cannot then differ by a visible step (docs/decisions.md 25). 0 turns it off",
+    )
     default_msssim: float = 0.95
 
     # limits

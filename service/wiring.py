@@ -31,5 +31,6 @@ def image_codec(settings: Settings, client: BackendClient) -> ImageCodec:
         max_iterations=settings.max_iterations,
         extra_iterations=settings.extra_iterations,
         smooth_patch_iterations=settings.smooth_patch_iterations,
+        smooth_patch_delta_e=settings.smooth_patch_delta_e,
         max_pixels=settings.max_pixels,
     )

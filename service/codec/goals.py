@@ -90,6 +90,7 @@ class CompressRun:
     timings: dict[str, float] = field(default_factory=dict)
     uniform: Encoding | None = None
     progress: Progress | None = None
+    _floor: tuple[Encoding, np.ndarray] | None = None
 
     def report_progress(self, stage: str, share: float) -> None:
         if self.progress is not None:
@@ -107,11 +108,38 @@ class CompressRun:
             self.timings[key] = self.timings.get(key, 0.0) + time.perf_counter() - start
 
     @functools.cached_property
+    def smooth(self) -> np.ndarray:
+        """Which patches are smooth (bool [patches_y, patches_x]): their colour offsets show as blocks."""
+        return self.geometry.smooth_patches(self.rgb)
+
+    @functools.cached_property
+    def _original_colours(self) -> np.ndarray:
+        return self.geometry.patch_colours(self.rgb)
+
+    def colour_offsets(self, iterations: int) -> np.ndarray:
+        """ΔE*ab between each patch's mean colour after ``iterations`` of the first pass and the
+        original's."""
+        assert self.uniform is not None
+        colours = self.geometry.patch_colours(self.uniform.reconstruction(iterations))
+        return np.linalg.norm(colours - self._original_colours, axis=-1)
+
     def minimum_counts(self) -> np.ndarray:
-        """The fewest iterations rate control may give each patch: ``smooth_patch_iterations`` for smooth
-        ones, whose colour after one or two iterations shows as a block beside patches that got more."""
-        smooth = self.geometry.smooth_patches(self.rgb)
-        return np.where(smooth, self.codec.smooth_patch_iterations, 1)
+        """The fewest iterations rate control may give each patch: a smooth patch gets at least
+        ``smooth_patch_iterations`` and then as many as it takes its mean colour to come within
+        ``smooth_patch_delta_e`` of the original's (of those the first pass ran): two neighbours within
+        it differ by about one just-noticeable difference (ΔE 2.3) at most (decision 25)."""
+        assert self.uniform is not None
+        if self._floor is not None and self._floor[0] is self.uniform:
+            return self._floor[1]
+        floor = np.where(self.smooth, self.codec.smooth_patch_iterations, 1)
+        tolerance = self.codec.smooth_patch_delta_e
+        if tolerance > 0 and self.smooth.any():
+            settled = np.full(self.geometry.patches, self.iterations_run)
+            for n in range(self.iterations_run, int(floor.max()) - 1, -1):
+                settled[self.colour_offsets(n) <= tolerance] = n
+            floor = np.where(self.smooth, np.maximum(floor, settled), floor)
+        self._floor = (self.uniform, floor)
+        return floor
 
     def uniform_counts(self, n: int) -> np.ndarray:
         """``n`` iterations for every patch (fewer where the first pass's tile stopped sooner)."""
@@ -126,7 +154,7 @@ class CompressRun:
         assert self.uniform is not None
         counts = self.timed(
             "rate_control_seconds",
-            functools.partial(allocate, minimum=self.minimum_counts),
+            functools.partial(allocate, minimum=self.minimum_counts()),
             self.uniform.quality,
             kind,
             self.cost,
@@ -205,7 +233,12 @@ class QualityGoal:
         from service.codec.pipeline import EarlyExit
 
         codec = run.codec
-        run.first_pass(codec.max_iterations, EarlyExit(self.kind, self.aim, codec.extra_iterations))
+        # With smooth patches, one iteration past the aim: where their colour settles (minimum_counts)
+        extra = codec.extra_iterations + int(codec.smooth_patch_delta_e > 0 and run.smooth.any())
+        run.first_pass(codec.max_iterations, EarlyExit(self.kind, self.aim, extra))
+        floor = codec.smooth_patch_iterations if run.smooth.any() else 1
+        if run.iterations_run < min(codec.max_iterations, floor):  # smooth patches need more: that far
+            run.first_pass(min(codec.max_iterations, floor), None)
 
     def candidates(self, run: CompressRun) -> list[Candidate]:
         """The fewest uniform iterations estimated to meet the aim (or all), then rate control's
@@ -214,6 +247,11 @@ class QualityGoal:
         curve = [table.estimate(self.kind, run.uniform_counts(n)) for n in range(1, run.iterations_run + 1)]
         n = next((n for n, q in enumerate(curve, 1) if q >= self.aim), run.iterations_run)
         uniform = run.uniform_candidate(n, curve[n - 1])
+        floored = run.uniform.within_limits(np.maximum(uniform.counts, run.minimum_counts()))
+        if not np.array_equal(floored, uniform.counts):  # smooth patches get their floor here too
+            image = run.decoded(floored)
+            value = run.timed("metrics_seconds", self.measure, run.rgb, image)
+            uniform = Candidate(floored, image, None, value, True, run.raw_bits(floored))
         found = [uniform]
         aim = self.aim + _FIRST_AIM_BIAS[self.kind]  # cell sums estimate mixed counts a little high
         uniform_point = (uniform.value, uniform.value)  # a miss moves the aim towards it (exact)

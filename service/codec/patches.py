@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.codec.colour import linear_to_lab, srgb_to_linear
+
 __all__ = ["CELL_SIZE", "Geometry", "Tile"]
 
 #: Pixels per latent position along each side (the model's total stride).
@@ -25,13 +27,9 @@ CELL_SIZE = 16
 SMOOTH_LIGHTNESS_STD = 6.0
 
 
-_SRGB_LINEAR = (((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4).astype(np.float32)
-_SRGB_LINEAR[:11] = np.arange(11) / 255.0 / 12.92  # the linear segment (values up to 0.04045)
-
-
 def lightness(rgb: np.ndarray) -> np.ndarray:
     """CIELAB L* (D65) of sRGB uint8 ``rgb`` [..., 3], float32 [...]."""
-    linear = _SRGB_LINEAR[rgb]
+    linear = srgb_to_linear(rgb, np.float32)
     y = linear @ np.array([0.2126729, 0.7151522, 0.0721750], np.float32)
     return np.where(y > (6 / 29) ** 3, 116 * np.cbrt(y) - 16, y * 903.2963).astype(np.float32)
 
@@ -138,6 +136,19 @@ class Geometry:
         padded[: self.height, : self.width] = lightness(rgb)
         blocks = padded.reshape(patches_y, p, patches_x, p)
         return np.nanstd(blocks, axis=(1, 3)) < lightness_std
+
+    def patch_colours(self, rgb: np.ndarray) -> np.ndarray:
+        """CIELAB of each patch's mean linear-light colour in sRGB ``rgb`` [H,W,3] (pixels inside the
+        image), float32 [patches_y, patches_x, 3]; one band of patches at a time, so memory stays small."""
+        p = self.patch_size
+        columns = np.arange(0, self.width, p)
+        widths = np.diff(np.append(columns, self.width))
+        means = np.empty((*self.patches, 3), np.float32)
+        for row, top in enumerate(range(0, self.height, p)):
+            band = srgb_to_linear(rgb[top : top + p], np.float32).sum(axis=0)
+            sums = np.add.reduceat(band, columns, axis=0)
+            means[row] = sums / (widths * min(p, self.height - top))[:, None]
+        return linear_to_lab(means)
 
     def cell_iterations(self, patch_iterations: np.ndarray) -> np.ndarray:
         """Per-cell iteration counts [cells_y, cells_x] from per-patch counts [patches_y, patches_x]."""

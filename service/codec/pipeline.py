@@ -155,6 +155,7 @@ class ImageCodec:
         extra_iterations: int = 0,
         max_pixels: int = 24_000_000,
         smooth_patch_iterations: int = 3,
+        smooth_patch_delta_e: float = 1.2,
     ) -> None:
         self.client = client
         self.model_name = model_name
@@ -167,6 +168,7 @@ class ImageCodec:
         self.max_pixels = max_pixels
         #: fewest iterations rate control gives a smooth patch (blocks show beside 1-iteration patches)
         self.smooth_patch_iterations = smooth_patch_iterations
+        self.smooth_patch_delta_e = smooth_patch_delta_e
         self._signature_defs: dict[int, dict] = {}
         self._context_models: dict[int, ContextModel | None] = {}
 

@@ -68,6 +68,36 @@ def test_a_multi_tile_image_stops_where_its_tiles_meet_the_target(backend_client
     encoding = small_tiles.encode(rgb, MAX_ITERATIONS, early_exit=EarlyExit("msssim", 0.9, 0))
     assert encoding.bits.shape[0] < MAX_ITERATIONS  # no call ran every iteration offered
     result = small_tiles.compress(rgb, Target("msssim", 0.9))
-    assert result.target_met and int(result.patch_iterations.max()) <= encoding.bits.shape[0]
+    # one iteration past the aim where smooth patches' colour settles, or their floor
+    most = max(encoding.bits.shape[0] + 1, small_tiles.smooth_patch_iterations)
+    assert result.target_met and int(result.patch_iterations.max()) <= most < MAX_ITERATIONS
     decoded = small_tiles.decompress(result.bitstream).image
     assert msssim(rgb, decoded) == pytest.approx(result.msssim, abs=1e-6)
+
+
+def test_smooth_patches_get_iterations_until_their_colour_settles(backend_client, kodak_image) -> None:
+    """kodim23's blurred background: at the fewest iterations meeting MS-SSIM 0.95, neighbouring smooth
+    patches differ in mean colour by visible steps (ΔE*ab above 2.3); giving smooth patches iterations
+    until their colour settles removes most of them, for some bytes."""
+    rgb = kodak_image
+    geometry = Geometry(rgb.shape[1], rgb.shape[0], 32, 1024)
+    smooth = geometry.smooth_patches(rgb)
+    original = geometry.patch_colours(rgb)
+
+    def visible_steps(delta_e: float) -> tuple[int, int]:
+        codec = ImageCodec(backend_client, "residual_gru", max_iterations=8, smooth_patch_delta_e=delta_e)
+        result = codec.compress(rgb, Target("msssim", 0.95))
+        assert result.target_met
+        offsets = geometry.patch_colours(result.reconstruction) - original
+        steps = 0
+        for a, b in (
+            ((slice(None), slice(1, None)), (slice(None), slice(None, -1))),
+            ((slice(1, None), slice(None)), (slice(None, -1), slice(None))),
+        ):
+            both = smooth[a] & smooth[b]
+            steps += int((np.linalg.norm(offsets[a] - offsets[b], axis=-1)[both] > 2.3).sum())
+        return steps, len(result.bitstream)
+
+    (steps_without, bytes_without), (steps_with, bytes_with) = visible_steps(0), visible_steps(1.2)
+    assert steps_without >= 5 and steps_with <= steps_without // 2
+    assert bytes_with > bytes_without
