@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: install run test lint bench latency load train clean
+.PHONY: install run test lint bench latency load load-big train clean
 
 # System tools the tests run (Debian packages): promtool/prometheus and docker-compose for the deployment
 # checks, chromium and chromium-driver for the web page's browser test.
@@ -46,6 +46,9 @@ latency: $(STAMP)
 
 load: $(STAMP)
 	$(BIN)/python -m benchmarks.load --clients 4 --minutes 3
+
+load-big: $(STAMP)
+	$(BIN)/python -m benchmarks.big_photo --concurrent 4
 
 train: $(STAMP)
 	nice -n 15 $(BIN)/python -m model_export.train --snapshot-dir checkpoints/residual_gru \

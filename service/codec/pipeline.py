@@ -238,7 +238,7 @@ class ImageCodec:
         most = int(cell_iterations.max(initial=1))  # no call runs more
         stitched: dict[str, np.ndarray] = {}
         # One full-size image per iteration, added when a call first reaches it, so the gateway holds
-        # what the image needs and never every call's answer at once (decision 25).
+        # what the image needs and never every call's answer at once (decision 26).
         frames: list[np.ndarray] = []
         run_lengths = np.zeros((cells_y, cells_x), np.int32)
         for done, (_, batch) in enumerate(batches, start=1):
