@@ -31,7 +31,7 @@ function describeError(status, body, retryAfter) {
     case 400: return `The request was not accepted: ${message}.`;
     case 401: return `This service needs an API key (Authorization: Bearer …): ${message}.`;
     case 413: return `The image is too large for this page: ${message}. Try a smaller photo, or use the API's /compress.`;
-    case 415: return `This file is not an image the service can read (${message}). Try a PNG, JPEG or WebP.`;
+    case 415: return `This file is not an image the service can read: ${message}. Try a PNG, JPEG or WebP.`;
     case 422: return `The service could not process this input: ${message}.`;
     case 503: return `The service is busy or restarting; try again in ${retryAfter || "a few"} seconds. (${message})`;
     default: return `Something went wrong (HTTP ${status}): ${message}.`;

@@ -115,6 +115,15 @@ def test_a_comparison_shows_the_four_codecs_with_their_figures(browser: webdrive
     assert "/compress" in browser.find_element(By.ID, "curl").text
     assert _console_errors(browser) == [] and _foreign_requests(browser, gateway.url) == []
 
+    # At a phone's width the results still fit (wide parts scroll inside their own boxes).
+    browser.set_window_size(390, 844)
+    try:
+        overflow = browser.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0
+        browser.save_screenshot(str(SCREENSHOTS / "phone-results.png"))
+    finally:
+        browser.set_window_size(WIDTH, HEIGHT)
+
 
 def test_an_unsupported_file_shows_an_error_in_words(browser: webdriver.Chrome, gateway, tmp_path) -> None:
     text = tmp_path / "notes.txt"
@@ -124,6 +133,7 @@ def test_an_unsupported_file_shows_an_error_in_words(browser: webdriver.Chrome, 
     WebDriverWait(browser, 60).until(lambda d: error.is_displayed())
     assert error.text.startswith("This file is not an image the service can read")
     assert "{" not in error.text  # words, not JSON
+    assert not browser.find_element(By.ID, "progress-box").is_displayed()
     browser.save_screenshot(str(SCREENSHOTS / "error.png"))
     assert _console_errors(browser) == []
 
