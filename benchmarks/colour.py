@@ -20,9 +20,8 @@ JND = 2.3
 SMOOTH_L_STD = 6.0
 
 
-def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
-    """sRGB uint8 [..., 3] → CIELAB (D65) float64 [..., 3] (the service's conversion)."""
-    return srgb_to_lab(rgb)
+#: sRGB uint8 [..., 3] → CIELAB (D65) float64 [..., 3]: the service's conversion.
+rgb_to_lab = srgb_to_lab
 
 
 def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:

@@ -350,9 +350,17 @@ class ImageCodec:
     def truncate(self, data: bytes, iterations: int) -> bytes:
         """The bitstream ``data`` cut to its first ``iterations`` iterations: a valid, smaller bitstream
         that decodes to what a progressive receiver shows after that many iterations."""
+        return self.truncations(data, [iterations])[0]
+
+    def truncations(self, data: bytes, iterations: list[int]) -> list[bytes]:
+        """``data`` cut to each of ``iterations`` (see :meth:`truncate`), its payload decoded once."""
         stream, bits, _ = self._parse(data)
-        counts = np.minimum(stream.patch_iterations, max(0, iterations))
-        return self._pack(stream.geometry, stream.model_version, bits, counts)
+        return [
+            self._pack(
+                stream.geometry, stream.model_version, bits, np.minimum(stream.patch_iterations, max(0, k))
+            )
+            for k in iterations
+        ]
 
     def compress(self, rgb: np.ndarray, target: Target, progress: Progress | None = None) -> CompressResult:
         """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` in as few bytes as rate control finds.

@@ -46,5 +46,5 @@ def progressive_steps(codec: ImageCodec, bitstream: bytes) -> list[tuple[int, in
     """(iterations, bytes) for each prefix of ``bitstream``'s iterations: what a receiver needs to show
     the image after that many iterations (each prefix is itself a valid bitstream; the last is all of it)."""
     last = int(Bitstream.from_bytes(bitstream).patch_iterations.max(initial=0))
-    steps = [(k, len(codec.truncate(bitstream, k))) for k in range(1, last)]
-    return [*steps, (last, len(bitstream))]
+    cuts = codec.truncations(bitstream, list(range(1, last)))
+    return [*((k, len(cut)) for k, cut in enumerate(cuts, start=1)), (last, len(bitstream))]

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
-from service import metrics
 from service.api.background import prefers_async, start_job
 from service.api.deps import Services, require_api_key, services
-from service.api.routes.compress import choose_target, compress_upload
+from service.api.routes.compress import Upload, compress_upload, upload_form
 from service.codec.goals import Progress
 from service.codec.rate_control import Target
 from service.comparison.same_bytes import ClassicResult, classic_at_budget, progressive_steps
@@ -72,12 +71,7 @@ async def compare_upload(
 
 @router.post("/compare", dependencies=[Depends(require_api_key)])
 async def compare(
-    request: Request,
-    image: UploadFile = File(..., description="PNG, JPEG, WebP, ... image"),
-    msssim: float | None = Form(None, description="minimum MS-SSIM (default 0.95)"),
-    psnr: float | None = Form(None, description="minimum PSNR in dB"),
-    bpp: float | None = Form(None, description="maximum bits per pixel"),
-    svc: Services = Depends(services),
+    request: Request, upload: Upload = Depends(upload_form), svc: Services = Depends(services)
 ) -> JSONResponse:
     """Compress an image as ``POST /compress`` does, then encode it with JPEG 4:2:0, WebP and AVIF, each
     at the largest quality (0-100, by bisection) whose file is not larger than our bitstream.
@@ -87,9 +81,7 @@ async def compare(
     the URL of that image). Images above ``RGIC_COMPARE_MAX_PIXELS`` (default 4 Mpx) get 413: the classic
     encoders' bisection costs about 10 s of CPU per 4 Mpx. Runs under the same concurrency and pixel
     limits as compress (503 with Retry-After past them); ``Prefer: respond-async`` gives a job."""
-    target = choose_target(msssim, psnr, bpp, svc.settings.default_msssim)
-    data = await image.read()
-    metrics.BYTES_IN.labels("/compare").inc(len(data))
+    data, target = upload.data, upload.target
     if prefers_async(request):
         return start_job(svc, "compare", lambda progress: compare_upload(svc, data, target, progress))
     return JSONResponse(await compare_upload(svc, data, target))

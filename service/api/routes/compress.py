@@ -32,6 +32,29 @@ def choose_target(
     return Target(kind, float(value))
 
 
+@dataclass
+class Upload:
+    """The multipart form of compress and compare: the image's bytes and the target asked for."""
+
+    data: bytes
+    target: Target
+
+
+async def upload_form(
+    request: Request,
+    image: UploadFile = File(..., description="PNG, JPEG, WebP, ... image"),
+    msssim: float | None = Form(None, description="minimum MS-SSIM (default 0.95)"),
+    psnr: float | None = Form(None, description="minimum PSNR in dB"),
+    bpp: float | None = Form(None, description="maximum bits per pixel"),
+    svc: Services = Depends(services),
+) -> Upload:
+    """The form's fields, read and checked (one target at most), shared by the routes that take it."""
+    target = choose_target(msssim, psnr, bpp, svc.settings.default_msssim)
+    data = await image.read()
+    metrics.BYTES_IN.labels(request.url.path).inc(len(data))
+    return Upload(data, target)
+
+
 def report(result: CompressResult, blob_id: str, width: int, height: int, notes: list[str]) -> dict:
     """The JSON body describing one compression."""
     counts = result.patch_iterations
@@ -107,21 +130,14 @@ def _observe(result: CompressResult) -> None:
     },
 )
 async def compress(
-    request: Request,
-    image: UploadFile = File(..., description="PNG, JPEG, WebP, ... image"),
-    msssim: float | None = Form(None, description="minimum MS-SSIM (default 0.95)"),
-    psnr: float | None = Form(None, description="minimum PSNR in dB"),
-    bpp: float | None = Form(None, description="maximum bits per pixel"),
-    svc: Services = Depends(services),
+    request: Request, upload: Upload = Depends(upload_form), svc: Services = Depends(services)
 ) -> Response:
     """Compress an image to the requested target. JSON by default; ``Accept: application/octet-stream``
     returns the bitstream and ``Accept: image/png`` the reconstruction, with metrics in headers.
 
     With ``Prefer: respond-async`` (for big photos): ``202 Accepted`` at once, ``Location: /jobs/{id}``;
     the job reports its stage and share done, then this call's JSON report or its error."""
-    target = choose_target(msssim, psnr, bpp, svc.settings.default_msssim)
-    data = await image.read()
-    metrics.BYTES_IN.labels("/compress").inc(len(data))
+    data, target = upload.data, upload.target
     if prefers_async(request):
 
         async def work(progress: Progress) -> dict:
