@@ -33,11 +33,15 @@ class Job:
     result: dict | None = None
     error: ServiceError | None = None
     created: float = field(default_factory=time.time)
+    #: Every stage entered so far, in order: a client polling now and then still learns what ran.
+    stages: list[str] = field(default_factory=list)
 
     def report_progress(self, stage: str, share: float) -> None:
         """Called from the worker: the stage it entered and the share of the work done (0-1)."""
         self.status, self.stage = "running", stage
         self.progress = max(self.progress, min(1.0, share))
+        if not self.stages or self.stages[-1] != stage:
+            self.stages.append(stage)
 
     def finish(self, result: dict) -> None:
         self.result, self.status, self.stage, self.progress = result, "done", "done", 1.0
@@ -52,6 +56,7 @@ class Job:
             "status": self.status,
             "stage": self.stage,
             "progress": round(self.progress, 3),
+            "stages": list(self.stages),
             "url": f"/jobs/{self.id}",
         }
         if self.result is not None:

@@ -21,6 +21,9 @@ log = logging.getLogger("rgic.jobs")
 #: Running jobs (a reference keeps each task alive until it ends).
 _running: set[asyncio.Task] = set()
 
+#: What each kind of job does first, before its work reports a stage of its own.
+_FIRST_STAGE = {"decompress": "reading the bitstream"}
+
 
 def prefers_async(request: Request) -> bool:
     """The client asked for ``Prefer: respond-async``."""
@@ -37,7 +40,7 @@ def start_job(svc: Services, kind: str, work: Callable[[Progress], Awaitable[dic
 
 
 async def _run(job: Job, work: Callable[[Progress], Awaitable[dict]]) -> None:
-    job.report_progress("decoding the upload", 0.0)
+    job.report_progress(_FIRST_STAGE.get(job.kind, "decoding the upload"), 0.0)
     try:
         body = await work(job.report_progress)
     except ServiceError as error:
