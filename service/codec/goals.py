@@ -15,6 +15,7 @@ state (image, geometry, the first pass, timings) and the operations the goals sh
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from collections.abc import Callable
@@ -75,11 +76,13 @@ class Candidate:
     """One way to code the image: per-patch counts and what the receiver decodes from them."""
 
     counts: np.ndarray  # per patch
-    image: np.ndarray  # what the receiver decodes, uint8 [H,W,3]
+    image: np.ndarray  # what the receiver decodes, uint8 [H,W,3] (or its composite: see ``decoded``)
     data: bytes | None  # the bitstream; quality goals code only the chosen candidate
     value: float  # the goal's quantity: bpp, or the quality measured (exact) or estimated
     exact: bool
     raw_bits: float  # bits before entropy coding: how quality goals rank candidates
+    #: False while ``image`` is the first pass's composite, a backend decode put off until chosen
+    decoded: bool = True
 
 
 @dataclass
@@ -258,9 +261,11 @@ class QualityGoal:
         uniform = run.uniform_candidate(n, curve[n - 1])
         floored = run.uniform.within_limits(np.maximum(uniform.counts, run.minimum_counts()))
         if run.settle_colour and not np.array_equal(floored, uniform.counts):  # their floor here too
-            image = run.decoded(floored)
+            # Judged on its composite (a little below its decode) and decoded only if chosen: an
+            # allocation that meets the target has the same floor and fewer bits.
+            image = run.uniform.composite(run.geometry.cell_iterations(floored))
             value = run.timed("metrics_seconds", self.measure, run.rgb, image)
-            uniform = Candidate(floored, image, None, value, True, run.raw_bits(floored))
+            uniform = Candidate(floored, image, None, value, False, run.raw_bits(floored), decoded=False)
         found = [uniform]
         aim = self.aim + _FIRST_AIM_BIAS[self.kind]  # cell sums estimate mixed counts a little high
         uniform_point = (uniform.value, uniform.value)  # a miss moves the aim towards it (exact)
@@ -294,6 +299,8 @@ class QualityGoal:
         offers more, so a target that more iterations reach is never answered short.
         """
         chosen = min(candidates, key=lambda c: (not self.target.met_by(c.value), c.raw_bits))
+        if not chosen.decoded:
+            chosen = dataclasses.replace(chosen, image=run.decoded(chosen.counts), decoded=True)
         achieved = (
             chosen.value
             if chosen.exact

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from service.codec.goals import CompressRun, QualityGoal, goal_for
+from service.codec.goals import Candidate, CompressRun, QualityGoal, goal_for
 from service.codec.patches import Geometry
 from service.codec.pipeline import EarlyExit, ImageCodec
 from service.codec.quality import msssim, psnr
@@ -37,6 +37,19 @@ def test_a_short_first_pass_is_extended_until_the_decoded_image_meets_the_target
     chosen, achieved = goal.choose(run, [run.uniform_candidate(2, 0.0)])
     assert achieved >= wanted and msssim(rgb, chosen.image) == pytest.approx(achieved)
     assert int(chosen.counts.max()) > 2 and run.iterations_run > 2
+
+
+def test_a_candidate_judged_on_its_composite_is_decoded_before_it_is_reported(codec, kodak_image) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:128, :192])
+    run = _run(codec, rgb)
+    run.first_pass(4, None)
+    counts = run.uniform_counts(4)
+    counts[:, : counts.shape[1] // 2] = 2  # mixed counts: the composite is not what the receiver decodes
+    composite = run.uniform.composite(run.geometry.cell_iterations(counts))
+    candidate = Candidate(counts, composite, None, 1.0, False, run.raw_bits(counts), decoded=False)
+    chosen, achieved = QualityGoal(Target("msssim", 0.5)).choose(run, [candidate])
+    assert chosen.decoded and not np.array_equal(chosen.image, composite)
+    assert np.array_equal(chosen.image, run.decoded(counts)) and achieved == msssim(rgb, chosen.image)
 
 
 @pytest.mark.parametrize(("height", "width"), [(1, 1), (7, 13), (13, 7), (321, 481), (481, 321), (40, 1030)])
