@@ -70,6 +70,18 @@ def main(argv: list[str] | None = None) -> None:
         f"MS-SSIM {big.msssim:.4f}, met: {big.target_met}, iterations {big.iterations}"
     )
     print(f"mosaic / one by one: {whole / one_by_one:.2f}x time")
+    summed: dict[str, float] = {}
+    for single in singles:
+        for key, seconds in single.timings.items():
+            summed[key] = summed.get(key, 0.0) + seconds
+    print("where the time goes (s): step | 30 one by one | mosaic")
+    for key in sorted(set(summed) | set(big.timings), key=lambda k: -summed.get(k, 0.0)):
+        step = key.removesuffix("_seconds")
+        print(f"  {step} | {summed.get(key, 0.0):.1f} | {big.timings.get(key, 0.0):.1f}")
+    print(
+        f"iterations coded, summed over the 32-px patches: one by one "
+        f"{sum(int(s.patch_iterations.sum()) for s in singles)}, mosaic {int(big.patch_iterations.sum())}"
+    )
     print(
         f"peak RSS of this process (gateway and backend together): {before:.0f} MB before the mosaic, "
         f"{_peak_megabytes():.0f} MB after"

@@ -23,7 +23,14 @@ import numpy as np
 from service.backend.client import BackendClient
 from service.codec.bitstream import Bitstream
 from service.codec.context_model import ContextModel
-from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW, decode_payload, encode_payload
+from service.codec.entropy import (
+    CODER_CONTEXT,
+    CODER_LEARNED,
+    CODER_RAW,
+    decode_payload,
+    encode_payload,
+    truncate,
+)
 from service.codec.goals import FIRST_PASS_SHARE, Candidate, CompressRun, Progress, goal_for
 from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.quality import msssim, psnr
@@ -421,8 +428,9 @@ class ImageCodec:
 
     # ------------------------------------------------------------------ decompress
 
-    def _parse(self, data: bytes) -> tuple[Bitstream, np.ndarray, np.ndarray]:
-        """Header checks, the backend serves its model version, then the payload's bits."""
+    def _parse(self, data: bytes, iterations: int | None = None) -> tuple[Bitstream, np.ndarray, np.ndarray]:
+        """Header checks, the backend serves its model version, then the payload's bits and each cell's
+        count (cut to the first ``iterations``, as :meth:`truncate` would, without coding again)."""
         stream = Bitstream.from_bytes(data)
         if stream.width * stream.height > self.max_pixels:
             raise InvalidBitstream(
@@ -442,6 +450,9 @@ class ImageCodec:
         bits = decode_payload(
             stream.coder_id, stream.payload, cell_iterations, stream.bits_per_cell, context_model
         )
+        if iterations is not None:
+            cell_iterations = np.minimum(cell_iterations, max(0, iterations))
+            bits = truncate(bits[: max(1, iterations)], cell_iterations)
         return stream, bits, cell_iterations
 
     def _check_served(self, stream: Bitstream) -> None:
@@ -459,12 +470,14 @@ class ImageCodec:
                 f"model version {version} makes {expected}"
             )
 
-    def decompress(self, data: bytes, progress: Progress | None = None) -> Decoded:
-        """Decode a bitstream to uint8 [H,W,3], with its header and where the time went; ``progress``
-        hears the share of the backend calls done."""
+    def decompress(
+        self, data: bytes, progress: Progress | None = None, iterations: int | None = None
+    ) -> Decoded:
+        """Decode a bitstream (its first ``iterations`` only, if given) to uint8 [H,W,3], with its header
+        and where the time went; ``progress`` hears the share of the backend calls done."""
         start = time.perf_counter()
         self.client.reset_timing()
-        stream, bits, cell_iterations = self._parse(data)
+        stream, bits, cell_iterations = self._parse(data, iterations)
         parsed = time.perf_counter()
         image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations, progress)
         timings = {
@@ -506,10 +519,13 @@ class ImageCodec:
                 image[tile.pixel_slice] = final[i]
         return np.ascontiguousarray(geometry.crop(image))
 
-    def decompress_progressive(self, data: bytes) -> tuple[Bitstream, Iterator[np.ndarray]]:
-        """Validate now, then return the header and an iterator of the image after each iteration
-        (decoded step by step with explicit states), so that errors surface before streaming."""
-        stream, bits, cell_iterations = self._parse(data)
+    def decompress_progressive(
+        self, data: bytes, iterations: int | None = None
+    ) -> tuple[Bitstream, Iterator[np.ndarray]]:
+        """Validate now, then return the header and an iterator of the image after each iteration (up
+        to ``iterations``; decoded step by step with explicit states), so that errors surface before
+        streaming."""
+        stream, bits, cell_iterations = self._parse(data, iterations)
         return stream, self._progressive_frames(stream, bits, cell_iterations)
 
     def _progressive_frames(

@@ -31,10 +31,9 @@ async def _decoded_png(
     svc: Services, data: bytes, iterations: int | None, progress: Progress | None = None
 ) -> tuple[bytes, dict[str, str], tuple[int, int]]:
     """The PNG of ``data`` (its first ``iterations``), headers describing it, and (width, height)."""
-    pixels = declared_pixels(data)
-    if iterations is not None:
-        data = await svc.limiter.run(svc.codec.truncate, data, iterations)
-    decoded = await svc.limiter.run(svc.codec.decompress, data, progress, pixels=pixels)
+    decoded = await svc.limiter.run(
+        svc.codec.decompress, data, progress, iterations, pixels=declared_pixels(data)
+    )
     if progress is not None:
         progress("writing the PNG", 0.95)
     png = await run_in_threadpool(encode_png, decoded.image)  # not admitted again: the decode was the cost
@@ -72,9 +71,7 @@ async def _decode(
 
         return start_job(svc, "decompress", work)
     if progressive:
-        if iterations is not None:
-            data = await svc.limiter.run(svc.codec.truncate, data, iterations)
-        _, frames = await svc.limiter.run(svc.codec.decompress_progressive, data)
+        _, frames = await svc.limiter.run(svc.codec.decompress_progressive, data, iterations)
         return progressive_png_stream(svc.limiter.stream(frames, declared_pixels(data)), route)
     png, headers, _ = await _decoded_png(svc, data, iterations)
     metrics.BYTES_OUT.labels(route).inc(len(png))

@@ -152,4 +152,7 @@ def test_a_bitstream_cut_to_k_iterations_decodes_to_the_progressive_frame_k(
         sizes.append(len(cut))
         np.testing.assert_array_equal(Bitstream.from_bytes(cut).patch_iterations, np.minimum(counts, k))
         np.testing.assert_array_equal(codec.decompress(cut).image, frame)
+        np.testing.assert_array_equal(codec.decompress(data, iterations=k).image, frame)  # not coded again
+        *_, last = codec.decompress_progressive(data, iterations=k)[1]
+        np.testing.assert_array_equal(last, frame)
     assert sizes == sorted(sizes) and sizes[-1] == len(data)

@@ -58,3 +58,22 @@ def test_progressive_frames_improve_and_end_at_the_full_decode(
         Image.open(io.BytesIO(http.post("/decompress", content=bitstream).content)).convert("RGB")
     )
     np.testing.assert_array_equal(frames[-1], full)
+
+
+def test_iterations_decodes_what_a_progressive_receiver_shows_then(
+    http: httpx.Client, bitstream: bytes
+) -> None:
+    response = http.post("/decompress?progressive=true", content=bitstream)
+    frames = _frames(response.content, response.headers["content-type"].split("boundary=")[1])
+    k = 2
+    cut = http.post(f"/decompress?iterations={k}", content=bitstream)
+    assert cut.status_code == 200
+    np.testing.assert_array_equal(
+        np.asarray(Image.open(io.BytesIO(cut.content)).convert("RGB")), frames[k - 1]
+    )
+    streamed = http.post(f"/decompress?iterations={k}&progressive=true", content=bitstream)
+    first_k = _frames(streamed.content, streamed.headers["content-type"].split("boundary=")[1])
+    assert len(first_k) == k
+    np.testing.assert_array_equal(first_k[-1], frames[k - 1])
+    refused = http.post("/decompress?iterations=0", content=bitstream)
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "bad_parameter"
