@@ -245,9 +245,12 @@ class QualityGoal:
         run.settle_colour = (
             codec.smooth_patch_delta_e > 0 and self.target.value >= _SETTLE_COLOUR_FROM[self.kind]
         )
-        # With smooth patches, one iteration past the aim: where their colour settles (minimum_counts)
-        extra = codec.extra_iterations + int(run.settle_colour and run.smooth.any())
-        run.first_pass(codec.max_iterations, EarlyExit(self.kind, self.aim, extra))
+        # Tiles with smooth patches run one iteration past the aim: where their colour settles
+        # (minimum_counts); a big image's other tiles do not pay for it.
+        one_more = (
+            run.geometry.cell_iterations(run.smooth.astype(np.int32)) > 0 if run.settle_colour else None
+        )
+        run.first_pass(codec.max_iterations, EarlyExit(self.kind, self.aim, codec.extra_iterations, one_more))
         floor = codec.smooth_patch_iterations if run.settle_colour and run.smooth.any() else 1
         if run.iterations_run < min(codec.max_iterations, floor):  # smooth patches need more: that far
             run.first_pass(min(codec.max_iterations, floor), None)

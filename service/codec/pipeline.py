@@ -119,11 +119,18 @@ class Decoded:
 
 @dataclass(frozen=True)
 class EarlyExit:
-    """Stop the uniform pass ``extra`` iterations after the whole image reaches ``quality``."""
+    """Stop each tile's uniform pass ``extra`` iterations after it reaches ``quality`` (one more where
+    ``one_more`` marks a cell of the tile: iterations rate control may give those cells beyond it)."""
 
     kind: str  # "msssim" or "psnr"
     quality: float
     extra: int
+    one_more: np.ndarray | None = None  # bool [cells_y, cells_x] of the padded image
+
+    def extra_for(self, tile: Tile) -> int:
+        """Iterations ``tile`` runs past the count at which it reaches the quality."""
+        more = self.one_more is not None and bool(self.one_more[tile.cell_slice].any())
+        return self.extra + int(more)
 
 
 def _batches(tiles: list[Tile], cell_iterations: np.ndarray) -> list[tuple[int, list[Tile]]]:
@@ -255,7 +262,9 @@ class ImageCodec:
                 "iterations": np.stack([cell_iterations[t.cell_slice] for t in batch]).astype(np.int32),
                 "stop_msssim": np.full(size, stop["msssim"], np.float32),
                 "stop_psnr": np.full(size, stop["psnr"], np.float32),
-                "extra_iterations": np.full(size, early_exit.extra if early_exit else 0, np.int32),
+                "extra_iterations": np.array(
+                    [early_exit.extra_for(t) if early_exit else 0 for t in batch], np.int32
+                ),
             }
             out = self.client.predict(self.model_name, version, "compress", inputs)
             if not stitched:

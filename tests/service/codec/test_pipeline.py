@@ -7,7 +7,7 @@ from service.codec.bitstream import Bitstream
 from service.codec.entropy import CODER_RAW, encode_payload
 from service.codec.goals import next_aim
 from service.codec.patches import Geometry
-from service.codec.pipeline import Encoding, ImageCodec
+from service.codec.pipeline import EarlyExit, Encoding, ImageCodec
 from service.codec.rate_control import Target
 from service.errors import InvalidBitstream, ModelCannotCompress
 from tests.conftest import KODAK
@@ -156,3 +156,13 @@ def test_a_bitstream_cut_to_k_iterations_decodes_to_the_progressive_frame_k(
         *_, last = codec.decompress_progressive(data, iterations=k)[1]
         np.testing.assert_array_equal(last, frame)
     assert sizes == sorted(sizes) and sizes[-1] == len(data)
+
+
+def test_only_tiles_with_marked_cells_run_one_iteration_more() -> None:
+    geometry = Geometry(2048, 1024, 32, 1024)  # two tiles side by side
+    one_more = np.zeros(geometry.cells, bool)
+    one_more[3, 70] = True  # a cell of the right-hand tile
+    left, right = geometry.tiles()
+    assert EarlyExit("msssim", 0.95, 0, one_more).extra_for(left) == 0
+    assert EarlyExit("msssim", 0.95, 0, one_more).extra_for(right) == 1
+    assert EarlyExit("msssim", 0.95, 2).extra_for(right) == 2
