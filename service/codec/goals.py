@@ -271,7 +271,7 @@ class QualityGoal:
             uniform = Candidate(floored, image, None, value, False, run.raw_bits(floored), decoded=False)
         found = [uniform]
         aim = self.aim + _FIRST_AIM_BIAS[self.kind]  # cell sums estimate mixed counts a little high
-        uniform_point = (uniform.value, uniform.value)  # a miss moves the aim towards it (exact)
+        uniform_point = (uniform.value, uniform.value)  # a miss moves the aim towards it (measured)
         decodes = 0
         for _ in range(_QUALITY_TRIES):
             acceptable = lambda c, aim=aim: table.estimate(self.kind, c) >= aim  # noqa: E731
