@@ -101,12 +101,16 @@ class Encoding:
         """
         last = len(self.reconstructions)
         image = np.full_like(self.reconstructions[0], _GREY)
+        cells_y, cells_x = cell_iterations.shape
+
+        def by_cell(pixels: np.ndarray) -> np.ndarray:  # a view [cells_y, 16, cells_x, 16, 3]
+            return pixels.reshape(cells_y, CELL_SIZE, cells_x, CELL_SIZE, 3)
+
         for n in np.unique(cell_iterations):
             if n == 0:
                 continue
-            cells = cell_iterations == n
-            pixels = np.repeat(np.repeat(cells, CELL_SIZE, axis=0), CELL_SIZE, axis=1)
-            image[pixels] = self.reconstructions[min(int(n), last) - 1][pixels]
+            cells = (cell_iterations == n)[:, None, :, None, None]  # broadcast, never a pixel mask
+            np.copyto(by_cell(image), by_cell(self.reconstructions[min(int(n), last) - 1]), where=cells)
         return np.ascontiguousarray(self.geometry.crop(image))
 
 
