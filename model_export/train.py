@@ -25,7 +25,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from model_export.data import CropSampler, load_training_images
-from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
+from model_export.model import CELL_SIZE, EARLY_ITERATIONS, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights, shipped_config, shipped_metadata
 from model_export.snapshot import has_snapshot, restore_snapshot, snapshot_config, write_snapshot
 
@@ -151,7 +151,12 @@ def train(args: argparse.Namespace) -> None:
     def train_step(batch: tf.Tensor, stop_at: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss, _ = codec.forward(
-                batch, args.iterations, stop_at=stop_at, training=True, log_loss=args.log_loss
+                batch,
+                args.iterations,
+                stop_at=stop_at,
+                training=True,
+                log_loss=args.log_loss,
+                early_weight=args.early_weight,
             )
         grads = tape.gradient(loss, variables)
         grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
@@ -173,7 +178,12 @@ def train(args: argparse.Namespace) -> None:
         if new_log:
             log.writerow(["step", "loss", "learning_rate", "unix_time"])
         log.writerow(
-            [f"# iterations={args.iterations} log_loss={args.log_loss}", "", "", f"{time.time():.0f}"]
+            [
+                f"# iterations={args.iterations} log_loss={args.log_loss} early_weight={args.early_weight}",
+                "",
+                "",
+                f"{time.time():.0f}",
+            ]
         )
         ema = None
         while not stopping.is_set() and int(global_step) < args.steps and time.monotonic() < deadline:
@@ -227,6 +237,12 @@ def main(argv: list[str] | None = None) -> None:
         action=argparse.BooleanOptionalAction,
         default=True,
         help="mean log L1 over iterations (default) instead of mean L1",
+    )
+    parser.add_argument(
+        "--early-weight",
+        type=float,
+        default=1.0,
+        help=f"loss weight of each of the first {EARLY_ITERATIONS} iterations (the rest weigh 1)",
     )
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")

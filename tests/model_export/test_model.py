@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from model_export.model import CELL_SIZE, LATE_LOG_GAIN_STEP, CodecConfig, RecurrentCodec
+from model_export.model import CELL_SIZE, EARLY_ITERATIONS, LATE_LOG_GAIN_STEP, CodecConfig, RecurrentCodec
 
 TINY = CodecConfig(
     encoder_channels=(8, 16, 16, 16), decoder_channels=(16, 16, 16, 16), bits_per_cell=8, max_iterations=4
@@ -26,6 +26,16 @@ def test_forward_returns_one_reconstruction_per_iteration(codec: RecurrentCodec)
     assert np.isfinite(float(log_loss)) and float(l1_loss) > 0
     # mean of log L1 is the log of the geometric mean, never above the arithmetic mean
     assert np.exp(float(log_loss)) <= float(l1_loss) * (1 + 1e-4)
+
+
+def test_early_weight_weighs_the_first_iterations_more(codec: RecurrentCodec) -> None:
+    images = tf.random.uniform([2, 32, 48, 3]) - 0.5
+    plain, recons = codec.forward(images, iterations=EARLY_ITERATIONS + 2, training=False)
+    weighted, _ = codec.forward(images, iterations=EARLY_ITERATIONS + 2, training=False, early_weight=3.0)
+    logs = [np.log(float(tf.reduce_mean(tf.abs(images - r))) + 1e-6) for r in recons]
+    weights = [3.0] * EARLY_ITERATIONS + [1.0, 1.0]
+    assert float(plain) == pytest.approx(np.mean(logs), rel=1e-5)
+    assert float(weighted) == pytest.approx(np.dot(weights, logs) / sum(weights), rel=1e-5)
 
 
 def test_training_gradients_reach_every_weight(codec: RecurrentCodec) -> None:
