@@ -243,7 +243,7 @@ class RecurrentCodec(tf.Module):
             losses.append(tf.math.log(error + 1e-6) if log_loss else error)
             reconstructions.append(reconstruction)
         weights = [early_weight if t < EARLY_ITERATIONS else 1.0 for t in range(iterations)]
-        loss = tf.add_n([w * loss for w, loss in zip(weights, losses, strict=True)]) / sum(weights)
+        loss = tf.add_n([w * term for w, term in zip(weights, losses, strict=True)]) / sum(weights)
         return loss, reconstructions
 
     # ----------------------------------------------------------------------------------------
