@@ -203,6 +203,11 @@ class CompressRun:
         bits = truncate(self.uniform.bits[: int(counts.max())], cells)
         return self.timed("decode_seconds", self.codec.decode_bits, self.geometry, self.version, bits, cells)
 
+    def composite(self, counts: np.ndarray) -> np.ndarray:
+        """The first pass's image with each patch at its own count: an allocation judged without a decode."""
+        assert self.uniform is not None
+        return self.uniform.composite(self.geometry.cell_iterations(counts))
+
     def uniform_candidate(self, n: int, value: float, data: bytes | None = None) -> Candidate:
         """Every patch at ``n`` iterations: a prefix of the first pass, so its image is exact."""
         assert self.uniform is not None
@@ -266,7 +271,7 @@ class QualityGoal:
         if run.settle_colour and not np.array_equal(floored, uniform.counts):  # their floor here too
             # Judged on its composite (a little below its decode) and decoded only if chosen: an
             # allocation that meets the target has the same floor and fewer bits.
-            image = run.uniform.composite(run.geometry.cell_iterations(floored))
+            image = run.composite(floored)
             value = run.timed("metrics_seconds", self.measure, run.rgb, image)
             uniform = Candidate(floored, image, None, value, False, run.raw_bits(floored), decoded=False)
         found = [uniform]
@@ -280,7 +285,7 @@ class QualityGoal:
                 break
             if 1 - run.raw_bits(counts) / uniform.raw_bits < _MIN_SAVING:
                 break  # not worth a decode
-            composite = run.uniform.composite(run.geometry.cell_iterations(counts))
+            composite = run.composite(counts)
             predicted = run.timed("rate_control_seconds", self.measure, run.rgb, composite)
             if not self.target.met_by(predicted):
                 aim = next_aim((aim, predicted), uniform_point, self.target.value, _AIM_STEP[self.kind])

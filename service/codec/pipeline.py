@@ -367,13 +367,9 @@ class ImageCodec:
             coder_id=chosen,
         ).to_bytes()
 
-    def truncate(self, data: bytes, iterations: int) -> bytes:
-        """The bitstream ``data`` cut to its first ``iterations`` iterations: a valid, smaller bitstream
-        that decodes to what a progressive receiver shows after that many iterations."""
-        return self.truncations(data, [iterations])[0]
-
     def truncations(self, data: bytes, iterations: list[int]) -> list[bytes]:
-        """``data`` cut to each of ``iterations`` (see :meth:`truncate`), its payload decoded once."""
+        """The bitstream ``data`` cut to each of ``iterations`` (its payload decoded once): valid, smaller
+        bitstreams that decode to what a progressive receiver shows after that many iterations."""
         stream, bits, _ = self._parse(data)
         return [
             self._pack(
@@ -443,7 +439,7 @@ class ImageCodec:
 
     def _parse(self, data: bytes, iterations: int | None = None) -> tuple[Bitstream, np.ndarray, np.ndarray]:
         """Header checks, the backend serves its model version, then the payload's bits and each cell's
-        count (cut to the first ``iterations``, as :meth:`truncate` would, without coding again)."""
+        count (cut to the first ``iterations``, as :meth:`truncations` would, without coding again)."""
         stream = Bitstream.from_bytes(data)
         if stream.width * stream.height > self.max_pixels:
             raise InvalidBitstream(

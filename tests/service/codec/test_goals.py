@@ -45,7 +45,7 @@ def test_a_candidate_judged_on_its_composite_is_decoded_before_it_is_reported(co
     run.first_pass(4, None)
     counts = run.uniform_counts(4)
     counts[:, : counts.shape[1] // 2] = 2  # mixed counts: the composite is not what the receiver decodes
-    composite = run.uniform.composite(run.geometry.cell_iterations(counts))
+    composite = run.composite(counts)
     candidate = Candidate(counts, composite, None, 1.0, False, run.raw_bits(counts), decoded=False)
     chosen, achieved = QualityGoal(Target("msssim", 0.5)).choose(run, [candidate])
     assert chosen.decoded and not np.array_equal(chosen.image, composite)
