@@ -48,6 +48,12 @@ class Settings(BaseSettings):
         "original's (of those the first pass ran; it runs one past the target when the image has smooth "
         "patches): neighbours cannot then differ by a visible step (docs/decisions.md 25). 0 turns it off",
     )
+    refinement_base_iterations: int = Field(
+        4,
+        description="network iterations under the refinement layer, the DCT-coded residual that carries "
+        "quality targets past the network's reach (MS-SSIM 0.985 / 33 dB and up, or any it misses; "
+        "docs/decisions.md 28). 0 turns the layer off",
+    )
     default_msssim: float = 0.95
 
     # limits

@@ -6,7 +6,9 @@
     | colour u8 | cell u8 | bits_per_cell u8 | patch u16 | tile u16
     | patch iteration counts: u8 × (patches_y · patches_x)                  (formats 1, 2)
     |                         counts len u16 | zlib(u8 × patches_y · patches_x) (format 3)
-    | coder id u8 | coder params len u8 | coder params | payload len u32 | payload | crc32 u32
+    | coder id u8 | coder params len u8 | coder params | payload len u32 | payload
+    | refinement len u32 | refinement                                      (format 4)
+    | crc32 u32
 
 Big-endian integers. The CRC-32 covers every byte before it. Parsing checks every length and
 value against what the header implies, so corrupt, truncated or foreign input raises
@@ -25,15 +27,22 @@ from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW
 from service.codec.patches import CELL_SIZE, Geometry
 from service.errors import InvalidBitstream
 
-__all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "Bitstream", "declared_pixels"]
+__all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "REFINED_FORMAT_VERSION", "Bitstream", "declared_pixels"]
 
 MAGIC = b"RGIC"
 #: Written by this version. 1: raw bits only; 2: adds the context-adaptive range coder;
-#: 3: the per-patch iteration counts are zlib-compressed, and the learned context coder.
+#: 3: the per-patch iteration counts are zlib-compressed, and the learned context coder;
+#: 4: format 3 plus the refinement layer (service/codec/refinement.py), written only when it is used.
 FORMAT_VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+REFINED_FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
 #: Entropy coders each format version may name.
-_CODERS = {1: (CODER_RAW,), 2: (CODER_RAW, CODER_CONTEXT), 3: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED)}
+_CODERS = {
+    1: (CODER_RAW,),
+    2: (CODER_RAW, CODER_CONTEXT),
+    3: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
+    4: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
+}
 COLOUR_SRGB = 0
 MAX_DIMENSION = 1 << 20
 MAX_ITERATIONS = 64
@@ -56,6 +65,17 @@ class Bitstream:
     format_version: int = FORMAT_VERSION
     coder_params: bytes = b""
     colour: int = COLOUR_SRGB
+    #: the refinement layer's payload (format 4; empty: none)
+    refinement: bytes = b""
+
+    def __post_init__(self) -> None:
+        if self.refinement and self.format_version < REFINED_FORMAT_VERSION:
+            object.__setattr__(self, "format_version", REFINED_FORMAT_VERSION)
+
+    @property
+    def steps(self) -> int:
+        """What a progressive receiver shows in turn: the network's iterations, then the refinement."""
+        return int(self.patch_iterations.max(initial=0)) + bool(self.refinement)
 
     @property
     def geometry(self) -> Geometry:
@@ -92,6 +112,8 @@ class Bitstream:
             + struct.pack(">I", len(self.payload))
             + self.payload
         )
+        if self.format_version >= REFINED_FORMAT_VERSION:
+            body += struct.pack(">I", len(self.refinement)) + self.refinement
         return body + struct.pack(">I", zlib.crc32(body))
 
     @classmethod
@@ -140,6 +162,10 @@ class Bitstream:
         params = reader.take(params_len)
         (payload_len,) = reader.unpack(">I")
         payload = reader.take(payload_len)
+        refinement = b""
+        if version >= REFINED_FORMAT_VERSION:
+            (refinement_len,) = reader.unpack(">I")
+            refinement = reader.take(refinement_len)
         if reader.remaining != 4:
             raise InvalidBitstream("trailing bytes after the payload")
         return cls(
@@ -156,6 +182,7 @@ class Bitstream:
             coder_params=params,
             colour=colour,
             format_version=version,
+            refinement=refinement,
         )
 
 

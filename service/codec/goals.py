@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from service.codec import refinement
 from service.codec.entropy import truncate
 from service.codec.patches import Geometry
 from service.codec.quality import msssim, psnr
@@ -69,6 +70,13 @@ FIRST_PASS_SHARE = 0.7
 _SETTLE_COLOUR_FROM = {"msssim": 0.93, "psnr": 28.0}
 #: Iterations added per extra encode when the decoded image still misses a quality the model can reach.
 _EXTENSION = 2
+#: Quality targets from which the refinement layer is tried even where the network alone meets them:
+#: past these the network's last iterations cost more than the layer (decision 28).
+_REFINE_FROM = {"msssim": 0.985, "psnr": 33.0}
+#: Steps the refinement layer's search measures (a bisection on the log of the quantiser step).
+_REFINE_TRIES = 9
+#: The coarsest quantiser step searched: past it the layer adds almost nothing.
+_REFINE_MAX_STEP = 64.0
 
 
 @dataclass
@@ -83,6 +91,8 @@ class Candidate:
     raw_bits: float  # bits before entropy coding: how quality goals rank candidates
     #: False while ``image`` is the first pass's composite, a backend decode put off until chosen
     decoded: bool = True
+    #: the refinement layer's payload on top of the network's image (empty: none)
+    refinement: bytes = b""
 
 
 @dataclass
@@ -192,9 +202,14 @@ class CompressRun:
         assert self.uniform is not None
         return self.uniform.bits.shape[0]
 
-    def coded(self, counts: np.ndarray) -> bytes:
-        """The bitstream of the first pass's bits truncated to per-patch ``counts``."""
-        return self.timed("entropy_coding_seconds", self.codec.bitstream, self.uniform, counts)
+    def coded(self, counts: np.ndarray, refinement_payload: bytes = b"") -> bytes:
+        """The bitstream of the first pass's bits truncated to per-patch ``counts`` (and a refinement)."""
+        return self.timed(
+            "entropy_coding_seconds",
+            functools.partial(self.codec.bitstream, refinement=refinement_payload),
+            self.uniform,
+            counts,
+        )
 
     def decoded(self, counts: np.ndarray) -> np.ndarray:
         """What the receiver decodes from the first pass's bits truncated to ``counts`` (a backend call)."""
@@ -327,6 +342,47 @@ class QualityGoal:
                 chosen, achieved = extra, value
         return chosen, achieved
 
+    def refine(self, run: CompressRun, chosen: Candidate, achieved: float) -> tuple[Candidate, float]:
+        """The refinement layer on a few network iterations, where the network alone misses the target
+        or (at high targets) needs more bytes than the layer: the coarsest quantiser step meeting the
+        target (or the finest, if none does), kept if it meets the target in fewer bytes."""
+        base_count = min(run.codec.refinement_base_iterations, run.iterations_run)
+        met = self.target.met_by(achieved)
+        if base_count < 1 or (met and self.target.value < _REFINE_FROM[self.kind]):
+            return chosen, achieved
+        counts = run.uniform_counts(base_count)
+        transform = refinement.ResidualTransform.of(run.rgb, run.uniform.reconstruction(base_count))
+        step, image, value = run.timed("refinement_seconds", self._refinement_step, run, transform)
+        if not self.target.met_by(value) if met else value <= achieved:
+            return chosen, achieved
+        payload = run.timed("refinement_seconds", refinement.encode, transform, step)
+        data = run.coded(counts, payload)
+        if met:
+            chosen.data = chosen.data or run.coded(chosen.counts)
+            if len(chosen.data) <= len(data):
+                return chosen, achieved
+        return Candidate(counts, image, data, value, True, 8.0 * len(data), refinement=payload), value
+
+    def _refinement_step(
+        self, run: CompressRun, transform: refinement.ResidualTransform
+    ) -> tuple[float, np.ndarray, float]:
+        """(step, image, quality): the coarsest step found meeting the aim, else the finest step."""
+        low, high = np.log(refinement.MIN_STEP), np.log(_REFINE_MAX_STEP)
+        best: tuple[float, np.ndarray, float] | None = None
+        for _ in range(_REFINE_TRIES):
+            step = float(np.exp((low + high) / 2))
+            image = transform.image(step)
+            value = self.measure(run.rgb, image)
+            if value >= self.aim:
+                best, low = (step, image, value), np.log(step)
+            else:
+                high = np.log(step)
+        if best is None:
+            step = refinement.MIN_STEP
+            image = transform.image(step)
+            best = (step, image, self.measure(run.rgb, image))
+        return best
+
 
 class SizeGoal:
     """Fill a size (bits per pixel) with the best quality: the most bytes that still fit."""
@@ -386,6 +442,10 @@ class SizeGoal:
         """The largest bitstream that fits (else the smallest); the value is its bpp."""
         chosen = min(candidates, key=lambda c: (not self.target.met_by(c.value), -len(c.data or b"")))
         return chosen, chosen.value
+
+    def refine(self, run: CompressRun, chosen: Candidate, achieved: float) -> tuple[Candidate, float]:
+        """Size targets are filled by the network's iterations alone."""
+        return chosen, achieved
 
 
 def goal_for(target: Target) -> QualityGoal | SizeGoal:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from service.backend.client import BackendClient
+from service.codec import refinement
 from service.codec.bitstream import Bitstream
 from service.codec.context_model import ContextModel
 from service.codec.entropy import (
@@ -66,6 +67,8 @@ class CompressResult:
     model_name: str
     model_version: int
     timings: dict[str, float] = field(default_factory=dict)
+    #: bytes of the bitstream's refinement layer (0: the network's iterations alone)
+    refinement_bytes: int = 0
 
 
 @dataclass
@@ -151,6 +154,11 @@ def _batches(tiles: list[Tile], cell_iterations: np.ndarray) -> list[tuple[int, 
     return out
 
 
+def _refined(stream: Bitstream, iterations: int | None) -> bool:
+    """Whether decoding ``stream``'s first ``iterations`` steps (None: all) applies its refinement layer."""
+    return bool(stream.refinement) and (iterations is None or iterations >= stream.steps)
+
+
 def _place(target: np.ndarray, values: np.ndarray, where: tuple[slice, slice]) -> None:
     """Write per-iteration ``values`` [n, ...] into ``target`` [N, ...] at ``where``; a tile that
     stops before N keeps its last value, as the receiver keeps its last image."""
@@ -174,6 +182,7 @@ class ImageCodec:
         max_pixels: int = 24_000_000,
         smooth_patch_iterations: int = 3,
         smooth_patch_delta_e: float = 1.2,
+        refinement_base_iterations: int = 4,
     ) -> None:
         self.client = client
         self.model_name = model_name
@@ -187,6 +196,8 @@ class ImageCodec:
         #: fewest iterations rate control gives a smooth patch (blocks show beside 1-iteration patches)
         self.smooth_patch_iterations = smooth_patch_iterations
         self.smooth_patch_delta_e = smooth_patch_delta_e
+        #: network iterations under the refinement layer (0: no refinement layer)
+        self.refinement_base_iterations = refinement_base_iterations
         self._signature_defs: dict[int, dict] = {}
         self._context_models: dict[int, ContextModel | None] = {}
 
@@ -327,14 +338,21 @@ class ImageCodec:
         return Encoding(geometry, version, out["bits"], out["reconstructions"], table, limits)
 
     def bitstream(
-        self, encoding: Encoding, patch_iterations: np.ndarray, coder_id: int | None = None
+        self,
+        encoding: Encoding,
+        patch_iterations: np.ndarray,
+        coder_id: int | None = None,
+        refinement: bytes = b"",
     ) -> bytes:
-        """The bitstream of ``encoding`` truncated to ``patch_iterations`` [patches_y, patches_x].
+        """The bitstream of ``encoding`` truncated to ``patch_iterations`` [patches_y, patches_x], with
+        the ``refinement`` layer's payload if any.
 
         By default the model version's learned context coder (the count-based one for versions
         without a context model), unless raw bits are smaller (never worse than raw).
         """
-        return self._pack(encoding.geometry, encoding.version, encoding.bits, patch_iterations, coder_id)
+        return self._pack(
+            encoding.geometry, encoding.version, encoding.bits, patch_iterations, coder_id, refinement
+        )
 
     def _pack(
         self,
@@ -343,6 +361,7 @@ class ImageCodec:
         bits: np.ndarray,
         patch_iterations: np.ndarray,
         coder_id: int | None = None,
+        refinement: bytes = b"",
     ) -> bytes:
         cell_iterations = geometry.cell_iterations(patch_iterations)
         total = int(cell_iterations.max(initial=0))
@@ -365,14 +384,18 @@ class ImageCodec:
             patch_iterations=patch_iterations.astype(np.uint8),
             payload=payloads[chosen],
             coder_id=chosen,
+            refinement=refinement,
         ).to_bytes()
 
     def truncations(self, data: bytes, iterations: list[int]) -> list[bytes]:
         """The bitstream ``data`` cut to each of ``iterations`` (its payload decoded once): valid, smaller
-        bitstreams that decode to what a progressive receiver shows after that many iterations."""
+        bitstreams that decode to what a progressive receiver shows after that many steps (the
+        refinement layer, if any, is the step after the network's last)."""
         stream, bits, _ = self._parse(data)
         return [
-            self._pack(
+            data
+            if _refined(stream, k)
+            else self._pack(
                 stream.geometry, stream.model_version, bits, np.minimum(stream.patch_iterations, max(0, k))
             )
             for k in iterations
@@ -405,6 +428,7 @@ class ImageCodec:
         candidates = goal.candidates(run)
         run.report_progress("checking the choice", 0.9)
         chosen, achieved = goal.choose(run, candidates)
+        chosen, achieved = goal.refine(run, chosen, achieved)
         run.report_progress("coding the bitstream", 0.95)
         return self._report(run, target, chosen, achieved, start)
 
@@ -417,7 +441,7 @@ class ImageCodec:
             if kind not in reported:
                 reported[kind] = run.timed("metrics_seconds", metric, run.rgb, chosen.image)
         if chosen.data is None:
-            chosen.data = run.coded(chosen.counts)
+            chosen.data = run.coded(chosen.counts, chosen.refinement)
         reported["bpp"] = 8 * len(chosen.data) / run.pixels
         timings = {**run.timings, **self.client.timing(), "total_seconds": time.perf_counter() - start}
         return CompressResult(
@@ -433,6 +457,7 @@ class ImageCodec:
             model_name=self.model_name,
             model_version=run.version,
             timings=timings,
+            refinement_bytes=len(chosen.refinement),
         )
 
     # ------------------------------------------------------------------ decompress
@@ -489,6 +514,8 @@ class ImageCodec:
         stream, bits, cell_iterations = self._parse(data, iterations)
         parsed = time.perf_counter()
         image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations, progress)
+        if _refined(stream, iterations):
+            image = refinement.decode(image, stream.refinement)
         timings = {
             **self.client.timing(),
             "entropy_decoding_seconds": parsed - start,  # with the header checks (a few ms)
@@ -531,14 +558,14 @@ class ImageCodec:
     def decompress_progressive(
         self, data: bytes, iterations: int | None = None
     ) -> tuple[Bitstream, Iterator[np.ndarray]]:
-        """Validate now, then return the header and an iterator of the image after each iteration (up
-        to ``iterations``; decoded step by step with explicit states), so that errors surface before
-        streaming."""
+        """Validate now, then return the header and an iterator of the image after each step (up to
+        ``iterations``; the network's decoded step by step with explicit states, then the refinement
+        layer's if any), so that errors surface before streaming."""
         stream, bits, cell_iterations = self._parse(data, iterations)
-        return stream, self._progressive_frames(stream, bits, cell_iterations)
+        return stream, self._progressive_frames(stream, bits, cell_iterations, _refined(stream, iterations))
 
     def _progressive_frames(
-        self, stream: Bitstream, bits: np.ndarray, cell_iterations: np.ndarray
+        self, stream: Bitstream, bits: np.ndarray, cell_iterations: np.ndarray, refined: bool
     ) -> Iterator[np.ndarray]:
         geometry = stream.geometry
         channels = {k: v for k, v in self._channels(stream.model_version).items() if k != "bits"}
@@ -567,3 +594,5 @@ class ImageCodec:
                 for i, tile in enumerate(batch):
                     image[tile.pixel_slice] = out["image"][i]
             yield geometry.crop(image).copy()
+        if refined:
+            yield refinement.decode(geometry.crop(image), stream.refinement)

@@ -43,8 +43,9 @@ def classic_at_budget(
 
 
 def progressive_steps(codec: ImageCodec, bitstream: bytes) -> list[tuple[int, int]]:
-    """(iterations, bytes) for each prefix of ``bitstream``'s iterations: what a receiver needs to show
-    the image after that many iterations (each prefix is itself a valid bitstream; the last is all of it)."""
-    last = int(Bitstream.from_bytes(bitstream).patch_iterations.max(initial=0))
+    """(steps, bytes) for each prefix of ``bitstream``'s steps (the network's iterations, then the
+    refinement layer if any): what a receiver needs to show the image after that many steps (each
+    prefix is itself a valid bitstream; the last is all of it)."""
+    last = Bitstream.from_bytes(bitstream).steps
     cuts = codec.truncations(bitstream, list(range(1, last)))
     return [*((k, len(cut)) for k, cut in enumerate(cuts, start=1)), (last, len(bitstream))]

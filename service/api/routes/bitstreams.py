@@ -27,6 +27,8 @@ def header_info(stream: Bitstream, size: int) -> dict:
         "iterations": {"min": int(counts.min()), "max": int(counts.max()), "mean": float(counts.mean())},
         "coder_id": stream.coder_id,
         "payload_bytes": len(stream.payload),
+        "refinement_bytes": len(stream.refinement),
+        "steps": stream.steps,
         "bpp": 8 * size / (stream.width * stream.height),
     }
 

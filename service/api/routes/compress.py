@@ -67,6 +67,7 @@ def report(result: CompressResult, blob_id: str, width: int, height: int, notes:
         "width": width,
         "height": height,
         "iterations": result.iterations,
+        "refinement_bytes": result.refinement_bytes,
         "patch_iterations": {
             "min": int(counts.min()),
             "max": int(counts.max()),

@@ -1,3 +1,4 @@
+import dataclasses
 import struct
 import zlib
 
@@ -29,8 +30,19 @@ def test_round_trip_preserves_every_field() -> None:
     assert parsed.payload == stream.payload
 
 
-def test_every_truncation_and_bit_flip_is_refused_cleanly() -> None:
-    data = _stream().to_bytes()
+def test_a_refinement_layer_makes_format_4_and_round_trips() -> None:
+    plain = _stream()
+    assert plain.format_version == 3 and plain.steps == int(plain.patch_iterations.max())
+    refined = dataclasses.replace(plain, refinement=b"layer bytes")
+    parsed = Bitstream.from_bytes(refined.to_bytes())
+    assert parsed.format_version == 4 and parsed.refinement == b"layer bytes"
+    assert parsed.steps == plain.steps + 1 and parsed.payload == plain.payload
+    assert Bitstream.from_bytes(plain.to_bytes()).refinement == b""
+
+
+@pytest.mark.parametrize("refinement", [b"", b"layer"])
+def test_every_truncation_and_bit_flip_is_refused_cleanly(refinement: bytes) -> None:
+    data = dataclasses.replace(_stream(), refinement=refinement).to_bytes()
     for cut in range(len(data)):
         with pytest.raises(InvalidBitstream):
             Bitstream.from_bytes(data[:cut])

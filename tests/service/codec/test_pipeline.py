@@ -167,3 +167,41 @@ def test_only_tiles_with_marked_cells_run_one_iteration_more() -> None:
     assert EarlyExit("msssim", 0.95, 0, one_more).extra_for(left) == 0
     assert EarlyExit("msssim", 0.95, 0, one_more).extra_for(right) == 1
     assert EarlyExit("msssim", 0.95, 2).extra_for(right) == 2
+
+
+def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_alike(
+    codec: ImageCodec, kodak_image
+) -> None:
+    from service.codec.quality import psnr
+    from service.comparison.same_bytes import progressive_steps
+
+    rgb = np.ascontiguousarray(kodak_image[:96, :160])
+    network_only = ImageCodec(codec.client, "residual_gru", max_iterations=3, refinement_base_iterations=0)
+    short = network_only.compress(rgb, Target("psnr", 40.0))
+    assert not short.target_met and short.refinement_bytes == 0
+
+    refined = ImageCodec(codec.client, "residual_gru", max_iterations=3, refinement_base_iterations=2)
+    result = refined.compress(rgb, Target("psnr", 40.0))
+    assert result.target_met and result.psnr >= 40.0 and result.refinement_bytes > 0
+    stream = Bitstream.from_bytes(result.bitstream)
+    assert stream.format_version == 4 and stream.steps == int(stream.patch_iterations.max()) + 1
+    decoded = refined.decompress(result.bitstream).image
+    np.testing.assert_array_equal(decoded, result.reconstruction)
+    assert psnr(rgb, decoded) == pytest.approx(result.psnr, abs=1e-6)
+    _, frames = refined.decompress_progressive(result.bitstream)
+    frames = list(frames)
+    assert len(frames) == stream.steps
+    np.testing.assert_array_equal(frames[-1], decoded)
+    network = refined.decompress(result.bitstream, iterations=stream.steps - 1).image
+    np.testing.assert_array_equal(network, frames[-2])
+    assert psnr(rgb, network) < 40.0
+    steps = progressive_steps(refined, result.bitstream)
+    assert [k for k, _ in steps] == list(range(1, stream.steps + 1))
+    assert steps[-1][1] == len(result.bitstream) and steps[-2][1] < len(result.bitstream)
+
+
+def test_targets_the_network_meets_cheaply_get_no_refinement_layer(codec: ImageCodec, kodak_image) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:96, :160])
+    result = codec.compress(rgb, Target("msssim", 0.9))
+    assert result.target_met and result.refinement_bytes == 0
+    assert Bitstream.from_bytes(result.bitstream).format_version == 3

@@ -1,0 +1,48 @@
+"""The refinement layer: its payload round trip, its quantiser and its errors."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from service.codec import refinement
+from service.codec.quality import psnr
+from service.errors import InvalidBitstream
+
+
+@pytest.fixture(scope="module")
+def pair(kodak_image) -> tuple[np.ndarray, np.ndarray]:
+    """An original (odd size: blocks cut at the edges) and a coarse base image of it."""
+    original = np.ascontiguousarray(kodak_image[:123, :201])
+    buffer = io.BytesIO()
+    Image.fromarray(original).save(buffer, "JPEG", quality=10)
+    return original, np.asarray(Image.open(buffer).convert("RGB"))
+
+
+@pytest.mark.parametrize("step", [refinement.MIN_STEP, 3.0, 17.3])
+def test_the_receiver_decodes_what_the_encoder_measured(pair, step: float) -> None:
+    original, base = pair
+    transform = refinement.ResidualTransform.of(original, base)
+    payload = refinement.encode(transform, step)
+    np.testing.assert_array_equal(refinement.decode(base, payload), transform.image(step))
+
+
+def test_finer_steps_cost_more_bytes_and_give_more_quality(pair) -> None:
+    original, base = pair
+    transform = refinement.ResidualTransform.of(original, base)
+    steps = [32.0, 8.0, 2.0]
+    sizes = [len(refinement.encode(transform, s)) for s in steps]
+    qualities = [psnr(original, transform.image(s)) for s in steps]
+    assert sizes == sorted(sizes) and qualities == sorted(qualities)
+    assert qualities[0] > psnr(original, base) and qualities[-1] > 40
+
+
+def test_corrupt_or_foreign_payloads_raise_invalid_bitstream(pair) -> None:
+    original, base = pair
+    payload = refinement.encode(refinement.ResidualTransform.of(original, base), 4.0)
+    for bad in (b"", payload[:1], b"\x00\x00" + payload[2:], payload[:2] + b"junk" * 10, payload[:-20]):
+        with pytest.raises(InvalidBitstream):
+            refinement.decode(base, bad)
+    with pytest.raises(InvalidBitstream, match="needs"):  # a payload for a smaller image
+        refinement.decode(np.zeros((200, 300, 3), np.uint8), payload)
