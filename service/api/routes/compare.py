@@ -63,7 +63,12 @@ async def compare_upload(
             for entry in classic
         ],
         "steps": [
-            {"iterations": k, "bytes": size, "url": f"/decompress/{ours.blob_id}?iterations={k}"}
+            {
+                "iterations": k,
+                "bytes": size,
+                "url": f"/decompress/{ours.blob_id}?iterations={k}",
+                "refinement": k > ours.result.iterations,  # the layer after the network's iterations
+            }
             for k, size in steps
         ],
     }

@@ -72,7 +72,7 @@ function fmt(value, digits) {
 function renderFigures(result) {
   const ours = result.ours;
   const rows = [
-    { name: "ours", quality: `${ours.iterations} iterations`, bytes: ours.bytes, bpp: ours.bpp, msssim: ours.msssim, psnr: ours.psnr, cls: "ours" },
+    { name: "ours", quality: `${ours.iterations} iterations${ours.refinement_bytes ? " + refinement" : ""}`, bytes: ours.bytes, bpp: ours.bpp, msssim: ours.msssim, psnr: ours.psnr, cls: "ours" },
     ...result.classic.map((c) => c.fits
       ? { name: c.codec, quality: `q ${c.quality}`, bytes: c.bytes, bpp: c.bpp, msssim: c.msssim, psnr: c.psnr }
       : { name: c.codec, quality: "does not fit", bytes: null, bpp: null, msssim: null, psnr: null }),
@@ -159,7 +159,7 @@ function showStep() {
   const total = state.steps[state.steps.length - 1].bytes;
   $("step-image").src = step.url;
   $("step-text").textContent =
-    `${k} of ${state.steps.length} iterations: ${step.bytes.toLocaleString("en")} bytes (${Math.round((100 * step.bytes) / total)} % of the file)`;
+    `${step.refinement ? "the refinement layer" : `${k} of ${state.steps.length} iterations`}: ${step.bytes.toLocaleString("en")} bytes (${Math.round((100 * step.bytes) / total)} % of the file)`;
 }
 
 function togglePlay() {

@@ -45,6 +45,7 @@ def test_each_classic_codec_is_at_most_our_size_and_measured_on_its_file(
 def test_progressive_steps_grow_to_the_whole_bitstream(http: httpx.Client, compared: dict) -> None:
     steps = compared["steps"]
     assert [s["iterations"] for s in steps] == list(range(1, compared["ours"]["iterations"] + 1))
+    assert compared["ours"]["refinement_bytes"] == 0 and not any(s["refinement"] for s in steps)
     sizes = [s["bytes"] for s in steps]
     assert sizes == sorted(sizes) and sizes[-1] == compared["ours"]["bytes"]
     first = http.get(steps[0]["url"])
