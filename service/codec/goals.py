@@ -346,10 +346,12 @@ class QualityGoal:
         """The refinement layer on a few network iterations, where the network alone misses the target
         or (at high targets) needs more bytes than the layer: the coarsest quantiser step meeting the
         target (or the finest, if none does), kept if it meets the target in fewer bytes."""
-        base_count = min(run.codec.refinement_base_iterations, run.iterations_run)
         met = self.target.met_by(achieved)
-        if base_count < 1 or (met and self.target.value < _REFINE_FROM[self.kind]):
+        if run.codec.refinement_base_iterations is None or (
+            met and self.target.value < _REFINE_FROM[self.kind]
+        ):
             return chosen, achieved
+        base_count = min(run.codec.refinement_base_iterations, run.iterations_run)
         counts = run.uniform_counts(base_count)
         transform = refinement.ResidualTransform.of(run.rgb, run.uniform.reconstruction(base_count))
         step, image, value = run.timed("refinement_seconds", self._refinement_step, run, transform)

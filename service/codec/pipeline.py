@@ -90,7 +90,10 @@ class Encoding:
         return np.minimum(counts, self.limits)
 
     def reconstruction(self, iterations: int) -> np.ndarray:
-        """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size."""
+        """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size (after
+        none, the mid-grey the network starts from)."""
+        if iterations == 0:
+            return np.full((self.geometry.height, self.geometry.width, 3), _GREY, np.uint8)
         return np.ascontiguousarray(self.geometry.crop(self.reconstructions[iterations - 1]))
 
     def composite(self, cell_iterations: np.ndarray) -> np.ndarray:
@@ -182,7 +185,7 @@ class ImageCodec:
         max_pixels: int = 24_000_000,
         smooth_patch_iterations: int = 3,
         smooth_patch_delta_e: float = 1.2,
-        refinement_base_iterations: int = 4,
+        refinement_base_iterations: int | None = 0,
     ) -> None:
         self.client = client
         self.model_name = model_name
@@ -196,7 +199,7 @@ class ImageCodec:
         #: fewest iterations rate control gives a smooth patch (blocks show beside 1-iteration patches)
         self.smooth_patch_iterations = smooth_patch_iterations
         self.smooth_patch_delta_e = smooth_patch_delta_e
-        #: network iterations under the refinement layer (0: no refinement layer)
+        #: network iterations under the refinement layer (None: no refinement layer)
         self.refinement_base_iterations = refinement_base_iterations
         self._signature_defs: dict[int, dict] = {}
         self._context_models: dict[int, ContextModel | None] = {}

@@ -176,7 +176,7 @@ def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_al
     from service.comparison.same_bytes import progressive_steps
 
     rgb = np.ascontiguousarray(kodak_image[:96, :160])
-    network_only = ImageCodec(codec.client, "residual_gru", max_iterations=3, refinement_base_iterations=0)
+    network_only = ImageCodec(codec.client, "residual_gru", max_iterations=3, refinement_base_iterations=None)
     short = network_only.compress(rgb, Target("psnr", 40.0))
     assert not short.target_met and short.refinement_bytes == 0
 
@@ -205,3 +205,21 @@ def test_targets_the_network_meets_cheaply_get_no_refinement_layer(codec: ImageC
     result = codec.compress(rgb, Target("msssim", 0.9))
     assert result.target_met and result.refinement_bytes == 0
     assert Bitstream.from_bytes(result.bitstream).format_version == 3
+
+
+def test_a_refinement_layer_over_no_network_iteration_decodes_from_grey(
+    codec: ImageCodec, kodak_image
+) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:80, :112])
+    whole = ImageCodec(codec.client, "residual_gru", max_iterations=3, refinement_base_iterations=0)
+    result = whole.compress(rgb, Target("msssim", 0.995))
+    assert result.target_met and result.iterations == 0 and result.refinement_bytes > 0
+    stream = Bitstream.from_bytes(result.bitstream)
+    assert stream.steps == 1 and int(stream.patch_iterations.max()) == 0
+    np.testing.assert_array_equal(whole.decompress(result.bitstream).image, result.reconstruction)
+    np.testing.assert_array_equal(
+        whole.decompress(result.bitstream, iterations=0).image, np.full_like(rgb, 128)
+    )
+    _, frames = whole.decompress_progressive(result.bitstream)
+    (only,) = list(frames)
+    np.testing.assert_array_equal(only, result.reconstruction)
