@@ -157,9 +157,13 @@ def compress(args: argparse.Namespace) -> None:
             out = _output_path(path, args.out_dir, BITSTREAM_SUFFIX)
             out.write_bytes(result.bitstream)
             met = "" if result.target_met else "  (target NOT met)"
+            layer = (
+                f" + refinement layer ({result.refinement_bytes} bytes)" if result.refinement_bytes else ""
+            )
             return (
                 f"{path} -> {out}: {len(result.bitstream)} bytes, {result.bpp:.4f} bpp, "
-                f"MS-SSIM {result.msssim:.4f}, PSNR {result.psnr:.2f} dB, {result.iterations} iterations{met}"
+                f"MS-SSIM {result.msssim:.4f}, PSNR {result.psnr:.2f} dB, "
+                f"{result.iterations} iterations{layer}{met}"
             )
 
         _for_each_file(args.images, "compressing", one)

@@ -69,10 +69,16 @@ function fmt(value, digits) {
   return value === null || value === undefined ? "–" : value.toFixed(digits);
 }
 
+// The network's iterations, the refinement layer (an 8×8 DCT coder, decision 28) or both.
+function ourSetting(ours) {
+  if (!ours.refinement_bytes) return `${ours.iterations} iterations`;
+  return ours.iterations ? `${ours.iterations} iterations + refinement layer` : "refinement layer (DCT)";
+}
+
 function renderFigures(result) {
   const ours = result.ours;
   const rows = [
-    { name: "ours", quality: `${ours.iterations} iterations${ours.refinement_bytes ? " + refinement" : ""}`, bytes: ours.bytes, bpp: ours.bpp, msssim: ours.msssim, psnr: ours.psnr, cls: "ours" },
+    { name: "ours", quality: ourSetting(ours), bytes: ours.bytes, bpp: ours.bpp, msssim: ours.msssim, psnr: ours.psnr, cls: "ours" },
     ...result.classic.map((c) => c.fits
       ? { name: c.codec, quality: `q ${c.quality}`, bytes: c.bytes, bpp: c.bpp, msssim: c.msssim, psnr: c.psnr }
       : { name: c.codec, quality: "does not fit", bytes: null, bpp: null, msssim: null, psnr: null }),
