@@ -343,9 +343,10 @@ class QualityGoal:
         return chosen, achieved
 
     def refine(self, run: CompressRun, chosen: Candidate, achieved: float) -> tuple[Candidate, float]:
-        """The refinement layer on a few network iterations, where the network alone misses the target
-        or (at high targets) needs more bytes than the layer: the coarsest quantiser step meeting the
-        target (or the finest, if none does), kept if it meets the target in fewer bytes."""
+        """The refinement layer over the codec's ``refinement_base_iterations`` (0 by default: the layer
+        codes the whole image), where the network alone misses the target or (at high targets) may need
+        more bytes: the coarsest quantiser step meeting the target (or the finest, if none does), kept if
+        it meets the target in fewer bytes (or, where the network misses, comes closer)."""
         met = self.target.met_by(achieved)
         if run.codec.refinement_base_iterations is None or (
             met and self.target.value < _REFINE_FROM[self.kind]
