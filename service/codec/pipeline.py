@@ -85,6 +85,15 @@ class Encoding:
     #: stop at different counts, and a patch can be given no more bits than its tile has
     limits: np.ndarray
 
+    @classmethod
+    def empty(cls, geometry: Geometry, version: int, bits_per_cell: int) -> Encoding:
+        """No iteration at all: what compress holds when the refinement layer codes the whole image."""
+        patches = geometry.patches
+        samples = 3 * geometry.padded_height * geometry.padded_width
+        table = QualityTable(np.zeros((0, *patches, 3, 5)), np.zeros(5), np.zeros((0, *patches)), samples)
+        bits = np.zeros((0, *geometry.cells, bits_per_cell), np.int8)
+        return cls(geometry, version, bits, [], table, np.zeros(patches, np.int32))
+
     def within_limits(self, counts: np.ndarray) -> np.ndarray:
         """Per-patch ``counts`` cut to what each patch's tile ran."""
         return np.minimum(counts, self.limits)
@@ -93,7 +102,7 @@ class Encoding:
         """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size (after
         none, the mid-grey the network starts from)."""
         if iterations == 0:
-            return np.full((self.geometry.height, self.geometry.width, 3), _GREY, np.uint8)
+            return grey_image(self.geometry.height, self.geometry.width)
         return np.ascontiguousarray(self.geometry.crop(self.reconstructions[iterations - 1]))
 
     def composite(self, cell_iterations: np.ndarray) -> np.ndarray:
@@ -118,6 +127,11 @@ class Encoding:
             cells = (cell_iterations == n)[:, None, :, None, None]  # broadcast, never a pixel mask
             np.copyto(by_cell(image), by_cell(self.reconstructions[min(int(n), last) - 1]), where=cells)
         return np.ascontiguousarray(self.geometry.crop(image))
+
+
+def grey_image(height: int, width: int) -> np.ndarray:
+    """What the receiver shows before any network iteration: the mid-grey the network starts from."""
+    return np.full((height, width, 3), _GREY, np.uint8)
 
 
 @dataclass
@@ -228,6 +242,10 @@ class ImageCodec:
             for name in inputs
             if name == "bits" or name.startswith("dec_state_")
         }
+
+    def empty_encoding(self, geometry: Geometry, version: int) -> Encoding:
+        """An encoding of no iteration of ``version`` (see ``Encoding.empty``)."""
+        return Encoding.empty(geometry, version, self._channels(version)["bits"])
 
     def context_model(self, version: int) -> ContextModel | None:
         """The entropy coder's context model shipped with ``version`` (None before it shipped one)."""
@@ -518,7 +536,7 @@ class ImageCodec:
         parsed = time.perf_counter()
         image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations, progress)
         if _refined(stream, iterations):
-            image = refinement.decode(image, stream.refinement)
+            image = refinement.decode(image, stream.refinement, stream.refinement_in_lzma_planes)
         timings = {
             **self.client.timing(),
             "entropy_decoding_seconds": parsed - start,  # with the header checks (a few ms)
@@ -598,4 +616,4 @@ class ImageCodec:
                     image[tile.pixel_slice] = out["image"][i]
             yield geometry.crop(image).copy()
         if refined:
-            yield refinement.decode(geometry.crop(image), stream.refinement)
+            yield refinement.decode(geometry.crop(image), stream.refinement, stream.refinement_in_lzma_planes)

@@ -1,5 +1,7 @@
 """The codec pipeline against the embedded backend, without HTTP."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -184,7 +186,7 @@ def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_al
     result = refined.compress(rgb, Target("psnr", 40.0))
     assert result.target_met and result.psnr >= 40.0 and result.refinement_bytes > 0
     stream = Bitstream.from_bytes(result.bitstream)
-    assert stream.format_version == 4 and stream.steps == int(stream.patch_iterations.max()) + 1
+    assert stream.format_version == 5 and stream.steps == int(stream.patch_iterations.max()) + 1
     decoded = refined.decompress(result.bitstream).image
     np.testing.assert_array_equal(decoded, result.reconstruction)
     assert psnr(rgb, decoded) == pytest.approx(result.psnr, abs=1e-6)
@@ -198,6 +200,21 @@ def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_al
     steps = progressive_steps(refined, result.bitstream)
     assert [k for k, _ in steps] == list(range(1, stream.steps + 1))
     assert steps[-1][1] == len(result.bitstream) and steps[-2][1] < len(result.bitstream)
+
+
+def test_format_4_streams_from_the_previous_release_still_decode(codec: ImageCodec, kodak_image) -> None:
+    """Written by commit 4842233 (refinement coefficients in LZMA planes) from kodim23[200:248, 300:364]
+    at PSNR 40 dB with 3 network iterations offered and the layer over 2 (40.03 dB as encoded)."""
+    from service.codec.quality import psnr
+
+    data = (Path(__file__).parent / "data" / "format4_refined.rgic").read_bytes()
+    stream = Bitstream.from_bytes(data)
+    assert stream.format_version == 4 and stream.refinement_in_lzma_planes and stream.model_version == 4
+    original = kodak_image[200:248, 300:364]
+    refined = codec.decompress(data).image
+    network = codec.decompress(data, iterations=stream.steps - 1).image
+    assert psnr(original, refined) == pytest.approx(40.03, abs=0.1)
+    assert psnr(original, network) < 36.0
 
 
 def test_targets_the_network_meets_cheaply_get_no_refinement_layer(codec: ImageCodec, kodak_image) -> None:
