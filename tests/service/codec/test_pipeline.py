@@ -217,6 +217,20 @@ def test_format_4_streams_from_the_previous_release_still_decode(codec: ImageCod
     assert psnr(original, network) < 36.0
 
 
+def test_psnr_targets_from_30_db_skip_the_network_when_the_layer_meets_them(
+    codec: ImageCodec, kodak_image
+) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:96, :160])
+    result = codec.compress(rgb, Target("psnr", 32.0))
+    assert result.target_met and result.iterations == 0 and result.refinement_bytes > 0
+    assert "encode_seconds" not in result.timings  # no first pass through the backend
+    stream = Bitstream.from_bytes(result.bitstream)
+    assert stream.format_version == 5 and stream.steps == 1
+    np.testing.assert_array_equal(codec.decompress(result.bitstream).image, result.reconstruction)
+    low = codec.compress(rgb, Target("psnr", 24.0))  # below 30 dB the network is tried as well
+    assert low.target_met and "encode_seconds" in low.timings
+
+
 def test_targets_the_network_meets_cheaply_get_no_refinement_layer(codec: ImageCodec, kodak_image) -> None:
     rgb = np.ascontiguousarray(kodak_image[:96, :160])
     result = codec.compress(rgb, Target("msssim", 0.9))
