@@ -86,6 +86,8 @@ _REFINE_TRIES = 9
 _REFINE_PRECISION = float(np.log(1.01))
 _REFINE_FIRST_STEP = 8.0
 _REFINE_DB_PER_E = 7.0
+#: One just-noticeable colour difference (ΔE*ab): a visible jump between neighbouring smooth patches.
+_JND = 2.3
 #: The coarsest quantiser step searched: past it the layer adds almost nothing.
 _REFINE_MAX_STEP = 64.0
 
@@ -170,6 +172,16 @@ class CompressRun:
             floor = np.where(self.smooth, np.maximum(floor, settled), floor)
         self._floor = (self.uniform, floor)
         return floor
+
+    def visible_jumps(self, image: np.ndarray) -> int:
+        """Neighbouring smooth patches whose mean colours in ``image`` are off the original's by amounts
+        that differ by more than one just-noticeable difference: the blocks a viewer sees in gradients."""
+        offsets = self.geometry.patch_colours(image) - self._original_colours
+        jumps = 0
+        for a, b in (np.s_[:, 1:], np.s_[:, :-1]), (np.s_[1:, :], np.s_[:-1, :]):
+            both = self.smooth[a] & self.smooth[b]
+            jumps += int((np.linalg.norm(offsets[a] - offsets[b], axis=-1)[both] > _JND).sum())
+        return jumps
 
     def grey(self) -> np.ndarray:
         """What the receiver decodes from no network iteration."""
@@ -396,6 +408,10 @@ class QualityGoal:
             chosen.data = chosen.data or run.coded(chosen.counts)
             if len(chosen.data) <= len(layer.data):
                 return chosen, achieved
+            # fewer bytes, but not at the price of the steps in gradients decision 25 took out
+            if self.target.value >= _SETTLE_COLOUR_FROM[self.kind] and run.codec.smooth_patch_delta_e > 0:
+                if run.visible_jumps(layer.image) > run.visible_jumps(chosen.image):
+                    return chosen, achieved
         return layer, layer.value
 
     def _layer(self, run: CompressRun, base_count: int) -> Candidate:
@@ -438,7 +454,7 @@ class QualityGoal:
                     break
                 low_db, high_db = in_db(tried[low]), in_db(tried[high])
                 share = (low_db - wanted) / (low_db - high_db) if low_db > high_db else 0.5
-                x = low + float(np.clip(share, 0.1, 0.9)) * (high - low)
+                x = low + float(np.clip(share, 0.2, 0.8)) * (high - low)
                 continue
             # not bracketed yet: step along the measured slope (or the guess) towards the aim
             near = max(meets) if meets else min(misses)
@@ -446,9 +462,10 @@ class QualityGoal:
             if len(tried) > 1:  # the two tries nearest the aim
                 ordered = sorted(tried.items())
                 (x0, v0), (x1, v1) = ordered[-2:] if meets else ordered[:2]
-                slope = min((in_db(v1) - in_db(v0)) / (x1 - x0), -1.0)
-            move = (wanted - in_db(tried[near])) / slope
-            x = float(np.clip(near + np.clip(move, -2.0, 2.0), lowest, highest))
+                slope = min((in_db(v1) - in_db(v0)) / (x1 - x0), -_REFINE_DB_PER_E / 2)
+            move = float(np.clip((wanted - in_db(tried[near])) / slope, -2.0, 2.0))
+            move = max(move, _REFINE_PRECISION) if meets else min(move, -_REFINE_PRECISION)
+            x = float(np.clip(near + move, lowest, highest))
             if x == near:
                 break
         if best is None:

@@ -4,8 +4,9 @@ The recurrent network stops gaining past MS-SSIM ~0.97 on busy photos (each late
 0.1-0.3 dB for 0.125 bpp); a transform coder spends its bits on that noise-like residual better.
 The layer codes ``original − base`` (``base``: what the receiver decodes from the network's bits)
 in YCbCr, each 8×8 block's DCT coefficients divided by ``step`` × a weight growing with frequency
-(chroma ×2) and rounded with a small dead zone. The receiver adds the decoded residual to its own
-base image and rounds, so encoder and decoder compute the same pixels.
+(chroma ×1.25) and rounded with a small dead zone. The receiver adds the decoded residual to its own
+base image, rounds, and smooths block edges where they are quantisation steps (a deblocking filter in
+integers), so encoder and decoder compute the same pixels.
 
 Payload: ``step × 64`` u16 big-endian | the coefficients, coded by ``coefficient_coder`` (bitstream
 format 5) or, in format 4 streams, as a raw LZMA2 stream of zigzag-mapped u16 planes (low bytes,
@@ -29,11 +30,14 @@ BLOCK = 8
 MIN_STEP = 0.5
 MAX_STEP = 1000.0
 _STEP_SCALE = 64
-_CHROMA_STEP = 2.0
+_CHROMA_STEP = 1.25
 #: magnitudes within this much above a half step round down: fewer bytes for the same quality
 #: (the search measures what the receiver decodes, so this is the encoder's choice alone)
 _DEAD_ZONE = 0.15
 _LIMIT = 1 << 15
+#: The deblocking filter's thresholds in units of the step (edge step, flatness, largest change):
+#: measured 2-18 % fewer bytes for the same MS-SSIM or PSNR, fewer visible blocks (decision 29)
+_DEBLOCK = (1.5, 0.4, 0.3)
 #: how bitstream format 4 coded the coefficients (decoded, no longer written)
 _FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9 | lzma.PRESET_EXTREME}]
 # float32 throughout: a 24 Mpx photo's coefficients take 290 MB (580 MB in float64)
@@ -50,11 +54,18 @@ def _dct_matrix() -> np.ndarray:
 
 
 _DCT = _dct_matrix()
-_fy, _fx = np.meshgrid(np.arange(BLOCK), np.arange(BLOCK), indexing="ij")
-#: quantiser step per channel and band, in units of ``step``: coarser at high frequencies and in chroma
-_WEIGHTS = (
-    (1 + 0.25 * (_fy + _fx))[None] * np.array([1.0, _CHROMA_STEP, _CHROMA_STEP])[:, None, None]
-).astype(np.float32)
+
+
+def _band_weights(chroma: float) -> np.ndarray:
+    """Quantiser step per channel and band [3, 8, 8], in units of ``step``: coarser at high
+    frequencies and in chroma."""
+    fy, fx = np.meshgrid(np.arange(BLOCK), np.arange(BLOCK), indexing="ij")
+    return ((1 + 0.25 * (fy + fx))[None] * np.array([1.0, chroma, chroma])[:, None, None]).astype(np.float32)
+
+
+_WEIGHTS = _band_weights(_CHROMA_STEP)
+#: what format 4 used (chroma ×2, no deblocking filter)
+_FORMAT_4_WEIGHTS = _band_weights(2.0)
 
 
 def _blocks(height: int, width: int) -> tuple[int, int]:
@@ -102,12 +113,32 @@ def _carried(step: float) -> float:
     return round(float(np.clip(step, MIN_STEP, MAX_STEP)) * _STEP_SCALE) / _STEP_SCALE
 
 
-def _reconstruct(base: np.ndarray, quantised: np.ndarray, step: float) -> np.ndarray:
+def _reconstruct(
+    base: np.ndarray, quantised: np.ndarray, step: float, weights: np.ndarray = _WEIGHTS, deblock: bool = True
+) -> np.ndarray:
     height, width = base.shape[:2]
     by, bx = _blocks(height, width)
-    blocks = _DCT.T @ (quantised.astype(np.float32) * (np.float32(step) * _WEIGHTS[:, None, None])) @ _DCT
+    blocks = _DCT.T @ (quantised.astype(np.float32) * (np.float32(step) * weights[:, None, None])) @ _DCT
     residual = blocks.transpose(1, 3, 2, 4, 0).reshape(by * BLOCK, bx * BLOCK, 3)[:height, :width]
-    return np.clip(np.round(base + residual @ _YCC_TO_RGB.T), 0, 255).astype(np.uint8)
+    image = np.clip(np.round(base + residual @ _YCC_TO_RGB.T), 0, 255).astype(np.int16)
+    if deblock:
+        thresholds = [int(np.ceil(step * share)) for share in _DEBLOCK]
+        _deblock_columns(image, *thresholds)
+        _deblock_columns(image.transpose(1, 0, 2), *thresholds)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _deblock_columns(image: np.ndarray, edge: int, flat: int, most: int) -> None:
+    """Smooth the block edges between columns 8k−1 and 8k of int16 ``image`` [H,W,3] in place, where
+    the step across the edge is below ``edge`` and each side is flat within ``flat``: a quantisation
+    edge, not the picture's. Moves the two pixels at most ``most`` towards each other (H.264's
+    normal-strength filter on p0 and q0)."""
+    columns = np.arange(BLOCK, image.shape[1] - 1, BLOCK)
+    p1, p0, q0, q1 = (image[:, columns + d] for d in (-2, -1, 0, 1))
+    filtered = (np.abs(p0 - q0) < edge) & (np.abs(p1 - p0) < flat) & (np.abs(q1 - q0) < flat)
+    delta = np.where(filtered, np.clip((4 * (q0 - p0) + (p1 - q1) + 4) >> 3, -most, most), 0)
+    image[:, columns - 1] = p0 + delta
+    image[:, columns] = q0 - delta
 
 
 def encode(trial: Trial) -> bytes:
@@ -127,12 +158,11 @@ def decode(base: np.ndarray, payload: bytes, lzma_planes: bool = False) -> np.nd
     if not MIN_STEP <= step <= MAX_STEP:
         raise InvalidBitstream(f"refinement step {step} out of range")
     by, bx = _blocks(*base.shape[:2])
-    if lzma_planes:
-        quantised = _lzma_planes(payload[2:], by, bx)
-    else:
-        quantised = coefficient_coder.decode(payload[2:], by, bx)
-        if np.abs(quantised).max(initial=0) >= _LIMIT:
-            raise InvalidBitstream("refinement coefficient out of range")
+    if lzma_planes:  # format 4 had no deblocking filter
+        return _reconstruct(base, _lzma_planes(payload[2:], by, bx), step, _FORMAT_4_WEIGHTS, deblock=False)
+    quantised = coefficient_coder.decode(payload[2:], by, bx)
+    if np.abs(quantised).max(initial=0) >= _LIMIT:
+        raise InvalidBitstream("refinement coefficient out of range")
     return _reconstruct(base, quantised, step)
 
 

@@ -98,7 +98,13 @@ def test_smooth_patches_get_iterations_until_their_colour_settles(backend_client
     original = geometry.patch_colours(rgb)
 
     def visible_steps(delta_e: float) -> tuple[int, int]:
-        codec = ImageCodec(backend_client, "residual_gru", max_iterations=8, smooth_patch_delta_e=delta_e)
+        codec = ImageCodec(
+            backend_client,
+            "residual_gru",
+            max_iterations=8,
+            smooth_patch_delta_e=delta_e,
+            refinement_base_iterations=None,  # the network's rule alone
+        )
         result = codec.compress(rgb, Target("msssim", 0.95))
         assert result.target_met
         offsets = geometry.patch_colours(result.reconstruction) - original
@@ -114,3 +120,37 @@ def test_smooth_patches_get_iterations_until_their_colour_settles(backend_client
     (steps_without, bytes_without), (steps_with, bytes_with) = visible_steps(0), visible_steps(1.2)
     assert steps_without >= 5 and steps_with <= steps_without // 2
     assert bytes_with > bytes_without
+
+
+def test_the_refinement_layer_is_not_chosen_where_it_shows_more_jumps_in_gradients(
+    backend_client, kodak_image
+) -> None:
+    """kodim23 at MS-SSIM 0.95: the layer alone is smaller than the network, but leaves steps between
+    the smooth background's patches; with the smooth-patch rule on, compress keeps the network."""
+    codecs = [
+        ImageCodec(backend_client, "residual_gru", max_iterations=8, smooth_patch_delta_e=delta_e)
+        for delta_e in (0.0, 1.2)
+    ]
+    without_rule, with_rule = (c.compress(kodak_image, Target("msssim", 0.95)) for c in codecs)
+    assert without_rule.refinement_bytes > 0 and with_rule.refinement_bytes == 0
+    assert with_rule.target_met and without_rule.target_met
+
+
+@pytest.mark.parametrize(("kind", "value"), [("msssim", 0.95), ("msssim", 0.99), ("psnr", 35.0)])
+def test_the_refinement_step_search_finds_nearly_the_coarsest_step_meeting_the_target(
+    kodak_image, kind: str, value: float
+) -> None:
+    """Against a scan of steps 2 % apart: the search (a handful of measurements) meets the target at a
+    step no more than 10 % finer than the coarsest the scan finds meeting it."""
+    from types import SimpleNamespace
+
+    from service.codec import refinement
+
+    rgb = np.ascontiguousarray(kodak_image[100:228, 200:392])
+    goal = QualityGoal(Target(kind, value))
+    transform = refinement.ResidualTransform.of(rgb, np.full_like(rgb, 128))
+    trial, achieved = goal._refinement_trial(SimpleNamespace(rgb=rgb), transform)
+    assert goal.target.met_by(achieved) and achieved == goal.measure(rgb, trial.image)
+    steps = refinement.MIN_STEP * 1.02 ** np.arange(int(np.log(128) / np.log(1.02)))
+    coarsest = max(s for s in steps if goal.target.met_by(goal.measure(rgb, transform.trial(s).image)))
+    assert trial.step >= 0.9 * coarsest
