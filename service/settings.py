@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     )
     refinement: bool = Field(
         True,
-        description="the refinement layer, a DCT-coded residual, carries quality targets past the network's "
-        "reach (tried from MS-SSIM 0.985 / 33 dB, or wherever the network misses; kept when smaller): "
-        "docs/decisions.md 28",
+        description="the refinement layer, a DCT coder, beside the network: tried from MS-SSIM 0.94, for "
+        "every PSNR target (alone from 30 dB) and wherever the network misses; kept when smaller and, at "
+        "MS-SSIM 0.93 and up, no blockier in smooth areas (docs/decisions.md 28, 29)",
     )
     refinement_base_iterations: int = Field(
         0,

@@ -76,3 +76,18 @@ def test_the_deblocking_filter_smooths_quantisation_edges_and_keeps_the_picture_
 
     assert edge_steps(trial.image) < 0.9 * edge_steps(plain)
     assert psnr(original, trial.image) > psnr(original, plain)
+
+
+def test_working_in_bands_gives_what_one_band_gives(pair, monkeypatch) -> None:
+    """The transform, quantiser and reconstruction run band by band (bounded memory on big photos);
+    the band height changes nothing."""
+    original, base = pair
+    results = []
+    for rows in (2, 3, 10_000):  # 16- and 24-pixel bands (the last one cut), and one band
+        monkeypatch.setattr(refinement, "_STRIP_BLOCKS", rows)
+        transform = refinement.ResidualTransform.of(original, base)
+        trial = transform.trial(5.0)
+        results.append((transform.coefficients, trial.quantised, trial.image))
+    for banded in results[:2]:
+        for a, b in zip(banded, results[2], strict=True):
+            np.testing.assert_array_equal(a, b)
