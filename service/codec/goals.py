@@ -294,8 +294,8 @@ class QualityGoal:
     def first_pass(self, run: CompressRun) -> None:
         """Every iteration the model offers, each backend call stopping where its tiles meet the aim (a
         big image stops where a small one would, tile by tile). Where the refinement layer codes the
-        whole image (no network iteration under it), it is tried first: at the highest targets it
-        leaves the network nothing to win, and the network is not run."""
+        whole image (no network iteration under it), it is tried first, and for the targets where the
+        network never won (``_NETWORK_BELOW``: PSNR from 30 dB) the network is not run."""
         from service.codec.pipeline import EarlyExit
 
         codec = run.codec
@@ -391,7 +391,8 @@ class QualityGoal:
         """The refinement layer where it may beat the network: over the codec's
         ``refinement_base_iterations`` (0 by default: the layer codes the whole image, and was tried in
         the first pass), from ``_LAYER_FROM`` or wherever the network misses. Kept if it meets the
-        target in fewer bytes (or, where the network misses, comes closer)."""
+        target in fewer bytes without more visible jumps between smooth patches (from
+        ``_SETTLE_COLOUR_FROM``), or, where the network misses, if it comes closer."""
         base = run.codec.refinement_base_iterations
         met = self.target.met_by(achieved)
         layer = self.layer
@@ -416,7 +417,7 @@ class QualityGoal:
 
     def _layer(self, run: CompressRun, base_count: int) -> Candidate:
         """The refinement layer over ``base_count`` network iterations (none: over mid-grey), at the
-        coarsest quantiser step found meeting the aim; its bitstream is coded once chosen."""
+        coarsest quantiser step found meeting the aim; its bitstream is coded when compared."""
         if base_count == 0:
             base, counts = run.grey(), np.zeros(run.geometry.patches, np.int64)
         else:
