@@ -20,6 +20,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -294,16 +295,28 @@ class QualityGoal:
     def first_pass(self, run: CompressRun) -> None:
         """Every iteration the model offers, each backend call stopping where its tiles meet the aim (a
         big image stops where a small one would, tile by tile). Where the refinement layer codes the
-        whole image (no network iteration under it), it is tried first, and for the targets where the
-        network never won (``_NETWORK_BELOW``: PSNR from 30 dB) the network is not run."""
+        whole image (no network iteration under it), it is coded while the backend runs the network,
+        and first for the targets where the network never won (``_NETWORK_BELOW``: PSNR from 30 dB),
+        which it then skips."""
+        codec = run.codec
+        layer_wanted = codec.refinement_base_iterations == 0 and self.target.value >= _LAYER_FROM[self.kind]
+        if layer_wanted and self.target.value >= _NETWORK_BELOW[self.kind]:
+            self.layer = self._layer(run, 0)
+            if self.target.met_by(self.layer.value):
+                run.skip_network()
+                return
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            # The backend (another process, or a GPU) runs the network while this process codes the layer.
+            pending = pool.submit(self._layer, run, 0) if layer_wanted and self.layer is None else None
+            self._network_pass(run)
+            if pending is not None:
+                self.layer = pending.result()
+
+    def _network_pass(self, run: CompressRun) -> None:
+        """The first pass through the backend."""
         from service.codec.pipeline import EarlyExit
 
         codec = run.codec
-        if codec.refinement_base_iterations == 0 and self.target.value >= _LAYER_FROM[self.kind]:
-            self.layer = self._layer(run, 0)
-            if self.target.met_by(self.layer.value) and self.target.value >= _NETWORK_BELOW[self.kind]:
-                run.skip_network()
-                return
         run.settle_colour = (
             codec.smooth_patch_delta_e > 0 and self.target.value >= _SETTLE_COLOUR_FROM[self.kind]
         )
