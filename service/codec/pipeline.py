@@ -554,7 +554,7 @@ class ImageCodec:
     ) -> np.ndarray:
         """The receiver's image, uint8 [H,W,3], from its bits (one ``decompress`` call per batch)."""
         # A tile with no iteration at all is the network's starting point: mid-grey.
-        image = np.full((geometry.padded_height, geometry.padded_width, 3), _GREY, np.uint8)
+        image = grey_image(geometry.padded_height, geometry.padded_width)
         # From version 4, ask for the final image alone rather than every iteration's.
         final_only = "reconstruction" in self._signatures(version)["decompress"].outputs
         batches = _batches(geometry.tiles(), cell_iterations)
@@ -601,7 +601,7 @@ class ImageCodec:
             }
             state["reconstruction"] = np.zeros((b, h, w, 3), np.float32)
             states.append(state)
-        image = np.full((geometry.padded_height, geometry.padded_width, 3), _GREY, np.uint8)
+        image = grey_image(geometry.padded_height, geometry.padded_width)
         for t in range(bits.shape[0]):
             for (iterations, batch), state in zip(batches, states, strict=True):
                 if t >= iterations:  # this tile is finished: it keeps its image
