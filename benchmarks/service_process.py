@@ -26,7 +26,13 @@ __all__ = ["embedded_codec", "rss_megabytes", "running_service", "start_service"
 def embedded_codec(settings: Settings) -> Iterator[tuple[ImageCodec, BackendClient]]:
     """The gateway's codec in this process over loopback gRPC to an embedded backend in this process
     (what the benchmarks measure the codec with, without HTTP); stopped on leaving."""
-    server = serve(settings.model_config_file, "127.0.0.1", 0, settings.grpc_max_message_bytes)
+    server = serve(
+        settings.model_config_file,
+        "127.0.0.1",
+        0,
+        settings.grpc_max_message_bytes,
+        mixed_precision=settings.embedded_mixed_precision,
+    )
     client = backend_client(settings, f"127.0.0.1:{server.bound_port}")
     try:
         yield image_codec(settings, client), client

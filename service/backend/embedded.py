@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from concurrent import futures
 from pathlib import Path
 
@@ -21,7 +22,7 @@ import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.framework import tensor_pb2
-from tensorflow.core.protobuf import saved_model_pb2
+from tensorflow.core.protobuf import config_pb2, rewriter_config_pb2
 from tensorflow_serving.apis import (
     get_model_metadata_pb2,
     get_model_status_pb2,
@@ -37,22 +38,76 @@ from service.backend.model_config import served_models
 from service.backend.tensors import from_tensor_proto, to_tensor_proto
 from service.memory import keep_big_blocks_out_of_the_heap
 
-__all__ = ["EmbeddedBackend", "LoadedModel", "serve"]
+__all__ = [
+    "MIXED_PRECISION",
+    "EmbeddedBackend",
+    "LoadedModel",
+    "cpu_has_bfloat16",
+    "resolve_mixed_precision",
+    "serve",
+    "session_config",
+]
 
 log = logging.getLogger("rgic.backend")
 
 
-class LoadedModel:
-    """One loaded SavedModel version: its serving signatures and their SignatureDefs, warmed up with
-    the version's ``tf_serving_warmup_requests`` as TF Serving does before serving it."""
+#: ``mixed_precision`` values, as TF Serving's ``--mixed_precision`` flag takes them ("": float32).
+MIXED_PRECISION = ("", "bfloat16")
 
-    def __init__(self, name: str, version: int, path: Path) -> None:
+
+#: Op types mixed precision must leave in float32, and the variable TF's rewrite reads them from.
+_FLOAT32_OPS = "DepthwiseConv2dNative"
+_FLOAT32_OPS_VARIABLE = "TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_ALLOWLIST_REMOVE"
+
+
+def cpu_has_bfloat16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AMX or AVX512-BF16), where oneDNN runs it faster."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " amx_bf16" in flags or " avx512_bf16" in flags
+
+
+def resolve_mixed_precision(setting: str) -> str:
+    """``"auto"``: bfloat16 where the CPU computes it natively, else float32; other values as given."""
+    if setting == "auto":
+        return "bfloat16" if cpu_has_bfloat16() else ""
+    return setting
+
+
+def session_config(mixed_precision: str) -> config_pb2.ConfigProto:
+    """The session options of a loaded version: with ``"bfloat16"``, oneDNN's automatic mixed precision
+    rewrites the graph's convolutions and matrix products to bfloat16 (what TF Serving's
+    ``--mixed_precision=bfloat16`` does), keeping float32 where precision matters."""
+    if mixed_precision not in MIXED_PRECISION:
+        raise ValueError(f"mixed_precision must be one of {MIXED_PRECISION}, not {mixed_precision!r}")
+    rewrites = rewriter_config_pb2.RewriterConfig()
+    if mixed_precision == "bfloat16":
+        rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+        # The quality terms' Gaussian windows (depthwise convolutions) give variances as differences
+        # of large sums (E[x²] − E[x]²): in bfloat16 they come out as noise, and early exit and rate
+        # control would steer by it. The rewrite reads this list (an op type per entry) when it runs.
+        removed = os.environ.get(_FLOAT32_OPS_VARIABLE, "")
+        if _FLOAT32_OPS not in removed.split(","):
+            os.environ[_FLOAT32_OPS_VARIABLE] = ",".join(filter(None, [removed, _FLOAT32_OPS]))
+    return config_pb2.ConfigProto(graph_options=config_pb2.GraphOptions(rewrite_options=rewrites))
+
+
+class LoadedModel:
+    """One loaded SavedModel version in a session of its own, as TF Serving loads it (so its session
+    options, such as mixed precision, touch nothing else in the process): its SignatureDefs, warmed
+    up with the version's ``tf_serving_warmup_requests`` as TF Serving does before serving it."""
+
+    def __init__(self, name: str, version: int, path: Path, mixed_precision: str = "") -> None:
         self.name, self.version = name, version
-        self.module = tf.saved_model.load(str(path))
-        self.signatures = dict(self.module.signatures)
-        saved = saved_model_pb2.SavedModel()
-        saved.ParseFromString((path / "saved_model.pb").read_bytes())
-        self.signature_defs = dict(saved.meta_graphs[0].signature_def)
+        graph = tf.Graph()
+        self.session = tf.compat.v1.Session(graph=graph, config=session_config(mixed_precision))
+        with graph.as_default():
+            meta_graph = tf.compat.v1.saved_model.load(self.session, ["serve"], str(path))
+        self.signature_defs = {
+            key: value for key, value in meta_graph.signature_def.items() if not key.startswith("__")
+        }
         start, replayed = time.perf_counter(), 0
         for request in warmup_requests(path):
             try:
@@ -65,20 +120,37 @@ class LoadedModel:
             log.info("%s version %d: %d warm-up requests in %.2f s", name, version, replayed, seconds)
 
     def run(
-        self, signature: str, inputs: Mapping[str, tensor_pb2.TensorProto]
+        self,
+        signature: str,
+        inputs: Mapping[str, tensor_pb2.TensorProto],
+        outputs: Collection[str] = (),
     ) -> tuple[dict[str, np.ndarray], float]:
-        """Run ``signature`` on a request's input tensors; returns its outputs and the compute seconds.
-        Raises ValueError for a signature it does not have or inputs other than the signature's."""
-        function = self.signatures.get(signature)
-        if function is None:
+        """Run ``signature`` on a request's input tensors, computing only ``outputs`` (default: all);
+        returns them and the compute seconds. Raises ValueError for a signature it does not have, inputs
+        other than the signature's or of another dtype, and outputs it does not have."""
+        definition = self.signature_defs.get(signature)
+        if definition is None:
             raise ValueError(f'Serving signature name: "{signature}" not found')
-        arrays = {key: tf.constant(from_tensor_proto(proto)) for key, proto in inputs.items()}
-        expected = set(self.signature_defs[signature].inputs)
-        if set(arrays) != expected:
-            raise ValueError(f"signature {signature} takes inputs {sorted(expected)}, got {sorted(arrays)}")
+        if set(inputs) != set(definition.inputs):
+            raise ValueError(
+                f"signature {signature} takes inputs {sorted(definition.inputs)}, got {sorted(inputs)}"
+            )
+        feeds = {}
+        for key, proto in inputs.items():
+            wanted = definition.inputs[key]
+            if proto.dtype != wanted.dtype:
+                raise ValueError(
+                    f"input {key} must be {tf.dtypes.as_dtype(wanted.dtype).name}, "
+                    f"got {tf.dtypes.as_dtype(proto.dtype).name}"
+                )
+            feeds[wanted.name] = from_tensor_proto(proto)
+        missing = set(outputs) - set(definition.outputs)
+        if missing:
+            raise ValueError(f"output tensor alias not found: {sorted(missing)[0]}")
+        fetches = {key: definition.outputs[key].name for key in outputs or definition.outputs}
         start = time.perf_counter()
-        outputs = {key: value.numpy() for key, value in function(**arrays).items()}
-        return outputs, time.perf_counter() - start
+        results = self.session.run(fetches, feeds)
+        return results, time.perf_counter() - start
 
 
 class EmbeddedBackend(
@@ -86,13 +158,21 @@ class EmbeddedBackend(
 ):
     """PredictionService.Predict / GetModelMetadata and ModelService.GetModelStatus on loaded models."""
 
-    def __init__(self, config_file: Path) -> None:
+    def __init__(self, config_file: Path, mixed_precision: str = "auto") -> None:
         self.models: dict[str, dict[int, LoadedModel]] = {}
+        precision = resolve_mixed_precision(mixed_precision)
         for served in served_models(config_file):
             versions = self.models.setdefault(served.name, {})
             for version in served.versions:
-                log.info("loading %s version %d from %s", served.name, version, served.base_path)
-                versions[version] = LoadedModel(served.name, version, served.base_path / str(version))
+                log.info(
+                    "loading %s version %d from %s (%s)",
+                    served.name,
+                    version,
+                    served.base_path,
+                    precision or "float32",
+                )
+                path = served.base_path / str(version)
+                versions[version] = LoadedModel(served.name, version, path, precision)
 
     def _find(self, model_spec, context: grpc.ServicerContext) -> LoadedModel:
         versions = self.models.get(model_spec.name)
@@ -112,17 +192,14 @@ class EmbeddedBackend(
         model = self._find(request.model_spec, context)
         name = request.model_spec.signature_name or "serving_default"
         try:
-            outputs, compute = model.run(name, request.inputs)
+            outputs, compute = model.run(name, request.inputs, request.output_filter)
         except (ValueError, TypeError, tf.errors.InvalidArgumentError) as error:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error).splitlines()[0][:1000])
         response = predict_pb2.PredictResponse()
         response.model_spec.CopyFrom(request.model_spec)
         response.model_spec.version.value = model.version
-        wanted = set(request.output_filter) or set(outputs)
-        for key in wanted:
-            if key not in outputs:
-                context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"output tensor alias not found: {key}")
-            response.outputs[key].CopyFrom(to_tensor_proto(outputs[key]))
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(to_tensor_proto(value))
         # Not part of TF Serving's API: lets benchmarks split model compute from transport.
         context.set_trailing_metadata(((COMPUTE_METADATA_KEY, f"{compute:.6f}"),))
         return response
@@ -162,9 +239,17 @@ class EmbeddedBackend(
         return response
 
 
-def serve(config_file: Path, host: str, port: int, max_message_bytes: int, workers: int = 8) -> grpc.Server:
-    """Load the models and start serving; returns the started server (port 0 picks a free one)."""
-    backend = EmbeddedBackend(config_file)
+def serve(
+    config_file: Path,
+    host: str,
+    port: int,
+    max_message_bytes: int,
+    workers: int = 8,
+    mixed_precision: str = "auto",
+) -> grpc.Server:
+    """Load the models and start serving; returns the started server (port 0 picks a free one).
+    ``mixed_precision``: ``"bfloat16"``, ``""`` (float32) or ``"auto"`` (:func:`resolve_mixed_precision`)."""
+    backend = EmbeddedBackend(config_file, mixed_precision)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers), options=channel_options(max_message_bytes)
     )
@@ -186,10 +271,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8500)
     parser.add_argument("--model-config-file", type=Path, default=settings.model_config_file)
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("auto", *MIXED_PRECISION),
+        default=settings.embedded_mixed_precision,
+        help='"bfloat16", "" (float32) or "auto" (bfloat16 where the CPU has it)',
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     keep_big_blocks_out_of_the_heap()
-    server = serve(args.model_config_file, args.host, args.port, settings.grpc_max_message_bytes)
+    server = serve(
+        args.model_config_file,
+        args.host,
+        args.port,
+        settings.grpc_max_message_bytes,
+        mixed_precision=args.mixed_precision,
+    )
     # Parents wait for this line to know the port is open.
     print(f"embedded backend listening on {args.host}:{server.bound_port}", flush=True)
     done = threading.Event()

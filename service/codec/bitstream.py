@@ -7,7 +7,7 @@
     | patch iteration counts: u8 × (patches_y · patches_x)                  (formats 1, 2)
     |                         counts len u16 | zlib(u8 × patches_y · patches_x) (format 3)
     | coder id u8 | coder params len u8 | coder params | payload len u32 | payload
-    | refinement len u32 | refinement                                      (formats 4, 5)
+    | refinement len u32 | refinement                                      (formats 4-6)
     | crc32 u32
 
 Big-endian integers. The CRC-32 covers every byte before it. Parsing checks every length and
@@ -33,12 +33,13 @@ MAGIC = b"RGIC"
 #: Written by this version. 1: raw bits only; 2: adds the context-adaptive range coder;
 #: 3: the per-patch iteration counts are zlib-compressed, and the learned context coder;
 #: 4: format 3 plus the refinement layer (service/codec/refinement.py), its coefficients LZMA-coded;
-#: 5: as 4, the coefficients range-coded (service/codec/coefficient_coder.py). 5 is written only when
-#: the layer is used, 3 otherwise; 4 is read, no longer written.
+#: 5: as 4, the coefficients range-coded (service/codec/coefficient_coder.py); 6: as 5, the layer's
+#: block means at a finer step. 6 is written only when the layer is used, 3 otherwise; 4 and 5 are
+#: read, no longer written.
 FORMAT_VERSION = 3
-LZMA_REFINED_FORMAT_VERSION = 4
-REFINED_FORMAT_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)
+FIRST_REFINED_FORMAT_VERSION = 4
+REFINED_FORMAT_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
 #: Entropy coders each format version may name.
 _CODERS = {
     1: (CODER_RAW,),
@@ -46,6 +47,7 @@ _CODERS = {
     3: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
     4: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
     5: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
+    6: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
 }
 COLOUR_SRGB = 0
 MAX_DIMENSION = 1 << 20
@@ -73,13 +75,8 @@ class Bitstream:
     refinement: bytes = b""
 
     def __post_init__(self) -> None:
-        if self.refinement and self.format_version < LZMA_REFINED_FORMAT_VERSION:
+        if self.refinement and self.format_version < FIRST_REFINED_FORMAT_VERSION:
             object.__setattr__(self, "format_version", REFINED_FORMAT_VERSION)
-
-    @property
-    def refinement_in_lzma_planes(self) -> bool:
-        """Whether the refinement's coefficients are coded as format 4 coded them."""
-        return self.format_version == LZMA_REFINED_FORMAT_VERSION
 
     @property
     def steps(self) -> int:
@@ -121,7 +118,7 @@ class Bitstream:
             + struct.pack(">I", len(self.payload))
             + self.payload
         )
-        if self.format_version >= LZMA_REFINED_FORMAT_VERSION:
+        if self.format_version >= FIRST_REFINED_FORMAT_VERSION:
             body += struct.pack(">I", len(self.refinement)) + self.refinement
         return body + struct.pack(">I", zlib.crc32(body))
 
@@ -172,7 +169,7 @@ class Bitstream:
         (payload_len,) = reader.unpack(">I")
         payload = reader.take(payload_len)
         refinement = b""
-        if version >= LZMA_REFINED_FORMAT_VERSION:
+        if version >= FIRST_REFINED_FORMAT_VERSION:
             (refinement_len,) = reader.unpack(">I")
             refinement = reader.take(refinement_len)
         if reader.remaining != 4:

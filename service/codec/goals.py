@@ -332,8 +332,8 @@ class QualityGoal:
 
     def candidates(self, run: CompressRun) -> list[Candidate]:
         """The fewest uniform iterations estimated to meet the aim (or all), then rate control's
-        allocations: each settled on a composite image before it is decoded and measured (the layer
-        alone where the network was not run)."""
+        allocations: each settled on a composite image before it is decoded and measured, unless the
+        layer beats it anyway (the layer alone where the network was not run)."""
         if not run.iterations_run:
             return [self.layer]
         table = run.uniform.quality
@@ -363,6 +363,13 @@ class QualityGoal:
             if not self.target.met_by(predicted):
                 aim = next_aim((aim, predicted), uniform_point, self.target.value, _AIM_STEP[self.kind])
                 continue
+            allocation = Candidate(
+                counts, composite, None, predicted, False, run.raw_bits(counts), decoded=False
+            )
+            if self._layer_beats(run, allocation):
+                # the fewest bits found may meet the target and still lose: no decode (choose keeps the layer)
+                found.append(allocation)
+                break
             image = run.decoded(counts)
             decodes += 1
             value = run.timed("metrics_seconds", self.measure, run.rgb, image)
@@ -381,6 +388,9 @@ class QualityGoal:
         """
         chosen = min(candidates, key=lambda c: (not self.target.met_by(c.value), c.raw_bits))
         if not chosen.decoded:
+            if self._layer_beats(run, chosen):  # no decode of what loses to the layer anyway
+                assert self.layer is not None
+                return self.layer, self.layer.value
             chosen = dataclasses.replace(chosen, image=run.decoded(chosen.counts), decoded=True)
         achieved = (
             chosen.value
@@ -417,16 +427,31 @@ class QualityGoal:
             layer = self._layer(run, min(base, run.iterations_run))
         if not self.target.met_by(layer.value) if met else layer.value <= achieved:
             return chosen, achieved
-        layer.data = run.coded(layer.counts, layer.refinement)
-        if met:
-            chosen.data = chosen.data or run.coded(chosen.counts)
-            if len(chosen.data) <= len(layer.data):
-                return chosen, achieved
-            # fewer bytes, but not at the price of the steps in gradients decision 25 took out
-            if self.target.value >= _SETTLE_COLOUR_FROM[self.kind] and run.codec.smooth_patch_delta_e > 0:
-                if run.visible_jumps(layer.image) > run.visible_jumps(chosen.image):
-                    return chosen, achieved
+        if met and not self._layer_wins(run, layer, chosen):
+            return chosen, achieved
+        layer.data = layer.data or run.coded(layer.counts, layer.refinement)
         return layer, layer.value
+
+    def _layer_beats(self, run: CompressRun, network: Candidate) -> bool:
+        """Whether the layer the first pass coded meets the target and wins over ``network``."""
+        return (
+            self.layer is not None
+            and self.target.met_by(self.layer.value)
+            and self._layer_wins(run, self.layer, network)
+        )
+
+    def _layer_wins(self, run: CompressRun, layer: Candidate, network: Candidate) -> bool:
+        """Whether ``layer`` is kept over ``network``, both meeting the target: in fewer bytes, and (from
+        ``_SETTLE_COLOUR_FROM``) without more visible jumps between smooth patches, the steps in
+        gradients decision 25 took out; ``network.image`` may be its composite, standing in for a
+        decode not made yet."""
+        layer.data = layer.data or run.coded(layer.counts, layer.refinement)
+        network.data = network.data or run.coded(network.counts)
+        if len(network.data) <= len(layer.data):
+            return False
+        if self.target.value >= _SETTLE_COLOUR_FROM[self.kind] and run.codec.smooth_patch_delta_e > 0:
+            return run.visible_jumps(layer.image) <= run.visible_jumps(network.image)
+        return True
 
     def _layer(self, run: CompressRun, base_count: int) -> Candidate:
         """The refinement layer over ``base_count`` network iterations (none: over mid-grey), at the

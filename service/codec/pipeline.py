@@ -536,7 +536,7 @@ class ImageCodec:
         parsed = time.perf_counter()
         image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations, progress)
         if _refined(stream, iterations):
-            image = refinement.decode(image, stream.refinement, stream.refinement_in_lzma_planes)
+            image = refinement.decode(image, stream.refinement, stream.format_version)
         timings = {
             **self.client.timing(),
             "entropy_decoding_seconds": parsed - start,  # with the header checks (a few ms)
@@ -616,4 +616,4 @@ class ImageCodec:
                     image[tile.pixel_slice] = out["image"][i]
             yield geometry.crop(image).copy()
         if refined:
-            yield refinement.decode(geometry.crop(image), stream.refinement, stream.refinement_in_lzma_planes)
+            yield refinement.decode(geometry.crop(image), stream.refinement, stream.format_version)

@@ -4,13 +4,17 @@ The recurrent network stops gaining past MS-SSIM ~0.97 on busy photos (each late
 0.1-0.3 dB for 0.125 bpp); a transform coder spends its bits on that noise-like residual better.
 The layer codes ``original − base`` (``base``: what the receiver decodes from the network's bits)
 in YCbCr, each 8×8 block's DCT coefficients divided by ``step`` × a weight growing with frequency
-(chroma ×1.25) and rounded with a small dead zone. The receiver adds the decoded residual to its own
+(chroma ×1.25; the mean of each block, its DC, at half the step) and rounded, the
+AC coefficients with a small dead zone. The receiver adds the decoded residual to its own
 base image, rounds, and smooths block edges where they are quantisation steps (a deblocking filter in
-integers), so encoder and decoder compute the same pixels.
+integers), so encoder and decoder compute the same pixels. Where a block's first-order (ramp)
+coefficient was coded as zero, the receiver puts in the ramp its neighbours' means show instead,
+within what zero stands for (format 6): gradients come out as ramps, not 8×8 steps.
 
 Payload: ``step × 64`` u16 big-endian | the coefficients, coded by ``coefficient_coder`` (bitstream
-format 5) or, in format 4 streams, as a raw LZMA2 stream of zigzag-mapped u16 planes (low bytes,
-then high bytes) ordered channel, band (row, column within the block), block.
+formats 5 and 6) or, in format 4 streams, as a raw LZMA2 stream of zigzag-mapped u16 planes (low bytes,
+then high bytes) ordered channel, band (row, column within the block), block. The formats differ in
+their steps and in what the receiver does (:data:`_LAYOUTS`).
 """
 
 from __future__ import annotations
@@ -31,9 +35,15 @@ MIN_STEP = 0.5
 MAX_STEP = 1000.0
 _STEP_SCALE = 64
 _CHROMA_STEP = 1.25
-#: magnitudes within this much above a half step round down: fewer bytes for the same quality
-#: (the search measures what the receiver decodes, so this is the encoder's choice alone)
-_DEAD_ZONE = 0.15
+#: Each block's mean (DC) in units of the step, Y and chroma (format 6): at the AC's step, the means of
+#: smooth blocks came out off by visible steps (ΔE*ab over 2.3 between neighbouring smooth patches: 279
+#: on Kodak at MS-SSIM 0.95, 3 with these) and compress rejected the layer there (decision 30).
+_LUMA_DC, _CHROMA_DC = 0.5, 0.45
+#: AC magnitudes within this much above a half step round down: fewer bytes for the same quality
+#: (the search measures what the receiver decodes, so this is the encoder's choice alone). Not the
+#: DC: rounding means towards zero shifts a gradient's blocks by different amounts.
+_DEAD_ZONE = np.full((BLOCK, BLOCK), 0.15, np.float32)
+_DEAD_ZONE[0, 0] = 0.0
 _LIMIT = 1 << 15
 #: block rows per band of the transform (1024 pixel rows)
 _STRIP_BLOCKS = 128
@@ -58,16 +68,38 @@ def _dct_matrix() -> np.ndarray:
 _DCT = _dct_matrix()
 
 
-def _band_weights(chroma: float) -> np.ndarray:
+def _band_weights(chroma: float, dc: tuple[float, float] | None = None) -> np.ndarray:
     """Quantiser step per channel and band [3, 8, 8], in units of ``step``: coarser at high
-    frequencies and in chroma."""
+    frequencies and in chroma; ``dc``: the DC's (Y, chroma) instead."""
     fy, fx = np.meshgrid(np.arange(BLOCK), np.arange(BLOCK), indexing="ij")
-    return ((1 + 0.25 * (fy + fx))[None] * np.array([1.0, chroma, chroma])[:, None, None]).astype(np.float32)
+    weights = (1 + 0.25 * (fy + fx))[None] * np.array([1.0, chroma, chroma])[:, None, None]
+    if dc is not None:
+        weights[:, 0, 0] = [dc[0], dc[1], dc[1]]
+    return weights.astype(np.float32)
 
 
-_WEIGHTS = _band_weights(_CHROMA_STEP)
-#: what format 4 used (chroma ×2, no deblocking filter)
-_FORMAT_4_WEIGHTS = _band_weights(2.0)
+@dataclass(frozen=True)
+class _Layout:
+    """How one bitstream format's layer is quantised and reconstructed."""
+
+    weights: np.ndarray  # step per channel and band, in units of the step [3, 8, 8]
+    deblock: bool  # the deblocking filter on block edges
+    ramps: bool  # zero first-order coefficients predicted from the neighbouring blocks' means
+
+
+#: Each bitstream format that carries the layer: 4 (chroma ×2, coefficients LZMA-coded), 5 (chroma
+#: ×1.25, deblocking), 6 (finer block means, ramps). This version writes 6.
+_LAYOUTS = {
+    4: _Layout(_band_weights(2.0), deblock=False, ramps=False),
+    5: _Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=False),
+    6: _Layout(_band_weights(_CHROMA_STEP, (_LUMA_DC, _CHROMA_DC)), deblock=True, ramps=True),
+}
+_WRITTEN = _LAYOUTS[6]
+#: A zero coefficient stands for magnitudes below this many of its steps (0.5 + the encoder's dead
+#: zone when format 6 was defined): a predicted ramp stays within it, so it never contradicts the code.
+_ZERO_BIN = 0.65
+#: The first-order DCT coefficient of an 8×8 block rising by 1 per pixel along its row (or column).
+_RAMP = float((_DCT @ np.tile(np.arange(BLOCK) - (BLOCK - 1) / 2, (BLOCK, 1)) @ _DCT.T)[0, 1])
 
 
 def _blocks(height: int, width: int) -> tuple[int, int]:
@@ -111,8 +143,8 @@ class ResidualTransform:
         step = _carried(step)
         quantised = np.empty(self.coefficients.shape, np.int32)
         for rows, _ in _strips(self.base.shape[0]):
-            scaled = self.coefficients[:, rows] / (np.float32(step) * _WEIGHTS[:, None, None])
-            rounded = np.floor(np.abs(scaled) + np.float32(0.5 - _DEAD_ZONE))
+            scaled = self.coefficients[:, rows] / (np.float32(step) * _WRITTEN.weights[:, None, None])
+            rounded = np.floor(np.abs(scaled) + (np.float32(0.5) - _DEAD_ZONE))
             quantised[:, rows] = np.sign(scaled) * rounded
         return Trial(step, quantised, _reconstruct(self.base, quantised, step))
 
@@ -136,23 +168,49 @@ def _carried(step: float) -> float:
 
 
 def _reconstruct(
-    base: np.ndarray, quantised: np.ndarray, step: float, weights: np.ndarray = _WEIGHTS, deblock: bool = True
+    base: np.ndarray, quantised: np.ndarray, step: float, layout: _Layout = _WRITTEN
 ) -> np.ndarray:
     height, width = base.shape[:2]
     bx = quantised.shape[2]
-    scale = np.float32(step) * weights[:, None, None]
+    scale = np.float32(step) * layout.weights[:, None, None]
+    slopes = _ramp_slopes(quantised[..., 0, 0] * scale[..., 0, 0]) if layout.ramps else None
     image = np.empty(base.shape, np.int16)
     for rows, pixels in _strips(height):
-        blocks = _DCT.T @ (quantised[:, rows].astype(np.float32) * scale) @ _DCT
+        coefficients = quantised[:, rows].astype(np.float32) * scale
+        if slopes is not None:
+            for (u, v), slope in zip(((0, 1), (1, 0)), slopes, strict=True):
+                limit = np.float32(_ZERO_BIN * step) * layout.weights[:, u, v, None, None]
+                ramp = np.clip(np.float32(_RAMP) * slope[:, rows], -limit, limit)
+                coded = quantised[:, rows, :, u, v]
+                coefficients[..., u, v] = np.where(coded == 0, ramp, coefficients[..., u, v])
+        blocks = _DCT.T @ coefficients @ _DCT
         residual = blocks.transpose(1, 3, 2, 4, 0).reshape(-1, bx * BLOCK, 3)[
             : pixels.stop - pixels.start, :width
         ]
         image[pixels] = np.clip(np.round(base[pixels] + residual @ _YCC_TO_RGB.T), 0, 255)
-    if deblock:
+    if layout.deblock:
         thresholds = [int(np.ceil(step * share)) for share in _DEBLOCK]
         _deblock_columns(image, *thresholds)
         _deblock_columns(image.transpose(1, 0, 2), *thresholds)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def _ramp_slopes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per block, the slope (per pixel, along rows and along columns) its neighbours' DC coefficients
+    ``means`` [3, by, bx] show: the smaller of the two one-sided differences where they agree in sign,
+    else none (a minmod limiter: no ramp at an extremum or across an edge)."""
+    padded = np.pad(means.astype(np.float32), ((0, 0), (1, 1), (1, 1)), mode="edge")
+    centre = padded[:, 1:-1, 1:-1]
+    slopes = []
+    for before, after in (
+        (padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]),
+        (padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
+    ):
+        left, right = centre - before, after - centre
+        agree = left * right > 0
+        # a DC coefficient is 8 × the block's mean, and neighbouring blocks' centres are 8 pixels apart
+        slopes.append(np.where(agree, np.sign(left) * np.minimum(np.abs(left), np.abs(right)), 0) / 64)
+    return slopes[0], slopes[1]
 
 
 def _deblock_columns(image: np.ndarray, edge: int, flat: int, most: int) -> None:
@@ -175,9 +233,11 @@ def encode(trial: Trial) -> bytes:
     return struct.pack(">H", round(trial.step * _STEP_SCALE)) + coefficient_coder.encode(trial.quantised)
 
 
-def decode(base: np.ndarray, payload: bytes, lzma_planes: bool = False) -> np.ndarray:
-    """``base`` (uint8 [H,W,3], the network's image) refined by ``payload`` (``lzma_planes``: as
-    bitstream format 4 wrote it); raises ``InvalidBitstream``."""
+def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
+    """``base`` (uint8 [H,W,3], the network's image) refined by ``payload`` as bitstream
+    ``format_version`` (4, 5 or 6) codes it; raises ``InvalidBitstream``."""
+    if format_version not in _LAYOUTS:
+        raise InvalidBitstream(f"bitstream format {format_version} carries no refinement layer")
     if len(payload) < 2:
         raise InvalidBitstream("refinement payload truncated")
     (scaled,) = struct.unpack(">H", payload[:2])
@@ -185,12 +245,13 @@ def decode(base: np.ndarray, payload: bytes, lzma_planes: bool = False) -> np.nd
     if not MIN_STEP <= step <= MAX_STEP:
         raise InvalidBitstream(f"refinement step {step} out of range")
     by, bx = _blocks(*base.shape[:2])
-    if lzma_planes:  # format 4 had no deblocking filter
-        return _reconstruct(base, _lzma_planes(payload[2:], by, bx), step, _FORMAT_4_WEIGHTS, deblock=False)
+    layout = _LAYOUTS[format_version]
+    if format_version == 4:
+        return _reconstruct(base, _lzma_planes(payload[2:], by, bx), step, layout)
     quantised = coefficient_coder.decode(payload[2:], by, bx)
     if np.abs(quantised).max(initial=0) >= _LIMIT:
         raise InvalidBitstream("refinement coefficient out of range")
-    return _reconstruct(base, quantised, step)
+    return _reconstruct(base, quantised, step, layout)
 
 
 def _lzma_planes(data: bytes, by: int, bx: int) -> np.ndarray:

@@ -1,11 +1,18 @@
 """The embedded backend over real gRPC, through the same client the gateway uses."""
 
+import os
+
 import numpy as np
 import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import rewriter_config_pb2
 
+from model_export.quality_terms import msssim_cell_terms
 from service.backend.client import BackendClient
+from service.backend.embedded import LoadedModel, session_config
+from service.backend.tensors import to_tensor_proto
 from service.errors import BackendUnavailable, ModelVersionNotServed, ServiceError
-from tests.conftest import free_port
+from tests.conftest import MODEL_CONFIG, free_port
 
 
 def test_status_and_metadata(backend_client: BackendClient) -> None:
@@ -43,6 +50,55 @@ def test_unknown_version_model_and_bad_inputs(backend_client: BackendClient) -> 
     version = backend_client.available_versions("residual_gru")[-1]
     with pytest.raises(ServiceError, match="INVALID_ARGUMENT"):
         backend_client.predict("residual_gru", version, "compress", {"image": image})
+
+
+def test_a_wrong_dtype_or_output_is_invalid_and_the_filter_returns_only_what_it_names(
+    backend_client: BackendClient,
+) -> None:
+    version = backend_client.available_versions("residual_gru")[-1]
+    bits = np.ones((1, 2, 1, 1, 32), np.int8)
+    with pytest.raises(ServiceError, match=r"INVALID_ARGUMENT.*must be int8"):
+        backend_client.predict("residual_gru", version, "decompress", {"bits": bits.astype(np.float32)})
+    with pytest.raises(ServiceError, match=r"INVALID_ARGUMENT.*alias not found"):
+        backend_client.predict("residual_gru", version, "decompress", {"bits": bits}, ["nothing"])
+    out = backend_client.predict("residual_gru", version, "decompress", {"bits": bits}, ["reconstruction"])
+    assert set(out) == {"reconstruction"} and out["reconstruction"].shape == (1, 16, 16, 3)
+
+
+def test_bfloat16_sessions_rewrite_the_network_and_keep_the_quality_windows_in_float32() -> None:
+    assert session_config("").graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 == 0
+    on = session_config("bfloat16").graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16
+    assert on == rewriter_config_pb2.RewriterConfig.ON
+    assert "DepthwiseConv2dNative" in os.environ["TF_AUTO_MIXED_PRECISION_GRAPH_REWRITE_ALLOWLIST_REMOVE"]
+    with pytest.raises(ValueError, match="mixed_precision"):
+        session_config("float16")
+
+
+def test_bfloat16_stops_where_float32_does_with_quality_terms_computed_in_float32(
+    kodak_image: np.ndarray,
+) -> None:
+    """Early exit and rate control read the quality terms the model computes beside the network: in
+    bfloat16 they would be noise (variances are differences of large sums), so they stay float32."""
+    path = MODEL_CONFIG.parent / "residual_gru" / "4"
+    crop = kodak_image[None, :128, :192]
+    inputs = {
+        "image": crop,
+        "iterations": np.full((1, 8, 12), 10, np.int32),
+        "stop_msssim": np.full(1, 0.95, np.float32),
+        "stop_psnr": np.zeros(1, np.float32),
+        "extra_iterations": np.zeros(1, np.int32),
+    }
+    protos = {key: to_tensor_proto(value) for key, value in inputs.items()}
+    full, mixed = (
+        LoadedModel("residual_gru", 4, path, precision).run("compress", protos)[0]
+        for precision in ("", "bfloat16")
+    )
+    assert full["bits"].shape[1] == mixed["bits"].shape[1] < 10
+    error = np.abs(mixed["reconstructions"].astype(int) - full["reconstructions"]).mean()
+    assert error < 0.5
+    last = tf.cast(mixed["reconstructions"][:, -1], tf.float32)
+    sums, _ = msssim_cell_terms(tf.cast(crop, tf.float32), last)
+    np.testing.assert_allclose(mixed["msssim_sums"][:, -1], sums.numpy(), rtol=1e-4, atol=1e-3)
 
 
 def test_unreachable_backend_is_unavailable_after_retries() -> None:

@@ -30,18 +30,17 @@ def test_round_trip_preserves_every_field() -> None:
     assert parsed.payload == stream.payload
 
 
-def test_a_refinement_layer_makes_format_5_and_round_trips() -> None:
+def test_a_refinement_layer_makes_format_6_and_round_trips() -> None:
     plain = _stream()
     assert plain.format_version == 3 and plain.steps == int(plain.patch_iterations.max())
     refined = dataclasses.replace(plain, refinement=b"layer bytes")
     parsed = Bitstream.from_bytes(refined.to_bytes())
-    assert parsed.format_version == 5 and parsed.refinement == b"layer bytes"
-    assert not parsed.refinement_in_lzma_planes
+    assert parsed.format_version == 6 and parsed.refinement == b"layer bytes"
     assert parsed.steps == plain.steps + 1 and parsed.payload == plain.payload
     assert Bitstream.from_bytes(plain.to_bytes()).refinement == b""
-    older = Bitstream.from_bytes(dataclasses.replace(refined, format_version=4).to_bytes())
-    assert older.format_version == 4 and older.refinement_in_lzma_planes
-    assert older.refinement == b"layer bytes"
+    for version in (4, 5):
+        older = Bitstream.from_bytes(dataclasses.replace(refined, format_version=version).to_bytes())
+        assert older.format_version == version and older.refinement == b"layer bytes"
 
 
 @pytest.mark.parametrize("refinement", [b"", b"layer"])

@@ -81,7 +81,7 @@ def test_a_mixed_allocation_is_found_where_the_estimate_is_far_off(backend_clien
     from PIL import Image
 
     rgb = np.asarray(Image.open(KODAK / "kodim20.png").convert("RGB"))
-    codec = ImageCodec(backend_client, "residual_gru")
+    codec = ImageCodec(backend_client, "residual_gru", refinement_base_iterations=None)  # the network alone
     result = codec.compress(rgb, Target("msssim", 0.95))
     assert result.target_met and result.patch_iterations.min() < result.patch_iterations.max()
     encoding = codec.encode(rgb, int(result.patch_iterations.max()))
@@ -186,7 +186,7 @@ def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_al
     result = refined.compress(rgb, Target("psnr", 40.0))
     assert result.target_met and result.psnr >= 40.0 and result.refinement_bytes > 0
     stream = Bitstream.from_bytes(result.bitstream)
-    assert stream.format_version == 5 and stream.steps == int(stream.patch_iterations.max()) + 1
+    assert stream.format_version == 6 and stream.steps == int(stream.patch_iterations.max()) + 1
     decoded = refined.decompress(result.bitstream).image
     np.testing.assert_array_equal(decoded, result.reconstruction)
     assert psnr(rgb, decoded) == pytest.approx(result.psnr, abs=1e-6)
@@ -209,12 +209,23 @@ def test_format_4_streams_from_the_previous_release_still_decode(codec: ImageCod
 
     data = (Path(__file__).parent / "data" / "format4_refined.rgic").read_bytes()
     stream = Bitstream.from_bytes(data)
-    assert stream.format_version == 4 and stream.refinement_in_lzma_planes and stream.model_version == 4
+    assert stream.format_version == 4 and stream.model_version == 4
     original = kodak_image[200:248, 300:364]
     refined = codec.decompress(data).image
     network = codec.decompress(data, iterations=stream.steps - 1).image
     assert psnr(original, refined) == pytest.approx(40.03, abs=0.1)
     assert psnr(original, network) < 36.0
+
+
+def test_format_5_streams_from_the_previous_release_still_decode(codec: ImageCodec, kodak_image) -> None:
+    """Written by commit e27f401 (the layer's block means at the AC's step) from kodim23[200:264, 300:396]
+    at PSNR 36 dB: the layer alone, 36.02 dB as encoded."""
+    from service.codec.quality import psnr
+
+    data = (Path(__file__).parent / "data" / "format5_refined.rgic").read_bytes()
+    stream = Bitstream.from_bytes(data)
+    assert stream.format_version == 5 and stream.steps == 1
+    assert psnr(kodak_image[200:264, 300:396], codec.decompress(data).image) == pytest.approx(36.02, abs=0.01)
 
 
 def test_psnr_targets_from_30_db_skip_the_network_when_the_layer_meets_them(
@@ -225,7 +236,7 @@ def test_psnr_targets_from_30_db_skip_the_network_when_the_layer_meets_them(
     assert result.target_met and result.iterations == 0 and result.refinement_bytes > 0
     assert "encode_seconds" not in result.timings  # no first pass through the backend
     stream = Bitstream.from_bytes(result.bitstream)
-    assert stream.format_version == 5 and stream.steps == 1
+    assert stream.format_version == 6 and stream.steps == 1
     np.testing.assert_array_equal(codec.decompress(result.bitstream).image, result.reconstruction)
     low = codec.compress(rgb, Target("psnr", 24.0))  # below 30 dB the network is tried as well
     assert low.target_met and "encode_seconds" in low.timings

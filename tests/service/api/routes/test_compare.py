@@ -20,7 +20,8 @@ from tests.service.api.routes.test_jobs import ASYNC, _wait
 @pytest.fixture(scope="module")
 def compared(http: httpx.Client, kodak_image: np.ndarray) -> dict:
     rgb = kodak_image
-    response = http.post("/compare", files={"image": ("k.png", _png(rgb))}, data={"msssim": "0.95"})
+    # below 0.94 the network alone codes it: progressive steps, one per iteration
+    response = http.post("/compare", files={"image": ("k.png", _png(rgb))}, data={"msssim": "0.93"})
     assert response.status_code == 200, response.text
     return {"rgb": rgb, **response.json()}
 
@@ -58,7 +59,7 @@ def test_progressive_steps_grow_to_the_whole_bitstream(http: httpx.Client, compa
 
 def test_async_compare_reports_progress_and_the_same_result(http: httpx.Client, compared: dict) -> None:
     accepted = http.post(
-        "/compare", files={"image": ("k.png", _png(compared["rgb"]))}, data={"msssim": "0.95"}, headers=ASYNC
+        "/compare", files={"image": ("k.png", _png(compared["rgb"]))}, data={"msssim": "0.93"}, headers=ASYNC
     )
     assert accepted.status_code == 202
     state, seen = _wait(http, accepted.headers["Location"])
