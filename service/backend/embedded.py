@@ -1,7 +1,9 @@
 """Embedded backend: a gRPC server that speaks TF Serving's PredictionService and ModelService.
 
-It loads the SavedModels named by the same model config file TF Serving reads, so the gateway
-talks to it exactly as it talks to ``tensorflow/serving``. For ``make run`` and the tests, on CPU.
+It loads the SavedModels named by the same model config file TF Serving reads, each version in a
+session of its own as TF Serving does, so the gateway talks to it exactly as it talks to
+``tensorflow/serving``. For ``make run`` and the tests, on CPU: in bfloat16 where the CPU computes it
+natively, as TF Serving's ``--mixed_precision=bfloat16`` (docs/decisions.md 30).
 
     python -m service.backend.embedded --port 8500 --model-config-file models/models.config
 """

@@ -460,7 +460,11 @@ class QualityGoal:
             base, counts = run.grey(), np.zeros(run.geometry.patches, np.int64)
         else:
             base, counts = run.uniform.reconstruction(base_count), run.uniform_counts(base_count)
-        transform = run.timed("refinement_seconds", refinement.ResidualTransform.of, run.rgb, base)
+        # finer block means: fewer visible blocks and bytes for MS-SSIM, 3.5-4.6 % more bytes for PSNR
+        fine_means = self.kind == "msssim"
+        transform = run.timed(
+            "refinement_seconds", refinement.ResidualTransform.of, run.rgb, base, fine_means
+        )
         trial, value = run.timed("refinement_seconds", self._refinement_trial, run, transform)
         payload = run.timed("refinement_seconds", refinement.encode, trial)
         return Candidate(counts, trial.image, None, value, True, 8.0 * len(payload), refinement=payload)

@@ -11,10 +11,11 @@ integers), so encoder and decoder compute the same pixels. Where a block's first
 coefficient was coded as zero, the receiver puts in the ramp its neighbours' means show instead,
 within what zero stands for (format 6): gradients come out as ramps, not 8×8 steps.
 
-Payload: ``step × 64`` u16 big-endian | the coefficients, coded by ``coefficient_coder`` (bitstream
-formats 5 and 6) or, in format 4 streams, as a raw LZMA2 stream of zigzag-mapped u16 planes (low bytes,
-then high bytes) ordered channel, band (row, column within the block), block. The formats differ in
-their steps and in what the receiver does (:data:`_LAYOUTS`).
+Payload: ``step × 64`` u16 big-endian | (format 6) the block means' step, u8: 0 the AC's, 1 finer |
+the coefficients, coded by ``coefficient_coder`` (bitstream formats 5 and 6) or, in format 4 streams, as
+a raw LZMA2 stream of zigzag-mapped u16 planes (low bytes, then high bytes) ordered channel, band (row,
+column within the block), block. The formats differ in their steps and in what the receiver does
+(:data:`_LAYOUTS`, :data:`_FORMAT_6`).
 """
 
 from __future__ import annotations
@@ -87,14 +88,17 @@ class _Layout:
     ramps: bool  # zero first-order coefficients predicted from the neighbouring blocks' means
 
 
-#: Each bitstream format that carries the layer: 4 (chroma ×2, coefficients LZMA-coded), 5 (chroma
-#: ×1.25, deblocking), 6 (finer block means, ramps). This version writes 6.
+#: The layer of bitstream formats 4 (chroma ×2, coefficients LZMA-coded) and 5 (chroma ×1.25, deblocking).
 _LAYOUTS = {
     4: _Layout(_band_weights(2.0), deblock=False, ramps=False),
     5: _Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=False),
-    6: _Layout(_band_weights(_CHROMA_STEP, (_LUMA_DC, _CHROMA_DC)), deblock=True, ramps=True),
 }
-_WRITTEN = _LAYOUTS[6]
+#: Format 6 (written now) adds ramps, and its payload names the block means' step: 0, the AC's
+#: (PSNR targets: finer means cost them 3.5-4.6 % more bytes); 1, finer (MS-SSIM targets).
+_FORMAT_6 = (
+    _Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=True),
+    _Layout(_band_weights(_CHROMA_STEP, (_LUMA_DC, _CHROMA_DC)), deblock=True, ramps=True),
+)
 #: A zero coefficient stands for magnitudes below this many of its steps (0.5 + the encoder's dead
 #: zone when format 6 was defined): a predicted ramp stays within it, so it never contradicts the code.
 _ZERO_BIN = 0.65
@@ -113,6 +117,7 @@ class Trial:
     step: float
     quantised: np.ndarray  # int32 [3, by, bx, 8, 8]
     image: np.ndarray  # uint8 [H,W,3]
+    fine_means: bool = True  # the block means at the finer step (format 6's means byte)
 
 
 @dataclass
@@ -122,10 +127,12 @@ class ResidualTransform:
 
     base: np.ndarray  # uint8 [H,W,3]
     coefficients: np.ndarray
+    fine_means: bool = True
 
     @classmethod
-    def of(cls, original: np.ndarray, base: np.ndarray) -> ResidualTransform:
-        """The transform of what ``base`` leaves of ``original`` (both uint8 [H,W,3])."""
+    def of(cls, original: np.ndarray, base: np.ndarray, fine_means: bool = True) -> ResidualTransform:
+        """The transform of what ``base`` leaves of ``original`` (both uint8 [H,W,3]), to be quantised
+        with the block means at the finer step (``fine_means``: for MS-SSIM targets) or the AC's."""
         height, width = original.shape[:2]
         by, bx = _blocks(height, width)
         coefficients = np.empty((3, by, bx, BLOCK, BLOCK), np.float32)
@@ -136,17 +143,19 @@ class ResidualTransform:
                 np.pad(residual, pad, mode="edge").reshape(-1, BLOCK, bx, BLOCK, 3).transpose(4, 0, 2, 1, 3)
             )
             coefficients[:, rows] = _DCT @ blocks @ _DCT.T
-        return cls(base, coefficients)
+        return cls(base, coefficients, fine_means)
 
     def trial(self, step: float) -> Trial:
         """The layer at ``step`` (rounded to what the payload can carry)."""
         step = _carried(step)
+        layout = _FORMAT_6[self.fine_means]
         quantised = np.empty(self.coefficients.shape, np.int32)
         for rows, _ in _strips(self.base.shape[0]):
-            scaled = self.coefficients[:, rows] / (np.float32(step) * _WRITTEN.weights[:, None, None])
+            scaled = self.coefficients[:, rows] / (np.float32(step) * layout.weights[:, None, None])
             rounded = np.floor(np.abs(scaled) + (np.float32(0.5) - _DEAD_ZONE))
             quantised[:, rows] = np.sign(scaled) * rounded
-        return Trial(step, quantised, _reconstruct(self.base, quantised, step))
+        image = _reconstruct(self.base, quantised, step, layout)
+        return Trial(step, quantised, image, self.fine_means)
 
 
 def _strips(height: int) -> list[tuple[slice, slice]]:
@@ -167,9 +176,7 @@ def _carried(step: float) -> float:
     return round(float(np.clip(step, MIN_STEP, MAX_STEP)) * _STEP_SCALE) / _STEP_SCALE
 
 
-def _reconstruct(
-    base: np.ndarray, quantised: np.ndarray, step: float, layout: _Layout = _WRITTEN
-) -> np.ndarray:
+def _reconstruct(base: np.ndarray, quantised: np.ndarray, step: float, layout: _Layout) -> np.ndarray:
     height, width = base.shape[:2]
     bx = quantised.shape[2]
     scale = np.float32(step) * layout.weights[:, None, None]
@@ -230,25 +237,32 @@ def encode(trial: Trial) -> bytes:
     """The refinement payload of ``trial``."""
     if np.abs(trial.quantised).max(initial=0) >= _LIMIT:
         raise ValueError("refinement step too small for this residual")
-    return struct.pack(">H", round(trial.step * _STEP_SCALE)) + coefficient_coder.encode(trial.quantised)
+    header = struct.pack(">HB", round(trial.step * _STEP_SCALE), int(trial.fine_means))
+    return header + coefficient_coder.encode(trial.quantised)
 
 
 def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
     """``base`` (uint8 [H,W,3], the network's image) refined by ``payload`` as bitstream
     ``format_version`` (4, 5 or 6) codes it; raises ``InvalidBitstream``."""
-    if format_version not in _LAYOUTS:
+    if format_version not in (*_LAYOUTS, 6):
         raise InvalidBitstream(f"bitstream format {format_version} carries no refinement layer")
-    if len(payload) < 2:
+    header = 3 if format_version == 6 else 2
+    if len(payload) < header:
         raise InvalidBitstream("refinement payload truncated")
     (scaled,) = struct.unpack(">H", payload[:2])
     step = scaled / _STEP_SCALE
     if not MIN_STEP <= step <= MAX_STEP:
         raise InvalidBitstream(f"refinement step {step} out of range")
+    if format_version == 6:
+        if payload[2] >= len(_FORMAT_6):
+            raise InvalidBitstream(f"refinement block means {payload[2]} not defined")
+        layout = _FORMAT_6[payload[2]]
+    else:
+        layout = _LAYOUTS[format_version]
     by, bx = _blocks(*base.shape[:2])
-    layout = _LAYOUTS[format_version]
     if format_version == 4:
-        return _reconstruct(base, _lzma_planes(payload[2:], by, bx), step, layout)
-    quantised = coefficient_coder.decode(payload[2:], by, bx)
+        return _reconstruct(base, _lzma_planes(payload[header:], by, bx), step, layout)
+    quantised = coefficient_coder.decode(payload[header:], by, bx)
     if np.abs(quantised).max(initial=0) >= _LIMIT:
         raise InvalidBitstream("refinement coefficient out of range")
     return _reconstruct(base, quantised, step, layout)

@@ -237,6 +237,7 @@ def test_psnr_targets_from_30_db_skip_the_network_when_the_layer_meets_them(
     assert "encode_seconds" not in result.timings  # no first pass through the backend
     stream = Bitstream.from_bytes(result.bitstream)
     assert stream.format_version == 6 and stream.steps == 1
+    assert stream.refinement[2] == 0  # PSNR targets keep the block means at the AC's step
     np.testing.assert_array_equal(codec.decompress(result.bitstream).image, result.reconstruction)
     low = codec.compress(rgb, Target("psnr", 24.0))  # below 30 dB the network is tried as well
     assert low.target_met and "encode_seconds" in low.timings

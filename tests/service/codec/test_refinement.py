@@ -22,10 +22,11 @@ def pair(kodak_image) -> tuple[np.ndarray, np.ndarray]:
     return original, np.asarray(Image.open(buffer).convert("RGB"))
 
 
-@pytest.mark.parametrize("step", [refinement.MIN_STEP, 3.0, 17.3])
-def test_the_receiver_decodes_what_the_encoder_measured(pair, step: float) -> None:
+@pytest.mark.parametrize(("step", "fine_means"), [(refinement.MIN_STEP, True), (3.0, True), (17.3, False)])
+def test_the_receiver_decodes_what_the_encoder_measured(pair, step: float, fine_means: bool) -> None:
     original, base = pair
-    trial = refinement.ResidualTransform.of(original, base).trial(step)
+    trial = refinement.ResidualTransform.of(original, base, fine_means).trial(step)
+    assert refinement.encode(trial)[2] == int(fine_means)  # the means byte
     np.testing.assert_array_equal(
         refinement.decode(base, refinement.encode(trial), REFINED_FORMAT_VERSION), trial.image
     )
@@ -44,7 +45,13 @@ def test_finer_steps_cost_more_bytes_and_give_more_quality(pair) -> None:
 def test_malformed_payloads_raise_invalid_bitstream(pair) -> None:
     original, base = pair
     payload = refinement.encode(refinement.ResidualTransform.of(original, base).trial(4.0))
-    for bad in (b"", payload[:1], b"\x00\x00" + payload[2:], payload[:-1]):
+    for bad in (
+        b"",
+        payload[:2],
+        b"\x00\x00" + payload[2:],
+        payload[:2] + b"\x02" + payload[3:],
+        payload[:-1],
+    ):
         with pytest.raises(InvalidBitstream):
             refinement.decode(base, bad, REFINED_FORMAT_VERSION)
 
@@ -71,7 +78,7 @@ def test_the_deblocking_filter_smooths_quantisation_edges_and_keeps_the_picture_
     original, _ = pair
     grey = np.full_like(original, 128)
     trial = refinement.ResidualTransform.of(original, grey).trial(24.0)
-    without = dataclasses.replace(refinement._WRITTEN, deblock=False)
+    without = dataclasses.replace(refinement._FORMAT_6[1], deblock=False)
     plain = refinement._reconstruct(grey, trial.quantised, trial.step, without)
 
     def edge_steps(image: np.ndarray) -> float:
@@ -106,7 +113,7 @@ def test_gradients_come_out_as_ramps_not_block_steps() -> None:
     base = np.full_like(original, 128)
     trial = refinement.ResidualTransform.of(original, base).trial(40.0)
     assert not trial.quantised[..., 0, 1].any() and not trial.quantised[..., 1, 0].any()
-    without = dataclasses.replace(refinement._WRITTEN, ramps=False)
+    without = dataclasses.replace(refinement._FORMAT_6[1], ramps=False)
     old = refinement._reconstruct(base, trial.quantised, trial.step, without)
     for image in (old, trial.image):  # every block keeps its mean, within a step of the mean (2.5)
         assert np.abs((image.astype(float) - original).reshape(8, 8, 12, 8, 3).mean((1, 3))).max() < 2.5
