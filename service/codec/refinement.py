@@ -4,8 +4,8 @@ The recurrent network stops gaining past MS-SSIM ~0.97 on busy photos (each late
 0.1-0.3 dB for 0.125 bpp); a transform coder spends its bits on that noise-like residual better.
 The layer codes ``original − base`` (``base``: what the receiver decodes from the network's bits)
 in YCbCr, each 8×8 block's DCT coefficients divided by ``step`` × a weight growing with frequency
-(chroma ×1.25; the mean of each block, its DC, at half the step) and rounded, the
-AC coefficients with a small dead zone. The receiver adds the decoded residual to its own
+(chroma ×1.25; for MS-SSIM targets the mean of each block, its DC, at about half the step) and
+rounded, the AC coefficients with a small dead zone. The receiver adds the decoded residual to its own
 base image, rounds, and smooths block edges where they are quantisation steps (a deblocking filter in
 integers), so encoder and decoder compute the same pixels. Where a block's first-order (ramp)
 coefficient was coded as zero, the receiver puts in the ramp its neighbours' means show instead,
@@ -36,9 +36,9 @@ MIN_STEP = 0.5
 MAX_STEP = 1000.0
 _STEP_SCALE = 64
 _CHROMA_STEP = 1.25
-#: Each block's mean (DC) in units of the step, Y and chroma (format 6): at the AC's step, the means of
-#: smooth blocks came out off by visible steps (ΔE*ab over 2.3 between neighbouring smooth patches: 279
-#: on Kodak at MS-SSIM 0.95, 3 with these) and compress rejected the layer there (decision 30).
+#: Each block's mean (DC) in units of the step, Y and chroma (format 6's finer means): at the AC's step,
+#: the means of smooth blocks came out off by visible steps (ΔE*ab over 2.3 between neighbouring smooth
+#: patches: 279 on Kodak at MS-SSIM 0.95, 7 with these) and compress rejected the layer there (decision 30).
 _LUMA_DC, _CHROMA_DC = 0.5, 0.45
 #: AC magnitudes within this much above a half step round down: fewer bytes for the same quality
 #: (the search measures what the receiver decodes, so this is the encoder's choice alone). Not the
