@@ -228,7 +228,7 @@ def test_format_5_streams_from_the_previous_release_still_decode(codec: ImageCod
     assert psnr(kodak_image[200:264, 300:396], codec.decompress(data).image) == pytest.approx(36.02, abs=0.01)
 
 
-def test_psnr_targets_from_30_db_skip_the_network_when_the_layer_meets_them(
+def test_psnr_targets_from_30_db_and_msssim_from_099_skip_the_network_when_the_layer_meets_them(
     codec: ImageCodec, kodak_image
 ) -> None:
     rgb = np.ascontiguousarray(kodak_image[:96, :160])
@@ -241,6 +241,11 @@ def test_psnr_targets_from_30_db_skip_the_network_when_the_layer_meets_them(
     np.testing.assert_array_equal(codec.decompress(result.bitstream).image, result.reconstruction)
     low = codec.compress(rgb, Target("psnr", 24.0))  # below 30 dB the network is tried as well
     assert low.target_met and "encode_seconds" in low.timings
+    high = codec.compress(rgb, Target("msssim", 0.99))  # so from MS-SSIM 0.99
+    assert high.target_met and high.iterations == 0 and "encode_seconds" not in high.timings
+    assert Bitstream.from_bytes(high.bitstream).refinement[2] == 1  # finer block means for MS-SSIM
+    lower = codec.compress(rgb, Target("msssim", 0.98))
+    assert lower.target_met and "encode_seconds" in lower.timings
 
 
 def test_targets_the_network_meets_cheaply_get_no_refinement_layer(codec: ImageCodec, kodak_image) -> None:
