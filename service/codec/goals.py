@@ -106,6 +106,8 @@ class Candidate:
     decoded: bool = True
     #: the refinement layer's payload on top of the network's image (empty: none)
     refinement: bytes = b""
+    #: visible jumps between smooth patches in ``image``, once counted (``QualityGoal._jumps``)
+    jumps: int | None = None
 
 
 @dataclass
@@ -390,7 +392,7 @@ class QualityGoal:
             if self._layer_beats(run, chosen):  # no decode of what loses to the layer anyway
                 assert self.layer is not None
                 return self.layer, self.layer.value
-            chosen = dataclasses.replace(chosen, image=run.decoded(chosen.counts), decoded=True)
+            chosen = dataclasses.replace(chosen, image=run.decoded(chosen.counts), decoded=True, jumps=None)
         achieved = (
             chosen.value
             if chosen.exact
@@ -449,8 +451,15 @@ class QualityGoal:
         if len(network.data) <= len(layer.data):
             return False
         if self.target.value >= _SETTLE_COLOUR_FROM[self.kind] and run.codec.smooth_patch_delta_e > 0:
-            return run.visible_jumps(layer.image) <= run.visible_jumps(network.image)
+            return self._jumps(run, layer) <= self._jumps(run, network)
         return True
+
+    @staticmethod
+    def _jumps(run: CompressRun, candidate: Candidate) -> int:
+        """``candidate``'s visible jumps, counted once (the layer is compared with up to three candidates)."""
+        if candidate.jumps is None:
+            candidate.jumps = run.visible_jumps(candidate.image)
+        return candidate.jumps
 
     def _layer(self, run: CompressRun, base_count: int) -> Candidate:
         """The refinement layer over ``base_count`` network iterations (none: over mid-grey), at the
