@@ -7,7 +7,7 @@
     | patch iteration counts: u8 × (patches_y · patches_x)                  (formats 1, 2)
     |                         counts len u16 | zlib(u8 × patches_y · patches_x) (format 3)
     | coder id u8 | coder params len u8 | coder params | payload len u32 | payload
-    | refinement len u32 | refinement                                      (formats 4-6)
+    | refinement len u32 | refinement                                      (formats 4-7)
     | crc32 u32
 
 Big-endian integers. The CRC-32 covers every byte before it. Parsing checks every length and
@@ -34,12 +34,12 @@ MAGIC = b"RGIC"
 #: 3: the per-patch iteration counts are zlib-compressed, and the learned context coder;
 #: 4: format 3 plus the refinement layer (service/codec/refinement.py), its coefficients LZMA-coded;
 #: 5: as 4, the coefficients range-coded (service/codec/coefficient_coder.py); 6: as 5, the layer's
-#: block means at a finer step. 6 is written only when the layer is used, 3 otherwise; 4 and 5 are
-#: read, no longer written.
+#: block means at a finer step; 7: as 6, the means' step capped for coarse layers. 7 is written only
+#: when the layer is used, 3 otherwise; 4-6 are read, no longer written.
 FORMAT_VERSION = 3
 FIRST_REFINED_FORMAT_VERSION = 4
-REFINED_FORMAT_VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)
+REFINED_FORMAT_VERSION = 7
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 #: Entropy coders each format version may name.
 _CODERS = {
     1: (CODER_RAW,),
@@ -48,6 +48,7 @@ _CODERS = {
     4: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
     5: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
     6: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
+    7: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
 }
 COLOUR_SRGB = 0
 MAX_DIMENSION = 1 << 20

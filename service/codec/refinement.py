@@ -9,17 +9,19 @@ rounded, the AC coefficients with a small dead zone. The receiver adds the decod
 base image, rounds, and smooths block edges where they are quantisation steps (a deblocking filter in
 integers), so encoder and decoder compute the same pixels. Where a block's first-order (ramp)
 coefficient was coded as zero, the receiver puts in the ramp its neighbours' means show instead,
-within what zero stands for (format 6): gradients come out as ramps, not 8×8 steps.
+within what zero stands for (format 6): gradients come out as ramps, not 8×8 steps. Past step 48 the
+means' step grows no further (format 7), so that a coarse layer keeps smooth areas' colours.
 
-Payload: ``step × 64`` u16 big-endian | (format 6) the block means' step, u8: 0 the AC's, 1 finer |
-the coefficients, coded by ``coefficient_coder`` (bitstream formats 5 and 6) or, in format 4 streams, as
+Payload: ``step × 64`` u16 big-endian | (formats 6, 7) the block means' step, u8: 0 the AC's, 1 finer |
+the coefficients, coded by ``coefficient_coder`` (bitstream formats 5-7) or, in format 4 streams, as
 a raw LZMA2 stream of zigzag-mapped u16 planes (low bytes, then high bytes) ordered channel, band (row,
 column within the block), block. The formats differ in their steps and in what the receiver does
-(:data:`_LAYOUTS`, :data:`_FORMAT_6`).
+(:data:`_LAYOUTS`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import lzma
 import struct
 from dataclasses import dataclass
@@ -27,6 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.codec import coefficient_coder
+from service.codec.bitstream import REFINED_FORMAT_VERSION
 from service.errors import InvalidBitstream
 
 __all__ = ["MAX_STEP", "MIN_STEP", "ResidualTransform", "Trial", "decode", "encode"]
@@ -36,8 +39,8 @@ MIN_STEP = 0.5
 MAX_STEP = 1000.0
 _STEP_SCALE = 64
 _CHROMA_STEP = 1.25
-#: Each block's mean (DC) in units of the step, Y and chroma (format 6's finer means): at the AC's step,
-#: the means of smooth blocks came out off by visible steps (ΔE*ab over 2.3 between neighbouring smooth
+#: Each block's mean (DC) in units of the step, Y and chroma (the finer means of formats 6 and 7): at the AC's
+#: step, the means of smooth blocks came out off by visible steps (ΔE*ab over 2.3 between neighbouring smooth
 #: patches: 279 on Kodak at MS-SSIM 0.95, 7 with these) and compress rejected the layer there (decision 30).
 _LUMA_DC, _CHROMA_DC = 0.5, 0.45
 #: AC magnitudes within this much above a half step round down: fewer bytes for the same quality
@@ -86,19 +89,31 @@ class _Layout:
     weights: np.ndarray  # step per channel and band, in units of the step [3, 8, 8]
     deblock: bool  # the deblocking filter on block edges
     ramps: bool  # zero first-order coefficients predicted from the neighbouring blocks' means
+    #: the step past which the block means' step grows no further (format 7)
+    means_from: float = MAX_STEP
+
+    def steps(self, step: float) -> np.ndarray:
+        """The quantiser step per channel and band [3, 8, 8] at ``step``."""
+        steps = np.float32(step) * self.weights
+        steps[:, 0, 0] = np.float32(min(step, self.means_from)) * self.weights[:, 0, 0]
+        return steps
 
 
-#: The layer of bitstream formats 4 (chroma ×2, coefficients LZMA-coded) and 5 (chroma ×1.25, deblocking).
-_LAYOUTS = {
-    4: _Layout(_band_weights(2.0), deblock=False, ramps=False),
-    5: _Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=False),
+#: The layer of each bitstream format, by the block means' step its payload names (formats 6 and 7: 0, the
+#: AC's, for PSNR targets, where finer means cost 3.5-4.6 % more bytes; 1, finer, for MS-SSIM targets).
+#: 4: chroma ×2, coefficients LZMA-coded; 5: chroma ×1.25, deblocking; 6: ramps; 7 (written now): the
+#: means' step grows no further past step 48, so coarse steps keep smooth areas' colours (decision 31).
+_LAYOUTS: dict[int, tuple[_Layout, ...]] = {
+    4: (_Layout(_band_weights(2.0), deblock=False, ramps=False),),
+    5: (_Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=False),),
+    6: (
+        _Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=True),
+        _Layout(_band_weights(_CHROMA_STEP, (_LUMA_DC, _CHROMA_DC)), deblock=True, ramps=True),
+    ),
 }
-#: Format 6 (written now) adds ramps, and its payload names the block means' step: 0, the AC's
-#: (PSNR targets: finer means cost them 3.5-4.6 % more bytes); 1, finer (MS-SSIM targets).
-_FORMAT_6 = (
-    _Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=True),
-    _Layout(_band_weights(_CHROMA_STEP, (_LUMA_DC, _CHROMA_DC)), deblock=True, ramps=True),
-)
+_LAYOUTS[7] = tuple(dataclasses.replace(layout, means_from=48.0) for layout in _LAYOUTS[6])
+#: Formats whose payload names the block means' step (one byte after the step).
+_MEANS_BYTE_FROM = 6
 #: A zero coefficient stands for magnitudes below this many of its steps (0.5 + the encoder's dead
 #: zone when format 6 was defined): a predicted ramp stays within it, so it never contradicts the code.
 _ZERO_BIN = 0.65
@@ -117,7 +132,7 @@ class Trial:
     step: float
     quantised: np.ndarray  # int32 [3, by, bx, 8, 8]
     image: np.ndarray  # uint8 [H,W,3]
-    fine_means: bool = True  # the block means at the finer step (format 6's means byte)
+    fine_means: bool = True  # the block means at the finer step (the means byte)
 
 
 @dataclass
@@ -148,10 +163,11 @@ class ResidualTransform:
     def trial(self, step: float) -> Trial:
         """The layer at ``step`` (rounded to what the payload can carry)."""
         step = _carried(step)
-        layout = _FORMAT_6[self.fine_means]
+        layout = _LAYOUTS[REFINED_FORMAT_VERSION][self.fine_means]
+        steps = layout.steps(step)[:, None, None]
         quantised = np.empty(self.coefficients.shape, np.int32)
         for rows, _ in _strips(self.base.shape[0]):
-            scaled = self.coefficients[:, rows] / (np.float32(step) * layout.weights[:, None, None])
+            scaled = self.coefficients[:, rows] / steps
             rounded = np.floor(np.abs(scaled) + (np.float32(0.5) - _DEAD_ZONE))
             quantised[:, rows] = np.sign(scaled) * rounded
         image = _reconstruct(self.base, quantised, step, layout)
@@ -179,7 +195,7 @@ def _carried(step: float) -> float:
 def _reconstruct(base: np.ndarray, quantised: np.ndarray, step: float, layout: _Layout) -> np.ndarray:
     height, width = base.shape[:2]
     bx = quantised.shape[2]
-    scale = np.float32(step) * layout.weights[:, None, None]
+    scale = layout.steps(step)[:, None, None]
     slopes = _ramp_slopes(quantised[..., 0, 0] * scale[..., 0, 0]) if layout.ramps else None
     image = np.empty(base.shape, np.int16)
     for rows, pixels in _strips(height):
@@ -243,22 +259,21 @@ def encode(trial: Trial) -> bytes:
 
 def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
     """``base`` (uint8 [H,W,3], the network's image) refined by ``payload`` as bitstream
-    ``format_version`` (4, 5 or 6) codes it; raises ``InvalidBitstream``."""
-    if format_version not in (*_LAYOUTS, 6):
+    ``format_version`` (4-7) codes it; raises ``InvalidBitstream``."""
+    if format_version not in _LAYOUTS:
         raise InvalidBitstream(f"bitstream format {format_version} carries no refinement layer")
-    header = 3 if format_version == 6 else 2
+    layouts = _LAYOUTS[format_version]
+    header = 3 if format_version >= _MEANS_BYTE_FROM else 2
     if len(payload) < header:
         raise InvalidBitstream("refinement payload truncated")
     (scaled,) = struct.unpack(">H", payload[:2])
     step = scaled / _STEP_SCALE
     if not MIN_STEP <= step <= MAX_STEP:
         raise InvalidBitstream(f"refinement step {step} out of range")
-    if format_version == 6:
-        if payload[2] >= len(_FORMAT_6):
-            raise InvalidBitstream(f"refinement block means {payload[2]} not defined")
-        layout = _FORMAT_6[payload[2]]
-    else:
-        layout = _LAYOUTS[format_version]
+    means = payload[2] if header == 3 else 0
+    if means >= len(layouts):
+        raise InvalidBitstream(f"refinement block means {means} not defined")
+    layout = layouts[means]
     by, bx = _blocks(*base.shape[:2])
     if format_version == 4:
         return _reconstruct(base, _lzma_planes(payload[header:], by, bx), step, layout)

@@ -30,15 +30,15 @@ def test_round_trip_preserves_every_field() -> None:
     assert parsed.payload == stream.payload
 
 
-def test_a_refinement_layer_makes_format_6_and_round_trips() -> None:
+def test_a_refinement_layer_makes_format_7_and_round_trips() -> None:
     plain = _stream()
     assert plain.format_version == 3 and plain.steps == int(plain.patch_iterations.max())
     refined = dataclasses.replace(plain, refinement=b"layer bytes")
     parsed = Bitstream.from_bytes(refined.to_bytes())
-    assert parsed.format_version == 6 and parsed.refinement == b"layer bytes"
+    assert parsed.format_version == 7 and parsed.refinement == b"layer bytes"
     assert parsed.steps == plain.steps + 1 and parsed.payload == plain.payload
     assert Bitstream.from_bytes(plain.to_bytes()).refinement == b""
-    for version in (4, 5):
+    for version in (4, 5, 6):
         older = Bitstream.from_bytes(dataclasses.replace(refined, format_version=version).to_bytes())
         assert older.format_version == version and older.refinement == b"layer bytes"
 

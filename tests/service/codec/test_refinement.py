@@ -78,7 +78,7 @@ def test_the_deblocking_filter_smooths_quantisation_edges_and_keeps_the_picture_
     original, _ = pair
     grey = np.full_like(original, 128)
     trial = refinement.ResidualTransform.of(original, grey).trial(24.0)
-    without = dataclasses.replace(refinement._FORMAT_6[1], deblock=False)
+    without = dataclasses.replace(refinement._LAYOUTS[REFINED_FORMAT_VERSION][1], deblock=False)
     plain = refinement._reconstruct(grey, trial.quantised, trial.step, without)
 
     def edge_steps(image: np.ndarray) -> float:
@@ -107,13 +107,13 @@ def test_working_in_bands_gives_what_one_band_gives(pair, monkeypatch) -> None:
 
 def test_gradients_come_out_as_ramps_not_block_steps() -> None:
     """A smooth diagonal gradient at a step that codes its ramps as zero: without the ramps (format 5)
-    the 8×8 blocks show as steps; format 6 puts back the ramps the neighbouring means show."""
+    the 8×8 blocks show as steps; formats 6 and 7 put back the ramps the neighbouring means show."""
     y, x = np.mgrid[:64, :96]
     original = np.repeat((60 + 0.9 * x + 0.5 * y)[..., None], 3, axis=2).round().astype(np.uint8)
     base = np.full_like(original, 128)
     trial = refinement.ResidualTransform.of(original, base).trial(40.0)
     assert not trial.quantised[..., 0, 1].any() and not trial.quantised[..., 1, 0].any()
-    without = dataclasses.replace(refinement._FORMAT_6[1], ramps=False)
+    without = dataclasses.replace(refinement._LAYOUTS[REFINED_FORMAT_VERSION][1], ramps=False)
     old = refinement._reconstruct(base, trial.quantised, trial.step, without)
     for image in (old, trial.image):  # every block keeps its mean, within a step of the mean (2.5)
         assert np.abs((image.astype(float) - original).reshape(8, 8, 12, 8, 3).mean((1, 3))).max() < 2.5
@@ -121,3 +121,18 @@ def test_gradients_come_out_as_ramps_not_block_steps() -> None:
     flat = lambda image: (np.diff(image.astype(int), axis=1) == 0).mean()  # noqa: E731
     assert flat(original) < 0.15 and flat(old) > 0.5 and flat(trial.image) < 0.35
     assert psnr(original, trial.image) > psnr(original, old) + 2
+
+
+def test_coarse_steps_keep_the_block_means_at_the_step_48_gives(monkeypatch) -> None:
+    """Format 7: past step 48 the AC steps keep growing, the block means' does not, so a flat area at a
+    coarse step keeps its colour (format 6 would put it up to half a mean step, 4 levels, off)."""
+    layout, older = refinement._LAYOUTS[REFINED_FORMAT_VERSION][1], refinement._LAYOUTS[6][1]
+    np.testing.assert_array_equal(layout.steps(128.0)[:, 0, 0], layout.steps(48.0)[:, 0, 0])
+    np.testing.assert_array_equal(layout.steps(128.0)[:, 1:], older.steps(128.0)[:, 1:])
+    np.testing.assert_array_equal(layout.steps(40.0), older.steps(40.0))
+    original = np.empty((64, 64, 3), np.uint8)
+    original[:] = 133  # 5 levels above the base: 3 off on a mean step of 8, 1 off on one of 3
+    transform = refinement.ResidualTransform.of(original, np.full_like(original, 128))
+    assert np.abs(transform.trial(128.0).image.astype(int) - original).max() <= 2
+    monkeypatch.setitem(refinement._LAYOUTS, REFINED_FORMAT_VERSION, refinement._LAYOUTS[6])
+    assert np.abs(transform.trial(128.0).image.astype(int) - original).max() > 2
