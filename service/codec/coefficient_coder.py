@@ -1,7 +1,9 @@
 """Lossless coding of the refinement layer's quantised DCT coefficients (docs/decisions.md 29).
 
 A context-adaptive range coder built for what the layer holds: [3, blocks_y, blocks_x, 8, 8]
-integers, mostly zero at high frequencies, larger where the picture is busy. Channel by channel:
+integers, mostly zero at high frequencies, larger where the picture is busy; in format 7 first the
+adaptive quantiser's levels (one small integer per 32×32 region), coded as a DC plane is (1.). Then
+channel by channel:
 
 1. **DC**: the blocks' DC plane coded coarse to fine, as a lattice that halves its spacing each
    level; each value is predicted from the mean of its already coded neighbours at that level, and
@@ -235,21 +237,30 @@ def _code(channel: _Channel, q: np.ndarray, encoding: bool) -> np.ndarray:
     return q
 
 
-def encode(quantised: np.ndarray) -> bytes:
+def encode(quantised: np.ndarray, levels: np.ndarray | None = None) -> bytes:
     """The range-coded bytes of ``quantised`` (integers [3, blocks_y, blocks_x, 8, 8], each below
-    2**20 in magnitude)."""
+    2**20 in magnitude), after those of the adaptive quantiser's ``levels`` (small integers
+    [regions_y, regions_x]; coded as a DC plane is) if any."""
     channel = _Channel()
+    if levels is not None:
+        _code_dc(channel, _Magnitudes(len(_BUCKETS)), levels.astype(np.int64), False, encoding=True)
     _code(channel, np.ascontiguousarray(quantised.transpose(0, 3, 4, 1, 2), np.int32), encoding=True)
     return channel.payload()
 
 
-def decode(payload: bytes, blocks_y: int, blocks_x: int) -> np.ndarray:
-    """Inverse of ``encode`` for an image of ``blocks_y`` × ``blocks_x`` blocks; raises
-    ``InvalidBitstream`` where the payload cannot be what ``encode`` wrote."""
+def decode(
+    payload: bytes, blocks_y: int, blocks_x: int, regions: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Inverse of ``encode`` for an image of ``blocks_y`` × ``blocks_x`` blocks: (coefficients, levels),
+    the levels read only where ``regions`` gives their shape; raises ``InvalidBitstream`` where the
+    payload cannot be what ``encode`` wrote."""
     channel = _Channel(payload)
     q = np.zeros((3, BLOCK, BLOCK, blocks_y, blocks_x), np.int32)
+    levels = None if regions is None else np.zeros(regions, np.int64)
     try:
-        return _code(channel, q, encoding=False).transpose(0, 3, 4, 1, 2)
+        if levels is not None:
+            _code_dc(channel, _Magnitudes(len(_BUCKETS)), levels, False, encoding=False)
+        return _code(channel, q, encoding=False).transpose(0, 3, 4, 1, 2), levels
     # constriction reports data that cannot come from the model with AssertionError.
     except (AssertionError, ValueError, RuntimeError, OverflowError) as error:
         raise InvalidBitstream(f"refinement payload does not decode: {error}") from error

@@ -1,4 +1,4 @@
-"""The refinement layer: the residual the network leaves, coded with an 8×8 DCT (docs/decisions.md 28, 29).
+"""The refinement layer: the residual the network leaves, coded with an 8×8 DCT (docs/decisions.md 28-31).
 
 The recurrent network stops gaining past MS-SSIM ~0.97 on busy photos (each late iteration adds
 0.1-0.3 dB for 0.125 bpp); a transform coder spends its bits on that noise-like residual better.
@@ -10,9 +10,12 @@ base image, rounds, and smooths block edges where they are quantisation steps (a
 integers), so encoder and decoder compute the same pixels. Where a block's first-order (ramp)
 coefficient was coded as zero, the receiver puts in the ramp its neighbours' means show instead,
 within what zero stands for (format 6): gradients come out as ramps, not 8×8 steps. Past step 48 the
-means' step grows no further (format 7), so that a coarse layer keeps smooth areas' colours.
+means' step grows no further (format 7), so that a coarse layer keeps smooth areas' colours; and for
+MS-SSIM targets each 32×32 region's steps are scaled by a level the payload carries (format 7's adaptive
+quantiser): coarser where the picture is busy, finer where it is smooth.
 
-Payload: ``step × 64`` u16 big-endian | (formats 6, 7) the block means' step, u8: 0 the AC's, 1 finer |
+Payload: ``step × 64`` u16 big-endian | (formats 6, 7) the mode, u8: bit 0 the block means at a finer step
+than the AC's, bit 1 (format 7) the adaptive quantiser's region levels, coded first with the coefficients |
 the coefficients, coded by ``coefficient_coder`` (bitstream formats 5-7) or, in format 4 streams, as
 a raw LZMA2 stream of zigzag-mapped u16 planes (low bytes, then high bytes) ordered channel, band (row,
 column within the block), block. The formats differ in their steps and in what the receiver does
@@ -91,6 +94,8 @@ class _Layout:
     ramps: bool  # zero first-order coefficients predicted from the neighbouring blocks' means
     #: the step past which the block means' step grows no further (format 7)
     means_from: float = MAX_STEP
+    #: each 32×32 region's steps scaled by its level (format 7), coarser where the picture is busy
+    adaptive: bool = False
 
     def steps(self, step: float) -> np.ndarray:
         """The quantiser step per channel and band [3, 8, 8] at ``step``."""
@@ -99,10 +104,11 @@ class _Layout:
         return steps
 
 
-#: The layer of each bitstream format, by the block means' step its payload names (formats 6 and 7: 0, the
-#: AC's, for PSNR targets, where finer means cost 3.5-4.6 % more bytes; 1, finer, for MS-SSIM targets).
-#: 4: chroma ×2, coefficients LZMA-coded; 5: chroma ×1.25, deblocking; 6: ramps; 7 (written now): the
-#: means' step grows no further past step 48, so coarse steps keep smooth areas' colours (decision 31).
+#: The layer of each bitstream format, by the mode byte of its payload (formats 6 and 7; bit 0: the block
+#: means at a finer step than the AC's, which costs PSNR targets 3.5-4.6 % more bytes; bit 1, format 7: the
+#: adaptive quantiser, which costs PSNR what it saves MS-SSIM). 4: chroma ×2, coefficients LZMA-coded;
+#: 5: chroma ×1.25, deblocking; 6: ramps; 7 (written now): the means' step grows no further past step 48,
+#: so coarse steps keep smooth areas' colours, and the adaptive quantiser (decision 31).
 _LAYOUTS: dict[int, tuple[_Layout, ...]] = {
     4: (_Layout(_band_weights(2.0), deblock=False, ramps=False),),
     5: (_Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=False),),
@@ -111,9 +117,21 @@ _LAYOUTS: dict[int, tuple[_Layout, ...]] = {
         _Layout(_band_weights(_CHROMA_STEP, (_LUMA_DC, _CHROMA_DC)), deblock=True, ramps=True),
     ),
 }
-_LAYOUTS[7] = tuple(dataclasses.replace(layout, means_from=48.0) for layout in _LAYOUTS[6])
-#: Formats whose payload names the block means' step (one byte after the step).
-_MEANS_BYTE_FROM = 6
+_LAYOUTS[7] = tuple(
+    dataclasses.replace(_LAYOUTS[6][mode & 1], means_from=48.0, adaptive=bool(mode & 2)) for mode in range(4)
+)
+#: Formats whose payload has the mode byte (after the step).
+_MODE_BYTE_FROM = 6
+#: The modes the encoder writes: PSNR targets, MS-SSIM targets (finer means, adaptive quantiser).
+_FOR_PSNR, _FOR_MSSSIM = 0, 3
+#: The adaptive quantiser: blocks per region side (32 pixels), and region levels k within ±4, scaling the
+#: region's steps by 2^(k/4); the encoder sets k = 4 · 0.2 · (log2 of the region's luma variance (+4)
+#: − its mean over the image), rounded: MS-SSIM forgives busy regions more error, and smooth ones get
+#: finer steps (on Kodak at MS-SSIM 0.95 2.9 % fewer bytes, the levels included; decision 31).
+_REGION_BLOCKS = 4
+_MAX_LEVEL = 4
+_LEVEL_SCALES = np.exp2(np.arange(-_MAX_LEVEL, _MAX_LEVEL + 1) / 4).astype(np.float32)
+_ACTIVITY_SLOPE = 0.2
 #: A zero coefficient stands for magnitudes below this many of its steps (0.5 + the encoder's dead
 #: zone when format 6 was defined): a predicted ramp stays within it, so it never contradicts the code.
 _ZERO_BIN = 0.65
@@ -132,7 +150,8 @@ class Trial:
     step: float
     quantised: np.ndarray  # int32 [3, by, bx, 8, 8]
     image: np.ndarray  # uint8 [H,W,3]
-    fine_means: bool = True  # the block means at the finer step (the means byte)
+    mode: int  # the layout (the mode byte)
+    levels: np.ndarray | None  # the adaptive quantiser's region levels [ry, rx], if the mode has them
 
 
 @dataclass
@@ -142,12 +161,13 @@ class ResidualTransform:
 
     base: np.ndarray  # uint8 [H,W,3]
     coefficients: np.ndarray
-    fine_means: bool = True
+    mode: int = _FOR_MSSSIM
+    levels: np.ndarray | None = None  # the adaptive quantiser's, where the mode has it
 
     @classmethod
-    def of(cls, original: np.ndarray, base: np.ndarray, fine_means: bool = True) -> ResidualTransform:
+    def of(cls, original: np.ndarray, base: np.ndarray, msssim: bool = True) -> ResidualTransform:
         """The transform of what ``base`` leaves of ``original`` (both uint8 [H,W,3]), to be quantised
-        with the block means at the finer step (``fine_means``: for MS-SSIM targets) or the AC's."""
+        for an MS-SSIM target (finer block means, steps adapted to each region) or a PSNR target."""
         height, width = original.shape[:2]
         by, bx = _blocks(height, width)
         coefficients = np.empty((3, by, bx, BLOCK, BLOCK), np.float32)
@@ -158,20 +178,49 @@ class ResidualTransform:
                 np.pad(residual, pad, mode="edge").reshape(-1, BLOCK, bx, BLOCK, 3).transpose(4, 0, 2, 1, 3)
             )
             coefficients[:, rows] = _DCT @ blocks @ _DCT.T
-        return cls(base, coefficients, fine_means)
+        mode = _FOR_MSSSIM if msssim else _FOR_PSNR
+        levels = _region_levels(original) if _LAYOUTS[REFINED_FORMAT_VERSION][mode].adaptive else None
+        return cls(base, coefficients, mode, levels)
 
     def trial(self, step: float) -> Trial:
         """The layer at ``step`` (rounded to what the payload can carry)."""
         step = _carried(step)
-        layout = _LAYOUTS[REFINED_FORMAT_VERSION][self.fine_means]
+        layout = _LAYOUTS[REFINED_FORMAT_VERSION][self.mode]
         steps = layout.steps(step)[:, None, None]
+        scales = _block_scales(self.levels, *self.coefficients.shape[1:3])
         quantised = np.empty(self.coefficients.shape, np.int32)
         for rows, _ in _strips(self.base.shape[0]):
-            scaled = self.coefficients[:, rows] / steps
+            scaled = self.coefficients[:, rows] / (steps * scales[rows, :, None, None])
             rounded = np.floor(np.abs(scaled) + (np.float32(0.5) - _DEAD_ZONE))
             quantised[:, rows] = np.sign(scaled) * rounded
-        image = _reconstruct(self.base, quantised, step, layout)
-        return Trial(step, quantised, image, self.fine_means)
+        image = _reconstruct(self.base, quantised, step, layout, scales)
+        return Trial(step, quantised, image, self.mode, self.levels)
+
+
+def _region_levels(original: np.ndarray) -> np.ndarray:
+    """The adaptive quantiser's level of each 32×32 region of ``original`` (uint8 [H,W,3]; int64
+    [ry, rx]): 4 · 0.2 · (log2 of its luma variance, +4, − that mean over the image), rounded."""
+    height, width = original.shape[:2]
+    side = _REGION_BLOCKS * BLOCK
+    ry, rx = -(-height // side), -(-width // side)
+    variance = np.empty((ry, rx), np.float64)
+    band = 32  # regions per band of rows: 1024 pixel rows at a time
+    for top in range(0, ry, band):
+        luma = original[top * side : (top + band) * side].astype(np.float32) @ _RGB_TO_YCC[0]
+        n = -(-len(luma) // side)
+        luma = np.pad(luma, ((0, n * side - len(luma)), (0, rx * side - width)), mode="edge")
+        variance[top : top + n] = luma.reshape(n, side, rx, side).var(axis=(1, 3))
+    logs = np.log2(variance + 4.0)
+    levels = np.round(4 * _ACTIVITY_SLOPE * (logs - logs.mean()))
+    return np.clip(levels, -_MAX_LEVEL, _MAX_LEVEL).astype(np.int64)
+
+
+def _block_scales(levels: np.ndarray | None, blocks_y: int, blocks_x: int) -> np.ndarray:
+    """Each block's step scale (float32 [blocks_y, blocks_x]) from its region's level (1 without levels)."""
+    if levels is None:
+        return np.ones((blocks_y, blocks_x), np.float32)
+    scales = _LEVEL_SCALES[levels + _MAX_LEVEL]
+    return np.repeat(np.repeat(scales, _REGION_BLOCKS, 0), _REGION_BLOCKS, 1)[:blocks_y, :blocks_x]
 
 
 def _strips(height: int) -> list[tuple[slice, slice]]:
@@ -192,17 +241,21 @@ def _carried(step: float) -> float:
     return round(float(np.clip(step, MIN_STEP, MAX_STEP)) * _STEP_SCALE) / _STEP_SCALE
 
 
-def _reconstruct(base: np.ndarray, quantised: np.ndarray, step: float, layout: _Layout) -> np.ndarray:
+def _reconstruct(
+    base: np.ndarray, quantised: np.ndarray, step: float, layout: _Layout, scales: np.ndarray | None = None
+) -> np.ndarray:
     height, width = base.shape[:2]
     bx = quantised.shape[2]
-    scale = layout.steps(step)[:, None, None]
-    slopes = _ramp_slopes(quantised[..., 0, 0] * scale[..., 0, 0]) if layout.ramps else None
+    steps = layout.steps(step)[:, None, None]
+    if scales is None:
+        scales = _block_scales(None, *quantised.shape[1:3])
+    slopes = _ramp_slopes(quantised[..., 0, 0] * steps[..., 0, 0] * scales) if layout.ramps else None
     image = np.empty(base.shape, np.int16)
     for rows, pixels in _strips(height):
-        coefficients = quantised[:, rows].astype(np.float32) * scale
+        coefficients = quantised[:, rows].astype(np.float32) * (steps * scales[rows, :, None, None])
         if slopes is not None:
             for (u, v), slope in zip(((0, 1), (1, 0)), slopes, strict=True):
-                limit = np.float32(_ZERO_BIN * step) * layout.weights[:, u, v, None, None]
+                limit = np.float32(_ZERO_BIN * step) * layout.weights[:, u, v, None, None] * scales[rows]
                 ramp = np.clip(np.float32(_RAMP) * slope[:, rows], -limit, limit)
                 coded = quantised[:, rows, :, u, v]
                 coefficients[..., u, v] = np.where(coded == 0, ramp, coefficients[..., u, v])
@@ -253,8 +306,8 @@ def encode(trial: Trial) -> bytes:
     """The refinement payload of ``trial``."""
     if np.abs(trial.quantised).max(initial=0) >= _LIMIT:
         raise ValueError("refinement step too small for this residual")
-    header = struct.pack(">HB", round(trial.step * _STEP_SCALE), int(trial.fine_means))
-    return header + coefficient_coder.encode(trial.quantised)
+    header = struct.pack(">HB", round(trial.step * _STEP_SCALE), trial.mode)
+    return header + coefficient_coder.encode(trial.quantised, trial.levels)
 
 
 def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
@@ -263,24 +316,27 @@ def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
     if format_version not in _LAYOUTS:
         raise InvalidBitstream(f"bitstream format {format_version} carries no refinement layer")
     layouts = _LAYOUTS[format_version]
-    header = 3 if format_version >= _MEANS_BYTE_FROM else 2
+    header = 3 if format_version >= _MODE_BYTE_FROM else 2
     if len(payload) < header:
         raise InvalidBitstream("refinement payload truncated")
     (scaled,) = struct.unpack(">H", payload[:2])
     step = scaled / _STEP_SCALE
     if not MIN_STEP <= step <= MAX_STEP:
         raise InvalidBitstream(f"refinement step {step} out of range")
-    means = payload[2] if header == 3 else 0
-    if means >= len(layouts):
-        raise InvalidBitstream(f"refinement block means {means} not defined")
-    layout = layouts[means]
+    mode = payload[2] if header == 3 else 0
+    if mode >= len(layouts):
+        raise InvalidBitstream(f"refinement mode {mode} not defined")
+    layout = layouts[mode]
     by, bx = _blocks(*base.shape[:2])
     if format_version == 4:
         return _reconstruct(base, _lzma_planes(payload[header:], by, bx), step, layout)
-    quantised = coefficient_coder.decode(payload[header:], by, bx)
+    regions = (-(-by // _REGION_BLOCKS), -(-bx // _REGION_BLOCKS)) if layout.adaptive else None
+    quantised, levels = coefficient_coder.decode(payload[header:], by, bx, regions)
     if np.abs(quantised).max(initial=0) >= _LIMIT:
         raise InvalidBitstream("refinement coefficient out of range")
-    return _reconstruct(base, quantised, step, layout)
+    if levels is not None and np.abs(levels).max(initial=0) > _MAX_LEVEL:
+        raise InvalidBitstream("refinement quantiser level out of range")
+    return _reconstruct(base, quantised, step, layout, _block_scales(levels, by, bx))
 
 
 def _lzma_planes(data: bytes, by: int, bx: int) -> np.ndarray:

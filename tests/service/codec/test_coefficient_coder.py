@@ -9,9 +9,15 @@ import pytest
 from service.codec import coefficient_coder, refinement
 
 
-def _round_trip(q: np.ndarray) -> bytes:
-    payload = coefficient_coder.encode(q)
-    np.testing.assert_array_equal(coefficient_coder.decode(payload, *q.shape[1:3]), q)
+def _round_trip(q: np.ndarray, levels: np.ndarray | None = None) -> bytes:
+    payload = coefficient_coder.encode(q, levels)
+    regions = None if levels is None else levels.shape
+    decoded, decoded_levels = coefficient_coder.decode(payload, *q.shape[1:3], regions)
+    np.testing.assert_array_equal(decoded, q)
+    if levels is None:
+        assert decoded_levels is None
+    else:
+        np.testing.assert_array_equal(decoded_levels, levels)
     return payload
 
 
@@ -21,6 +27,14 @@ def test_random_coefficients_round_trip_at_any_block_count(blocks: tuple[int, in
     q = np.round(rng.laplace(0, 3, (3, *blocks, 8, 8))).astype(np.int32)
     q[..., 0, 0] = rng.integers(-3000, 3000, (3, *blocks))
     _round_trip(q)
+
+
+@pytest.mark.parametrize("regions", [(1, 1), (2, 3), (5, 4)])
+def test_the_adaptive_quantisers_levels_round_trip_before_the_coefficients(regions: tuple[int, int]) -> None:
+    rng = np.random.default_rng(regions[0] * 10 + regions[1])
+    q = np.round(rng.laplace(0, 2, (3, 4 * regions[0] - 1, 4 * regions[1], 8, 8))).astype(np.int32)
+    levels = rng.integers(-4, 5, regions)
+    _round_trip(q, levels)
 
 
 def test_extremes_round_trip() -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.codec import refinement
+from service.codec import coefficient_coder, refinement
 from service.codec.bitstream import REFINED_FORMAT_VERSION
 from service.codec.quality import psnr
 from service.errors import InvalidBitstream
@@ -22,11 +22,14 @@ def pair(kodak_image) -> tuple[np.ndarray, np.ndarray]:
     return original, np.asarray(Image.open(buffer).convert("RGB"))
 
 
-@pytest.mark.parametrize(("step", "fine_means"), [(refinement.MIN_STEP, True), (3.0, True), (17.3, False)])
-def test_the_receiver_decodes_what_the_encoder_measured(pair, step: float, fine_means: bool) -> None:
+@pytest.mark.parametrize(
+    ("step", "msssim"), [(refinement.MIN_STEP, True), (3.0, True), (17.3, False), (150.0, True)]
+)
+def test_the_receiver_decodes_what_the_encoder_measured(pair, step: float, msssim: bool) -> None:
     original, base = pair
-    trial = refinement.ResidualTransform.of(original, base, fine_means).trial(step)
-    assert refinement.encode(trial)[2] == int(fine_means)  # the means byte
+    trial = refinement.ResidualTransform.of(original, base, msssim).trial(step)
+    assert refinement.encode(trial)[2] == (3 if msssim else 0)  # the mode byte: finer means, adaptive steps
+    assert (trial.levels is not None) == msssim
     np.testing.assert_array_equal(
         refinement.decode(base, refinement.encode(trial), REFINED_FORMAT_VERSION), trial.image
     )
@@ -49,7 +52,7 @@ def test_malformed_payloads_raise_invalid_bitstream(pair) -> None:
         b"",
         payload[:2],
         b"\x00\x00" + payload[2:],
-        payload[:2] + b"\x02" + payload[3:],
+        payload[:2] + b"\x04" + payload[3:],
         payload[:-1],
     ):
         with pytest.raises(InvalidBitstream):
@@ -134,5 +137,24 @@ def test_coarse_steps_keep_the_block_means_at_the_step_48_gives(monkeypatch) -> 
     original[:] = 133  # 5 levels above the base: 3 off on a mean step of 8, 1 off on one of 3
     transform = refinement.ResidualTransform.of(original, np.full_like(original, 128))
     assert np.abs(transform.trial(128.0).image.astype(int) - original).max() <= 2
-    monkeypatch.setitem(refinement._LAYOUTS, REFINED_FORMAT_VERSION, refinement._LAYOUTS[6])
+    uncapped = tuple(dataclasses.replace(older, adaptive=True) for _ in range(4))  # a flat area: all level 0
+    monkeypatch.setitem(refinement._LAYOUTS, REFINED_FORMAT_VERSION, uncapped)
     assert np.abs(transform.trial(128.0).image.astype(int) - original).max() > 2
+
+
+def test_the_adaptive_quantiser_steps_coarser_where_the_picture_is_busy() -> None:
+    """Format 7 for MS-SSIM targets: a busy region's steps are coarser than a smooth one's (MS-SSIM
+    forgives texture more error); the levels travel in the payload, and one out of range is refused."""
+    rng = np.random.default_rng(7)
+    original = np.full((64, 128, 3), 120, np.uint8)
+    original[:, 64:] = rng.integers(40, 200, (64, 64, 3))  # noise on the right, flat on the left
+    base = np.full_like(original, 128)
+    trial = refinement.ResidualTransform.of(original, base).trial(20.0)
+    assert trial.levels is not None and trial.levels.shape == (2, 4)
+    assert (trial.levels[:, :2] < 0).all() and (trial.levels[:, 2:] > 0).all()
+    np.testing.assert_array_equal(refinement.decode(base, refinement.encode(trial), 7), trial.image)
+    levels = trial.levels.copy()
+    levels[0, 0] = 5
+    forged = refinement.encode(trial)[:3] + coefficient_coder.encode(trial.quantised, levels)
+    with pytest.raises(InvalidBitstream, match="level"):
+        refinement.decode(base, forged, 7)
