@@ -535,13 +535,13 @@ class ImageCodec:
         stream, bits, cell_iterations = self._parse(data, iterations)
         parsed = time.perf_counter()
         image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations, progress)
+        # entropy decoding with the header checks (a few ms)
+        timings = {**self.client.timing(), "entropy_decoding_seconds": parsed - start}
         if _refined(stream, iterations):
+            layer_start = time.perf_counter()
             image = refinement.decode(image, stream.refinement, stream.format_version)
-        timings = {
-            **self.client.timing(),
-            "entropy_decoding_seconds": parsed - start,  # with the header checks (a few ms)
-            "total_seconds": time.perf_counter() - start,
-        }
+            timings["refinement_seconds"] = time.perf_counter() - layer_start
+        timings["total_seconds"] = time.perf_counter() - start
         return Decoded(stream, image, timings)
 
     def decode_bits(
