@@ -11,12 +11,18 @@ from fastapi.responses import StreamingResponse
 from service import metrics
 from service.codec.images import encode_png
 
-__all__ = ["BOUNDARY", "negotiate", "progressive_png_stream"]
+__all__ = ["BOUNDARY", "finite", "negotiate", "progressive_png_stream"]
 
 BOUNDARY = "rgic-frame"
 OCTET = "application/octet-stream"
 PNG = "image/png"
 JSON = "application/json"
+
+
+def finite(value: float) -> float | None:
+    """``value`` for a JSON body, which has no infinity: None where it is infinite (the PSNR of an exact
+    reconstruction)."""
+    return value if np.isfinite(value) else None
 
 
 def negotiate(request: Request, offered: tuple[str, ...]) -> str:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.codec import refinement
 from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW
 from service.codec.patches import CELL_SIZE, Geometry
 from service.errors import InvalidBitstream
@@ -34,11 +35,12 @@ MAGIC = b"RGIC"
 #: 3: the per-patch iteration counts are zlib-compressed, and the learned context coder;
 #: 4: format 3 plus the refinement layer (service/codec/refinement.py), its coefficients LZMA-coded;
 #: 5: as 4, the coefficients range-coded (service/codec/coefficient_coder.py); 6: as 5, the layer's
-#: block means at a finer step; 7: as 6, the means' step capped for coarse layers. 7 is written only
-#: when the layer is used, 3 otherwise; 4-6 are read, no longer written.
+#: block means at a finer step; 7: as 6, the means' step capped for coarse layers and, for MS-SSIM
+#: targets, an adaptive quantiser. 7 is written only when the layer is used, 3 otherwise; 4-6 are read,
+#: no longer written.
 FORMAT_VERSION = 3
 FIRST_REFINED_FORMAT_VERSION = 4
-REFINED_FORMAT_VERSION = 7
+REFINED_FORMAT_VERSION = refinement.FORMAT
 READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
 #: Entropy coders each format version may name.
 _CODERS = {
@@ -81,8 +83,10 @@ class Bitstream:
 
     @property
     def steps(self) -> int:
-        """What a progressive receiver shows in turn: the network's iterations, then the refinement."""
-        return int(self.patch_iterations.max(initial=0)) + bool(self.refinement)
+        """What a progressive receiver shows in turn: the network's iterations, then the refinement
+        layer's (format 7: its block means, then the rest)."""
+        layer = refinement.steps(self.refinement, self.format_version) if self.refinement else 0
+        return int(self.patch_iterations.max(initial=0)) + layer
 
     @property
     def geometry(self) -> Geometry:

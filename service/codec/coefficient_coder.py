@@ -1,9 +1,10 @@
 """Lossless coding of the refinement layer's quantised DCT coefficients (docs/decisions.md 29).
 
 A context-adaptive range coder built for what the layer holds: [3, blocks_y, blocks_x, 8, 8]
-integers, mostly zero at high frequencies, larger where the picture is busy; in format 7 first the
-adaptive quantiser's levels (one small integer per 32×32 region), coded as a DC plane is (1.). Then
-channel by channel:
+integers, mostly zero at high frequencies, larger where the picture is busy. Format 7 writes two
+streams, so that a receiver can show the blocks' means before the rest: first the adaptive quantiser's
+levels (one small integer per 32×32 region, coded as a DC plane is) and the three DC planes (1.), then
+the AC (2.); formats 5 and 6 wrote one, channel by channel. Per channel:
 
 1. **DC**: the blocks' DC plane coded coarse to fine, as a lattice that halves its spacing each
    level; each value is predicted from the mean of its already coded neighbours at that level, and
@@ -25,11 +26,13 @@ same coefficients. The range coder is constriction's, as in ``entropy.py``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from service.errors import InvalidBitstream
 
-__all__ = ["decode", "encode"]
+__all__ = ["decode", "decode_one_stream", "encode"]
 
 BLOCK = 8
 #: magnitudes coded as symbols; the last symbol is the escape to an Exp-Golomb remainder
@@ -201,9 +204,11 @@ def _code_dc(channel: _Channel, model: _Magnitudes, plane: np.ndarray, chroma: b
         known |= target
 
 
-def _code(channel: _Channel, q: np.ndarray, encoding: bool) -> np.ndarray:
-    """The one walk over the coefficients both directions share; ``q`` [3, 8, 8, blocks_y, blocks_x]
-    (band-major: each band's plane contiguous) is filled in when decoding."""
+def _code(means: _Channel, rest: _Channel | None, q: np.ndarray, encoding: bool) -> np.ndarray:
+    """The one walk over the coefficients both directions share, the blocks' means (DC) on ``means``
+    and the rest on ``rest`` (one channel in formats 5 and 6; None: the means alone, the rest left
+    zero); ``q`` [3, 8, 8, blocks_y, blocks_x] (band-major: each band's plane contiguous) is filled
+    in when decoding."""
     blocks_y, blocks_x = q.shape[3:]
     odd = (np.add.outer(np.arange(blocks_y), np.arange(blocks_x)) % 2).astype(bool)
     everywhere = np.ones(odd.shape, bool)
@@ -212,10 +217,10 @@ def _code(channel: _Channel, q: np.ndarray, encoding: bool) -> np.ndarray:
     magnitude = np.abs(q) if encoding else np.zeros(q.shape, np.int32)
     for c in range(q.shape[0]):
         dc = q[c, 0, 0].astype(np.int64)
-        _code_dc(channel, dc_model, dc, c > 0, encoding)
+        _code_dc(means, dc_model, dc, c > 0, encoding)
         q[c, 0, 0] = dc
         magnitude[c, 0, 0] = np.abs(dc)
-        for u, v in _ZIGZAG:
+        for u, v in _ZIGZAG if rest is not None else ():
             lower = [magnitude[c, u - 1, v]] if u else []
             lower += [magnitude[c, u, v - 1]] if v else []
             inside = sum(lower) * (2 // len(lower))
@@ -231,36 +236,59 @@ def _code(channel: _Channel, q: np.ndarray, encoding: bool) -> np.ndarray:
                 target = odd == phase
                 contexts = (int(c > 0) * 2 + phase) * len(_BUCKETS)
                 contexts = contexts + _bucket(activity[target])
-                values = ac_model.code(channel, contexts, q[c, u, v][target] if encoding else None)
+                values = ac_model.code(rest, contexts, q[c, u, v][target] if encoding else None)
                 q[c, u, v][target] = values
                 magnitude[c, u, v][target] = np.abs(values)
     return q
 
 
-def encode(quantised: np.ndarray, levels: np.ndarray | None = None) -> bytes:
-    """The range-coded bytes of ``quantised`` (integers [3, blocks_y, blocks_x, 8, 8], each below
-    2**20 in magnitude), after those of the adaptive quantiser's ``levels`` (small integers
-    [regions_y, regions_x]; coded as a DC plane is) if any."""
-    channel = _Channel()
+def encode(quantised: np.ndarray, levels: np.ndarray | None = None) -> tuple[bytes, bytes]:
+    """Two range-coded streams of ``quantised`` (integers [3, blocks_y, blocks_x, 8, 8], each below
+    2**20 in magnitude): the adaptive quantiser's ``levels`` (small integers [regions_y, regions_x];
+    coded as a DC plane is) if any and the blocks' means, then the rest (format 7)."""
+    means, rest = _Channel(), _Channel()
     if levels is not None:
-        _code_dc(channel, _Magnitudes(len(_BUCKETS)), levels.astype(np.int64), False, encoding=True)
-    _code(channel, np.ascontiguousarray(quantised.transpose(0, 3, 4, 1, 2), np.int32), encoding=True)
-    return channel.payload()
+        _code_dc(means, _Magnitudes(len(_BUCKETS)), levels.astype(np.int64), False, encoding=True)
+    _code(means, rest, np.ascontiguousarray(quantised.transpose(0, 3, 4, 1, 2), np.int32), encoding=True)
+    return means.payload(), rest.payload()
 
 
 def decode(
-    payload: bytes, blocks_y: int, blocks_x: int, regions: tuple[int, int] | None = None
+    means: bytes,
+    rest: bytes | None,
+    blocks_y: int,
+    blocks_x: int,
+    regions: tuple[int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Inverse of ``encode`` for an image of ``blocks_y`` × ``blocks_x`` blocks: (coefficients, levels),
-    the levels read only where ``regions`` gives their shape; raises ``InvalidBitstream`` where the
-    payload cannot be what ``encode`` wrote."""
-    channel = _Channel(payload)
-    q = np.zeros((3, BLOCK, BLOCK, blocks_y, blocks_x), np.int32)
+    the levels read only where ``regions`` gives their shape; without ``rest``, the means alone (the
+    other coefficients zero). Raises ``InvalidBitstream`` where the bytes cannot be what ``encode``
+    wrote."""
     levels = None if regions is None else np.zeros(regions, np.int64)
-    try:
+
+    def walk(q: np.ndarray) -> np.ndarray:
+        means_channel = _Channel(means)
         if levels is not None:
-            _code_dc(channel, _Magnitudes(len(_BUCKETS)), levels, False, encoding=False)
-        return _code(channel, q, encoding=False).transpose(0, 3, 4, 1, 2), levels
+            _code_dc(means_channel, _Magnitudes(len(_BUCKETS)), levels, False, encoding=False)
+        return _code(means_channel, None if rest is None else _Channel(rest), q, encoding=False)
+
+    return _decoded(walk, blocks_y, blocks_x), levels
+
+
+def decode_one_stream(payload: bytes, blocks_y: int, blocks_x: int) -> np.ndarray:
+    """The coefficients of bitstream formats 5 and 6, means and the rest in one stream."""
+
+    def walk(q: np.ndarray) -> np.ndarray:
+        channel = _Channel(payload)
+        return _code(channel, channel, q, encoding=False)
+
+    return _decoded(walk, blocks_y, blocks_x)
+
+
+def _decoded(walk: Callable[[np.ndarray], np.ndarray], blocks_y: int, blocks_x: int) -> np.ndarray:
+    q = np.zeros((3, BLOCK, BLOCK, blocks_y, blocks_x), np.int32)
+    try:
+        return walk(q).transpose(0, 3, 4, 1, 2)
     # constriction reports data that cannot come from the model with AssertionError.
     except (AssertionError, ValueError, RuntimeError, OverflowError) as error:
         raise InvalidBitstream(f"refinement payload does not decode: {error}") from error

@@ -13,6 +13,7 @@ Compress decodes too, so the reported quality is the quality the receiver sees.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -171,9 +172,18 @@ def _batches(tiles: list[Tile], cell_iterations: np.ndarray) -> list[tuple[int, 
     return out
 
 
-def _refined(stream: Bitstream, iterations: int | None) -> bool:
-    """Whether decoding ``stream``'s first ``iterations`` steps (None: all) applies its refinement layer."""
-    return bool(stream.refinement) and (iterations is None or iterations >= stream.steps)
+def _layer_steps(stream: Bitstream, iterations: int | None) -> list[bytes]:
+    """The refinement payloads a receiver of ``stream``'s first ``iterations`` steps (None: all) shows
+    in turn after the network's: none, format 7's first step (the block means), or both steps."""
+    if not stream.refinement:
+        return []
+    shown = stream.steps if iterations is None else min(iterations, stream.steps)
+    layer = shown - int(stream.patch_iterations.max(initial=0))
+    if layer <= 0:
+        return []
+    if refinement.steps(stream.refinement, stream.format_version) == 1:
+        return [stream.refinement]
+    return [refinement.first_step(stream.refinement), stream.refinement][:layer]
 
 
 def _place(target: np.ndarray, values: np.ndarray, where: tuple[slice, slice]) -> None:
@@ -411,16 +421,19 @@ class ImageCodec:
     def truncations(self, data: bytes, iterations: list[int]) -> list[bytes]:
         """The bitstream ``data`` cut to each of ``iterations`` (its payload decoded once): valid, smaller
         bitstreams that decode to what a progressive receiver shows after that many steps (the
-        refinement layer, if any, is the step after the network's last)."""
+        refinement layer's steps, if any, come after the network's last)."""
         stream, bits, _ = self._parse(data)
-        return [
-            data
-            if _refined(stream, k)
-            else self._pack(
-                stream.geometry, stream.model_version, bits, np.minimum(stream.patch_iterations, max(0, k))
-            )
-            for k in iterations
-        ]
+        cuts = []
+        for k in iterations:
+            layer = _layer_steps(stream, k)
+            if layer and layer[-1] is stream.refinement:
+                cuts.append(data)
+            elif layer:  # the network's bits as they are, the layer cut to its first step
+                cuts.append(dataclasses.replace(stream, refinement=layer[-1]).to_bytes())
+            else:
+                counts = np.minimum(stream.patch_iterations, max(0, k))
+                cuts.append(self._pack(stream.geometry, stream.model_version, bits, counts))
+        return cuts
 
     def compress(self, rgb: np.ndarray, target: Target, progress: Progress | None = None) -> CompressResult:
         """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` in as few bytes as rate control finds.
@@ -537,9 +550,10 @@ class ImageCodec:
         image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations, progress)
         # entropy decoding with the header checks (a few ms)
         timings = {**self.client.timing(), "entropy_decoding_seconds": parsed - start}
-        if _refined(stream, iterations):
+        layer = _layer_steps(stream, iterations)
+        if layer:
             layer_start = time.perf_counter()
-            image = refinement.decode(image, stream.refinement, stream.format_version)
+            image = refinement.decode(image, layer[-1], stream.format_version)
             timings["refinement_seconds"] = time.perf_counter() - layer_start
         timings["total_seconds"] = time.perf_counter() - start
         return Decoded(stream, image, timings)
@@ -583,10 +597,11 @@ class ImageCodec:
         ``iterations``; the network's decoded step by step with explicit states, then the refinement
         layer's if any), so that errors surface before streaming."""
         stream, bits, cell_iterations = self._parse(data, iterations)
-        return stream, self._progressive_frames(stream, bits, cell_iterations, _refined(stream, iterations))
+        layer = _layer_steps(stream, iterations)
+        return stream, self._progressive_frames(stream, bits, cell_iterations, layer)
 
     def _progressive_frames(
-        self, stream: Bitstream, bits: np.ndarray, cell_iterations: np.ndarray, refined: bool
+        self, stream: Bitstream, bits: np.ndarray, cell_iterations: np.ndarray, layer: list[bytes]
     ) -> Iterator[np.ndarray]:
         geometry = stream.geometry
         channels = {k: v for k, v in self._channels(stream.model_version).items() if k != "bits"}
@@ -615,5 +630,5 @@ class ImageCodec:
                 for i, tile in enumerate(batch):
                     image[tile.pixel_slice] = out["image"][i]
             yield geometry.crop(image).copy()
-        if refined:
-            yield refinement.decode(geometry.crop(image), stream.refinement, stream.format_version)
+        for payload in layer:
+            yield refinement.decode(geometry.crop(image), payload, stream.format_version)

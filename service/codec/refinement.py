@@ -15,8 +15,10 @@ MS-SSIM targets each 32×32 region's steps are scaled by a level the payload car
 quantiser): coarser where the picture is busy, finer where it is smooth.
 
 Payload: ``step × 64`` u16 big-endian | (formats 6, 7) the mode, u8: bit 0 the block means at a finer step
-than the AC's, bit 1 (format 7) the adaptive quantiser's region levels, coded first with the coefficients |
-the coefficients, coded by ``coefficient_coder`` (bitstream formats 5-7) or, in format 4 streams, as
+than the AC's, bit 1 (format 7) the adaptive quantiser's region levels | (format 7) the length of the first
+stream, u32 | the coefficients, coded by ``coefficient_coder`` (bitstream formats 5-7: in format 7 two
+streams, the levels and block means, then the rest: a receiver shows the first as a step of its own) or, in
+format 4 streams, as
 a raw LZMA2 stream of zigzag-mapped u16 planes (low bytes, then high bytes) ordered channel, band (row,
 column within the block), block. The formats differ in their steps and in what the receiver does
 (:data:`_LAYOUTS`).
@@ -32,10 +34,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.codec import coefficient_coder
-from service.codec.bitstream import REFINED_FORMAT_VERSION
 from service.errors import InvalidBitstream
 
-__all__ = ["MAX_STEP", "MIN_STEP", "ResidualTransform", "Trial", "decode", "encode"]
+__all__ = [
+    "FORMAT",
+    "MAX_STEP",
+    "MIN_STEP",
+    "ResidualTransform",
+    "Trial",
+    "decode",
+    "encode",
+    "first_step",
+    "steps",
+]
+
+#: The bitstream format whose layer ``encode`` writes.
+FORMAT = 7
 
 BLOCK = 8
 MIN_STEP = 0.5
@@ -120,14 +134,16 @@ _LAYOUTS: dict[int, tuple[_Layout, ...]] = {
 _LAYOUTS[7] = tuple(
     dataclasses.replace(_LAYOUTS[6][mode & 1], means_from=48.0, adaptive=bool(mode & 2)) for mode in range(4)
 )
-#: Formats whose payload has the mode byte (after the step).
-_MODE_BYTE_FROM = 6
+#: From format 7 the payload is two steps (the coefficient coder's two streams): step u16 | mode u8 |
+#: the first stream's length u32 | the levels and block means | the rest.
+_TWO_STEPS_FROM = 7
+_FORMAT_7_HEADER = 7
 #: The modes the encoder writes: PSNR targets, MS-SSIM targets (finer means, adaptive quantiser).
 _FOR_PSNR, _FOR_MSSSIM = 0, 3
 #: The adaptive quantiser: blocks per region side (32 pixels), and region levels k within ±4, scaling the
 #: region's steps by 2^(k/4); the encoder sets k = 4 · 0.2 · (log2 of the region's luma variance (+4)
 #: − its mean over the image), rounded: MS-SSIM forgives busy regions more error, and smooth ones get
-#: finer steps (on Kodak at MS-SSIM 0.95 2.9 % fewer bytes, the levels included; decision 31).
+#: finer steps (the layer alone at MS-SSIM 0.95 on Kodak 2.7 % fewer bytes, the levels included; decision 31).
 _REGION_BLOCKS = 4
 _MAX_LEVEL = 4
 _LEVEL_SCALES = np.exp2(np.arange(-_MAX_LEVEL, _MAX_LEVEL + 1) / 4).astype(np.float32)
@@ -179,13 +195,13 @@ class ResidualTransform:
             )
             coefficients[:, rows] = _DCT @ blocks @ _DCT.T
         mode = _FOR_MSSSIM if msssim else _FOR_PSNR
-        levels = _region_levels(original) if _LAYOUTS[REFINED_FORMAT_VERSION][mode].adaptive else None
+        levels = _region_levels(original) if _LAYOUTS[FORMAT][mode].adaptive else None
         return cls(base, coefficients, mode, levels)
 
     def trial(self, step: float) -> Trial:
         """The layer at ``step`` (rounded to what the payload can carry)."""
         step = _carried(step)
-        layout = _LAYOUTS[REFINED_FORMAT_VERSION][self.mode]
+        layout = _LAYOUTS[FORMAT][self.mode]
         steps = layout.steps(step)[:, None, None]
         scales = _block_scales(self.levels, *self.coefficients.shape[1:3])
         quantised = np.empty(self.coefficients.shape, np.int32)
@@ -303,11 +319,27 @@ def _deblock_columns(image: np.ndarray, edge: int, flat: int, most: int) -> None
 
 
 def encode(trial: Trial) -> bytes:
-    """The refinement payload of ``trial``."""
+    """The refinement payload of ``trial`` (bitstream format :data:`FORMAT`)."""
     if np.abs(trial.quantised).max(initial=0) >= _LIMIT:
         raise ValueError("refinement step too small for this residual")
-    header = struct.pack(">HB", round(trial.step * _STEP_SCALE), trial.mode)
-    return header + coefficient_coder.encode(trial.quantised, trial.levels)
+    means, rest = coefficient_coder.encode(trial.quantised, trial.levels)
+    return struct.pack(">HBI", round(trial.step * _STEP_SCALE), trial.mode, len(means)) + means + rest
+
+
+def steps(payload: bytes, format_version: int) -> int:
+    """The steps a progressive receiver shows of the layer: in format 7 the block means (with their
+    ramps), then the rest, unless ``payload`` was cut to its means; one before."""
+    if format_version < _TWO_STEPS_FROM or len(payload) < _FORMAT_7_HEADER:
+        return 1
+    (means,) = struct.unpack(">I", payload[3:_FORMAT_7_HEADER])
+    return 2 if len(payload) > _FORMAT_7_HEADER + means else 1
+
+
+def first_step(payload: bytes) -> bytes:
+    """A format-7 ``payload`` cut to its first step: the adaptive quantiser's levels and the block means
+    (a valid payload of one step, decoding to the means and their ramps)."""
+    (means,) = struct.unpack(">I", payload[3:_FORMAT_7_HEADER])
+    return payload[: _FORMAT_7_HEADER + means]
 
 
 def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
@@ -316,22 +348,30 @@ def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
     if format_version not in _LAYOUTS:
         raise InvalidBitstream(f"bitstream format {format_version} carries no refinement layer")
     layouts = _LAYOUTS[format_version]
-    header = 3 if format_version >= _MODE_BYTE_FROM else 2
+    header = {4: 2, 5: 2, 6: 3}.get(format_version, _FORMAT_7_HEADER)
     if len(payload) < header:
         raise InvalidBitstream("refinement payload truncated")
     (scaled,) = struct.unpack(">H", payload[:2])
     step = scaled / _STEP_SCALE
     if not MIN_STEP <= step <= MAX_STEP:
         raise InvalidBitstream(f"refinement step {step} out of range")
-    mode = payload[2] if header == 3 else 0
+    mode = payload[2] if header > 2 else 0
     if mode >= len(layouts):
         raise InvalidBitstream(f"refinement mode {mode} not defined")
     layout = layouts[mode]
     by, bx = _blocks(*base.shape[:2])
+    levels = None
     if format_version == 4:
-        return _reconstruct(base, _lzma_planes(payload[header:], by, bx), step, layout)
-    regions = (-(-by // _REGION_BLOCKS), -(-bx // _REGION_BLOCKS)) if layout.adaptive else None
-    quantised, levels = coefficient_coder.decode(payload[header:], by, bx, regions)
+        quantised = _lzma_planes(payload[header:], by, bx)
+    elif format_version < _TWO_STEPS_FROM:
+        quantised = coefficient_coder.decode_one_stream(payload[header:], by, bx)
+    else:
+        (means,) = struct.unpack(">I", payload[3:header])
+        if len(payload) < header + means:
+            raise InvalidBitstream("refinement payload truncated")
+        rest = payload[header + means :] or None  # none: cut to its first step
+        regions = (-(-by // _REGION_BLOCKS), -(-bx // _REGION_BLOCKS)) if layout.adaptive else None
+        quantised, levels = coefficient_coder.decode(payload[header : header + means], rest, by, bx, regions)
     if np.abs(quantised).max(initial=0) >= _LIMIT:
         raise InvalidBitstream("refinement coefficient out of range")
     if levels is not None and np.abs(levels).max(initial=0) > _MAX_LEVEL:

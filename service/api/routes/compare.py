@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 
 from service.api.background import prefers_async, start_job
 from service.api.deps import Services, require_api_key, services
+from service.api.responses import finite
 from service.api.routes.compress import Upload, compress_upload, upload_form
 from service.codec.goals import Progress
 from service.codec.rate_control import Target
@@ -29,7 +30,7 @@ def _classic_json(entry: ClassicResult, pixels: int, image_id: str | None) -> di
         "bytes": size,
         "bpp": 8 * size / pixels,
         "msssim": entry.msssim,
-        "psnr": entry.psnr,
+        "psnr": finite(entry.psnr),
         "url": f"/images/{image_id}",
     }
 

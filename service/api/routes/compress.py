@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse, Response
 from service import metrics
 from service.api.background import prefers_async, start_job
 from service.api.deps import Services, require_api_key, services
-from service.api.responses import JSON, OCTET, PNG, negotiate
+from service.api.responses import JSON, OCTET, PNG, finite, negotiate
 from service.codec.images import DecodedImage, decode_image, encode_png
 from service.codec.pipeline import CompressResult, Progress
 from service.codec.rate_control import Target
@@ -63,7 +63,7 @@ def report(result: CompressResult, blob_id: str, width: int, height: int, notes:
         "bytes": len(result.bitstream),
         "bpp": result.bpp,
         "msssim": result.msssim,
-        "psnr": result.psnr,
+        "psnr": finite(result.psnr),  # null: identical to the upload
         "width": width,
         "height": height,
         "iterations": result.iterations,

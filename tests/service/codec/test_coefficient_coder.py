@@ -10,15 +10,21 @@ from service.codec import coefficient_coder, refinement
 
 
 def _round_trip(q: np.ndarray, levels: np.ndarray | None = None) -> bytes:
-    payload = coefficient_coder.encode(q, levels)
+    """Both streams decode to ``q`` (and ``levels``); the first alone to its means, the rest zero."""
+    means, rest = coefficient_coder.encode(q, levels)
     regions = None if levels is None else levels.shape
-    decoded, decoded_levels = coefficient_coder.decode(payload, *q.shape[1:3], regions)
+    decoded, decoded_levels = coefficient_coder.decode(means, rest, *q.shape[1:3], regions)
     np.testing.assert_array_equal(decoded, q)
     if levels is None:
         assert decoded_levels is None
     else:
         np.testing.assert_array_equal(decoded_levels, levels)
-    return payload
+    only_means, first_levels = coefficient_coder.decode(means, None, *q.shape[1:3], regions)
+    expected = np.zeros_like(q)
+    expected[..., 0, 0] = q[..., 0, 0]
+    np.testing.assert_array_equal(only_means, expected)
+    assert (first_levels is None) == (levels is None)
+    return means + rest
 
 
 @pytest.mark.parametrize("blocks", [(1, 1), (1, 7), (5, 1), (3, 4), (9, 13)])

@@ -191,7 +191,8 @@ def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_al
     result = refined.compress(rgb, Target("psnr", 40.0))
     assert result.target_met and result.psnr >= 40.0 and result.refinement_bytes > 0
     stream = Bitstream.from_bytes(result.bitstream)
-    assert stream.format_version == 7 and stream.steps == int(stream.patch_iterations.max()) + 1
+    # the network's iterations, then the layer's two steps: its block means, then the rest
+    assert stream.format_version == 7 and stream.steps == int(stream.patch_iterations.max()) + 2
     decoded = refined.decompress(result.bitstream).image
     np.testing.assert_array_equal(decoded, result.reconstruction)
     assert psnr(rgb, decoded) == pytest.approx(result.psnr, abs=1e-6)
@@ -199,12 +200,17 @@ def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_al
     frames = list(frames)
     assert len(frames) == stream.steps
     np.testing.assert_array_equal(frames[-1], decoded)
-    network = refined.decompress(result.bitstream, iterations=stream.steps - 1).image
-    np.testing.assert_array_equal(network, frames[-2])
-    assert psnr(rgb, network) < 40.0
+    means = refined.decompress(result.bitstream, iterations=stream.steps - 1).image
+    network = refined.decompress(result.bitstream, iterations=stream.steps - 2).image
+    np.testing.assert_array_equal(means, frames[-2])
+    np.testing.assert_array_equal(network, frames[-3])
+    assert psnr(rgb, network) < psnr(rgb, means) < psnr(rgb, decoded)
     steps = progressive_steps(refined, result.bitstream)
     assert [k for k, _ in steps] == list(range(1, stream.steps + 1))
-    assert steps[-1][1] == len(result.bitstream) and steps[-2][1] < len(result.bitstream)
+    assert steps[-1][1] == len(result.bitstream) and steps[-3][1] < steps[-2][1] < len(result.bitstream)
+    cut = refined.truncations(result.bitstream, [stream.steps - 1])[0]  # a valid bitstream of its own
+    assert Bitstream.from_bytes(cut).steps == stream.steps - 1
+    np.testing.assert_array_equal(refined.decompress(cut).image, means)
 
 
 def test_format_4_streams_from_the_previous_release_still_decode(codec: ImageCodec, kodak_image) -> None:
@@ -253,7 +259,7 @@ def test_psnr_targets_from_30_db_and_msssim_from_095_skip_the_network_when_the_l
     assert result.target_met and result.iterations == 0 and result.refinement_bytes > 0
     assert "encode_seconds" not in result.timings  # no first pass through the backend
     stream = Bitstream.from_bytes(result.bitstream)
-    assert stream.format_version == 7 and stream.steps == 1
+    assert stream.format_version == 7 and stream.steps == 2  # the layer's block means, then the rest
     assert stream.refinement[2] == 0  # PSNR targets keep the block means at the AC's step
     decoded = codec.decompress(result.bitstream)
     np.testing.assert_array_equal(decoded.image, result.reconstruction)
@@ -282,11 +288,12 @@ def test_a_refinement_layer_over_no_network_iteration_decodes_from_grey(
     result = whole.compress(rgb, Target("msssim", 0.995))
     assert result.target_met and result.iterations == 0 and result.refinement_bytes > 0
     stream = Bitstream.from_bytes(result.bitstream)
-    assert stream.steps == 1 and int(stream.patch_iterations.max()) == 0
+    assert stream.steps == 2 and int(stream.patch_iterations.max()) == 0  # the block means, then the rest
     np.testing.assert_array_equal(whole.decompress(result.bitstream).image, result.reconstruction)
     np.testing.assert_array_equal(
         whole.decompress(result.bitstream, iterations=0).image, np.full_like(rgb, 128)
     )
     _, frames = whole.decompress_progressive(result.bitstream)
-    (only,) = list(frames)
-    np.testing.assert_array_equal(only, result.reconstruction)
+    means, last = list(frames)
+    np.testing.assert_array_equal(means, whole.decompress(result.bitstream, iterations=1).image)
+    np.testing.assert_array_equal(last, result.reconstruction)

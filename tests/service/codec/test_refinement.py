@@ -2,6 +2,7 @@
 
 import dataclasses
 import io
+import struct
 
 import numpy as np
 import pytest
@@ -53,6 +54,8 @@ def test_malformed_payloads_raise_invalid_bitstream(pair) -> None:
         payload[:2],
         b"\x00\x00" + payload[2:],
         payload[:2] + b"\x04" + payload[3:],
+        payload[:6],
+        payload[:3] + struct.pack(">I", len(payload)) + payload[7:],  # a first stream longer than the payload
         payload[:-1],
     ):
         with pytest.raises(InvalidBitstream):
@@ -155,6 +158,25 @@ def test_the_adaptive_quantiser_steps_coarser_where_the_picture_is_busy() -> Non
     np.testing.assert_array_equal(refinement.decode(base, refinement.encode(trial), 7), trial.image)
     levels = trial.levels.copy()
     levels[0, 0] = 5
-    forged = refinement.encode(trial)[:3] + coefficient_coder.encode(trial.quantised, levels)
+    means, rest = coefficient_coder.encode(trial.quantised, levels)
+    forged = refinement.encode(trial)[:3] + struct.pack(">I", len(means)) + means + rest
     with pytest.raises(InvalidBitstream, match="level"):
         refinement.decode(base, forged, 7)
+
+
+def test_the_first_of_the_layers_two_steps_is_its_block_means_with_their_ramps(pair) -> None:
+    """Format 7's payload cut to its first stream (the levels and block means) is a payload of one step
+    that decodes to the means alone (every other coefficient zero, the ramps predicted from the means)."""
+    original, base = pair
+    trial = refinement.ResidualTransform.of(original, base).trial(6.0)
+    payload = refinement.encode(trial)
+    first = refinement.first_step(payload)
+    assert refinement.steps(payload, 7) == 2 and refinement.steps(first, 7) == 1
+    assert refinement.steps(payload, 6) == 1 and len(first) < len(payload)
+    means = np.zeros_like(trial.quantised)
+    means[..., 0, 0] = trial.quantised[..., 0, 0]
+    layout = refinement._LAYOUTS[7][trial.mode]
+    scales = refinement._block_scales(trial.levels, *trial.quantised.shape[1:3])
+    preview = refinement.decode(base, first, 7)
+    np.testing.assert_array_equal(preview, refinement._reconstruct(base, means, trial.step, layout, scales))
+    assert psnr(original, base) < psnr(original, preview) < psnr(original, trial.image)

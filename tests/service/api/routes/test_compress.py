@@ -79,3 +79,15 @@ def test_odd_sizes_come_back_exactly(http: httpx.Client, size: tuple[int, int]) 
     ).json()
     image = Image.open(io.BytesIO(http.get(body["urls"]["decompress"]).content))
     assert image.size == (width, height)
+
+
+def test_an_exact_reconstruction_reports_no_psnr(http: httpx.Client) -> None:
+    """A flat image comes back exactly from the refinement layer: its PSNR is infinite, which JSON cannot
+    say, so the report gives null (and the header says inf)."""
+    flat = _png(np.zeros((16, 16, 3), np.uint8))
+    body = http.post("/compress", files={"image": ("x.png", flat, "image/png")}).json()
+    assert body["psnr"] is None and body["msssim"] == pytest.approx(1.0) and body["target"]["met"]
+    headers = http.post(
+        "/compress", files={"image": ("x.png", flat, "image/png")}, headers={"Accept": "image/png"}
+    ).headers
+    assert headers["X-RGIC-PSNR"] == "inf"
