@@ -164,8 +164,10 @@ function showStep() {
   const step = state.steps[k - 1];
   const total = state.steps[state.steps.length - 1].bytes;
   $("step-image").src = step.url;
+  // the layer shows its block means first, then the whole layer (the last step)
+  const layer = k < state.steps.length ? "the refinement layer's block means" : "the refinement layer";
   $("step-text").textContent =
-    `${step.refinement ? "the refinement layer" : `${k} of ${state.steps.length} iterations`}: ${step.bytes.toLocaleString("en")} bytes (${Math.round((100 * step.bytes) / total)} % of the file)`;
+    `${step.refinement ? layer : `${k} of ${state.steps.length} iterations`}: ${step.bytes.toLocaleString("en")} bytes (${Math.round((100 * step.bytes) / total)} % of the file)`;
 }
 
 function togglePlay() {

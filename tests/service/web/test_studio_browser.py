@@ -130,6 +130,26 @@ def test_a_comparison_shows_the_four_codecs_with_their_figures(browser: webdrive
         browser.set_window_size(WIDTH, HEIGHT)
 
 
+def test_the_player_names_the_layers_two_steps(browser: webdriver.Chrome, gateway, tmp_path) -> None:
+    """At MS-SSIM 0.95 the refinement layer codes the image alone: its block means, then all of it."""
+    from PIL import Image
+
+    crop = tmp_path / "crop.png"
+    Image.open(KODAK / "kodim23.png").crop((300, 100, 556, 292)).save(crop)
+    _compare(browser, gateway, crop, "0.95")
+    WebDriverWait(browser, 600).until(lambda d: d.find_element(By.ID, "results").is_displayed())
+    step = browser.find_element(By.ID, "step")
+    assert step.get_attribute("max") == "2"
+    texts = []
+    for k in (1, 2):
+        script = f"arguments[0].value = {k}; arguments[0].dispatchEvent(new Event('input'))"
+        browser.execute_script(script, step)
+        texts.append(browser.find_element(By.ID, "step-text").text)
+    assert texts[0].startswith("the refinement layer's block means:")
+    assert texts[1].startswith("the refinement layer:") and texts[1].endswith("(100 % of the file)")
+    assert _console_errors(browser) == []
+
+
 def test_an_unsupported_file_shows_an_error_in_words(browser: webdriver.Chrome, gateway, tmp_path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("not a picture")
