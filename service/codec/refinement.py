@@ -62,10 +62,8 @@ _CHROMA_STEP = 1.25
 _LUMA_DC, _CHROMA_DC = 0.5, 0.45
 #: AC magnitudes within this much above a half step round down: fewer bytes for the same quality
 #: (the search measures what the receiver decodes, so this is the encoder's choice alone). Not the
-#: DC: rounding means towards zero shifts a gradient's blocks by different amounts. 0.15 before the
-#: adaptive quantiser; with it, the layer alone at MS-SSIM 0.95 on Kodak / validation: 0 423,872 /
-#: 472,415 B, 0.04 418,548 / 465,215, 0.08 417,372 / 463,023, 0.15 421,872 / 466,263 (decision 31).
-_DEAD_ZONE = np.full((BLOCK, BLOCK), 0.08, np.float32)
+#: DC: rounding means towards zero shifts a gradient's blocks by different amounts.
+_DEAD_ZONE = np.full((BLOCK, BLOCK), 0.15, np.float32)
 _DEAD_ZONE[0, 0] = 0.0
 _LIMIT = 1 << 15
 #: block rows per band of the transform (1024 pixel rows)
