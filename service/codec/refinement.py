@@ -138,6 +138,9 @@ _LAYOUTS[7] = tuple(
 #: the first stream's length u32 | the levels and block means | the rest.
 _TWO_STEPS_FROM = 7
 _FORMAT_7_HEADER = 7
+#: The payload's header bytes in each format: the step, then the mode byte (6, 7), then the first
+#: stream's length (7).
+_HEADER_BYTES = {4: 2, 5: 2, 6: 3, 7: _FORMAT_7_HEADER}
 #: The modes the encoder writes: PSNR targets, MS-SSIM targets (finer means, adaptive quantiser).
 _FOR_PSNR, _FOR_MSSSIM = 0, 3
 #: The adaptive quantiser: blocks per region side (32 pixels), and region levels k within ±4, scaling the
@@ -331,15 +334,18 @@ def steps(payload: bytes, format_version: int) -> int:
     ramps), then the rest, unless ``payload`` was cut to its means; one before."""
     if format_version < _TWO_STEPS_FROM or len(payload) < _FORMAT_7_HEADER:
         return 1
-    (means,) = struct.unpack(">I", payload[3:_FORMAT_7_HEADER])
-    return 2 if len(payload) > _FORMAT_7_HEADER + means else 1
+    return 2 if len(payload) > _FORMAT_7_HEADER + _first_stream_length(payload) else 1
 
 
 def first_step(payload: bytes) -> bytes:
     """A format-7 ``payload`` cut to its first step: the adaptive quantiser's levels and the block means
     (a valid payload of one step, decoding to the means and their ramps)."""
-    (means,) = struct.unpack(">I", payload[3:_FORMAT_7_HEADER])
-    return payload[: _FORMAT_7_HEADER + means]
+    return payload[: _FORMAT_7_HEADER + _first_stream_length(payload)]
+
+
+def _first_stream_length(payload: bytes) -> int:
+    """The length a format-7 header gives its first stream (the levels and block means)."""
+    return struct.unpack(">I", payload[3:_FORMAT_7_HEADER])[0]
 
 
 def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
@@ -348,7 +354,7 @@ def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
     if format_version not in _LAYOUTS:
         raise InvalidBitstream(f"bitstream format {format_version} carries no refinement layer")
     layouts = _LAYOUTS[format_version]
-    header = {4: 2, 5: 2, 6: 3}.get(format_version, _FORMAT_7_HEADER)
+    header = _HEADER_BYTES[format_version]
     if len(payload) < header:
         raise InvalidBitstream("refinement payload truncated")
     (scaled,) = struct.unpack(">H", payload[:2])
@@ -366,7 +372,7 @@ def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
     elif format_version < _TWO_STEPS_FROM:
         quantised = coefficient_coder.decode_one_stream(payload[header:], by, bx)
     else:
-        (means,) = struct.unpack(">I", payload[3:header])
+        means = _first_stream_length(payload)
         if len(payload) < header + means:
             raise InvalidBitstream("refinement payload truncated")
         rest = payload[header + means :] or None  # none: cut to its first step
