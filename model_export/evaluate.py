@@ -31,6 +31,8 @@ __all__ = ["Curves", "evaluate_images", "load_folder", "load_run_codec", "load_v
 #: The ceilings the closing notes report: MS-SSIM and PSNR (dB) thresholds.
 MSSSIM_LEVELS = (0.95, 0.98, 0.99)
 PSNR_LEVELS = (30.0, 35.0, 38.0)
+#: Targets at which the summary gives the network's raw bytes (docs/model.md's learning curve).
+LEARNING_CURVE_TARGETS = (0.90, 0.95)
 
 
 @dataclasses.dataclass
@@ -38,9 +40,31 @@ class Curves:
     """Per image and iteration count: raw bits per pixel, MS-SSIM, PSNR; arrays [images, N]."""
 
     names: list[str]
+    pixels: np.ndarray  # per image
     bpp: np.ndarray
     msssim: np.ndarray
     psnr: np.ndarray
+
+    def bytes_at(self, target: float) -> tuple[float, int]:
+        """Raw bytes (before entropy coding) the uniform curve needs to reach MS-SSIM ``target``, summed
+        over the images that reach it (interpolated between iteration counts on log(1 − MS-SSIM)), and
+        how many reach it: the learning curve's measure of the network's own size at a target."""
+        total, reached = 0.0, 0
+        distance = np.log(np.maximum(1.0 - self.msssim, 1e-9))
+        wanted = np.log(1.0 - target)
+        for image, count in enumerate(self.pixels):
+            above = np.flatnonzero(self.msssim[image] >= target)
+            if not above.size:
+                continue
+            t = int(above[0])
+            bpp = self.bpp[image, t]
+            if t:  # between t-1 and t iterations
+                low, high = distance[image, t - 1], distance[image, t]
+                share = (low - wanted) / (low - high) if low > high else 1.0
+                bpp = self.bpp[image, t - 1] + share * (self.bpp[image, t] - self.bpp[image, t - 1])
+            total += bpp * count / 8.0
+            reached += 1
+        return total, reached
 
     def summary(self) -> str:
         """The mean curve and the ceiling counts as text."""
@@ -56,6 +80,9 @@ class Curves:
         reach += [f"PSNR {q:g}: {int((best_psnr >= q).sum())}/{n}" for q in PSNR_LEVELS]
         lines.append("ceiling: " + ", ".join(reach))
         lines.append(f"best means: MS-SSIM {best_ssim.mean():.4f}, PSNR {best_psnr.mean():.2f} dB")
+        for target in LEARNING_CURVE_TARGETS:
+            total, reached = self.bytes_at(target)
+            lines.append(f"raw bytes at MS-SSIM {target}: {total:,.0f} ({reached}/{n} images reach it)")
         return "\n".join(lines)
 
 
@@ -76,7 +103,8 @@ def evaluate_images(
         bpp.append(bits_per_iteration * np.arange(1, iterations + 1) / (height * width))
         ssim.append(msssim_batch(rgb, decoded))
         psnr.append(psnr_batch(rgb, decoded))
-    return Curves([name for name, _ in images], np.array(bpp), np.array(ssim), np.array(psnr))
+    pixels = np.array([rgb.shape[0] * rgb.shape[1] for _, rgb in images])
+    return Curves([name for name, _ in images], pixels, np.array(bpp), np.array(ssim), np.array(psnr))
 
 
 def load_run_codec(run_dir: Path) -> RecurrentCodec:

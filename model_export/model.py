@@ -28,6 +28,7 @@ from model_export.quality_terms import (
     POWER_FACTORS,
     cell_squared_errors,
     msssim_cell_terms,
+    msssim_per_image,
     whole_image_quality,
 )
 
@@ -214,6 +215,7 @@ class RecurrentCodec(tf.Module):
         training: bool = True,
         log_loss: bool = True,
         early_weight: float = 1.0,
+        msssim_weight: float = 0.0,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Unrolled training pass.
 
@@ -225,6 +227,11 @@ class RecurrentCodec(tf.Module):
         residuals and leaves late iterations (high rates) undertrained. The first
         ``EARLY_ITERATIONS`` weigh ``early_weight`` each and the rest 1, so that a long unroll does
         not dilute the low rates the service serves most.
+
+        With ``msssim_weight`` w > 0 (and ``log_loss``), each iteration's term is
+        (1 − w)·log L1 + w·log(1 − MS-SSIM): the log of MS-SSIM's distance from 1, the quantity every
+        MS-SSIM target of the service sets (``images`` need a static size; 88-pixel crops hold four of
+        its five scales).
         """
         shape = tf.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
@@ -240,7 +247,13 @@ class RecurrentCodec(tf.Module):
                 bits = bits * tf.cast(stop_at > t, tf.float32)[..., None]
             reconstruction, dec = self.decode(bits, it, dec, reconstruction, gain)
             error = tf.reduce_mean(tf.abs(images - reconstruction))
-            losses.append(tf.math.log(error + 1e-6) if log_loss else error)
+            term = tf.math.log(error + 1e-6) if log_loss else error
+            if msssim_weight > 0.0:
+                pixels = tf.clip_by_value((images + 0.5) * 255.0, 0.0, 255.0)
+                decoded = tf.clip_by_value((reconstruction + 0.5) * 255.0, 0.0, 255.0)
+                distance = tf.reduce_mean(1.0 - msssim_per_image(pixels, decoded))
+                term = (1.0 - msssim_weight) * term + msssim_weight * tf.math.log(distance + 1e-6)
+            losses.append(term)
             reconstructions.append(reconstruction)
         weights = [early_weight if t < EARLY_ITERATIONS else 1.0 for t in range(iterations)]
         loss = tf.add_n([w * term for w, term in zip(weights, losses, strict=True)]) / sum(weights)

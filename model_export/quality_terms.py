@@ -25,6 +25,7 @@ __all__ = [
     "gaussian_blur",
     "gaussian_window",
     "msssim_cell_terms",
+    "msssim_per_image",
     "whole_image_quality",
 ]
 
@@ -118,3 +119,35 @@ def whole_image_quality(
     samples = tf.cast(tf.reduce_prod(tf.shape(squared_errors)[1:]), tf.float32) * float(_CELL * _CELL * 3)
     mse = tf.reduce_sum(squared_errors, axis=[1, 2]) / samples
     return tf.reduce_mean(per_channel, axis=-1), 10.0 * tf.math.log(255.0**2 / mse) / tf.math.log(10.0)
+
+
+def msssim_per_image(reference: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
+    """Differentiable MS-SSIM of each image [B], the training loss's quality term.
+
+    ``reference`` and ``image`` are float32 [B,H,W,3] in [0, 255] with a static size. As
+    ``tf.image.ssim_multiscale`` (mean over channels), except that scales too small for the
+    11-pixel window are left out with the weights renormalised, as the gateway measures small
+    images, and the last scale that fits carries the luminance term, so that a 128-pixel training
+    crop (four scales) still rewards the right brightness and colour.
+    """
+    kernel = gaussian_window()
+    x, y = reference, image
+    fitting = [s for s in range(len(POWER_FACTORS)) if min(reference.shape[1:3]) // 2**s >= _FILTER_SIZE]
+    weights = [POWER_FACTORS[s] for s in fitting]
+    total = sum(weights)
+    log_msssim = 0.0
+    for scale in fitting:
+        if scale:
+            x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
+            y = tf.nn.avg_pool2d(y, 2, 2, "VALID")
+        mean_x, mean_y = gaussian_blur(x, kernel), gaussian_blur(y, kernel)
+        num0 = 2.0 * mean_x * mean_y
+        den0 = tf.square(mean_x) + tf.square(mean_y)
+        num1 = 2.0 * gaussian_blur(x * y, kernel)
+        den1 = gaussian_blur(tf.square(x) + tf.square(y), kernel)
+        value = (num1 - num0 + _C2) / (den1 - den0 + _C2)
+        if scale == fitting[-1]:
+            value = value * (num0 + _C1) / (den0 + _C1)
+        mean = tf.maximum(tf.reduce_mean(value, axis=[1, 2]), 1e-4)  # [B,3]
+        log_msssim += POWER_FACTORS[scale] / total * tf.math.log(mean)
+    return tf.reduce_mean(tf.exp(log_msssim), axis=-1)

@@ -137,7 +137,7 @@ def train(args: argparse.Namespace) -> None:
     seed = _step_seed(args.seed, start_step)
     tf.random.set_seed(seed)
     rng = np.random.default_rng(seed)
-    images = load_training_images(Path(args.data))
+    images = load_training_images(Path(args.data), min_side=max(64, args.crop))
     sampler = CropSampler(images, crop=args.crop, batch=args.batch, seed=seed + 1)
     cells = args.crop // CELL_SIZE
 
@@ -157,6 +157,7 @@ def train(args: argparse.Namespace) -> None:
                 training=True,
                 log_loss=args.log_loss,
                 early_weight=args.early_weight,
+                msssim_weight=args.msssim_weight,
             )
         grads = tape.gradient(loss, variables)
         grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
@@ -179,7 +180,8 @@ def train(args: argparse.Namespace) -> None:
             log.writerow(["step", "loss", "learning_rate", "unix_time"])
         log.writerow(
             [
-                f"# iterations={args.iterations} log_loss={args.log_loss} early_weight={args.early_weight}",
+                f"# iterations={args.iterations} log_loss={args.log_loss} early_weight={args.early_weight}"
+                f" msssim_weight={args.msssim_weight} crop={args.crop} batch={args.batch}",
                 "",
                 "",
                 f"{time.time():.0f}",
@@ -243,6 +245,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=1.0,
         help=f"loss weight of each of the first {EARLY_ITERATIONS} iterations (the rest weigh 1)",
+    )
+    parser.add_argument(
+        "--msssim-weight",
+        type=float,
+        default=0.0,
+        help="weight of log(1 - MS-SSIM) against log L1 in each iteration's loss (crops >= 88 px)",
     )
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")

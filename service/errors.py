@@ -10,6 +10,7 @@ __all__ = [
     "ModelVersionNotServed",
     "NotAnImage",
     "NotFound",
+    "NotInLadder",
     "PayloadTooLarge",
     "ServiceError",
     "Unauthorized",
@@ -50,6 +51,12 @@ class NotAnImage(ServiceError):
 
 class InvalidBitstream(ServiceError):
     status, code = 422, "invalid_bitstream"
+
+
+class NotInLadder(ServiceError):
+    """No prefix of a stored bitstream meets the quality or fits the size asked for."""
+
+    status, code = 422, "not_in_ladder"
 
 
 class ModelVersionNotServed(ServiceError):

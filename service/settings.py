@@ -68,6 +68,12 @@ class Settings(BaseSettings):
         "measured smallest, 8-12 % below 4 iterations at MS-SSIM 0.98-0.99 (docs/decisions.md 28)",
     )
     default_msssim: float = 0.95
+    ladder_max_pixels: int = Field(
+        4_194_304,
+        ge=0,
+        description="largest image whose quality ladder (every prefix's size and quality, for GET "
+        "/bitstreams/{id}?msssim=...) compress measures: one progressive decode more (0: never)",
+    )
 
     # limits
     max_upload_bytes: int = 50 * 1024 * 1024

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -43,25 +44,28 @@ class BlobStore:
         """Store ``data``; returns its id. Storing the same bytes twice is a no-op."""
         blob_id = self.blob_id(data)
         path = self._path(blob_id)
-        if path.exists():
-            return blob_id
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        if not path.exists():
+            _write_atomically(path, data)
         return blob_id
+
+    def put_metadata(self, blob_id: str, document: dict) -> None:
+        """Store a JSON ``document`` about the blob ``blob_id`` (its quality ladder), replacing any
+        earlier one; it carries the blob's id, so a document never describes another blob."""
+        path = self._path(blob_id)
+        _write_atomically(path.with_suffix(".json"), json.dumps({"blob": blob_id, **document}).encode())
+
+    def get_metadata(self, blob_id: str) -> dict | None:
+        """The JSON document stored about ``blob_id``, or None when there is none."""
+        path = self._path(blob_id).with_suffix(".json")
+        try:
+            document = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            return None
+        except ValueError as error:
+            raise CorruptBlob(f"stored metadata of {blob_id} is not JSON") from error
+        if document.get("blob") != blob_id:
+            raise CorruptBlob(f"stored metadata of {blob_id} names another blob")
+        return document
 
     def get(self, blob_id: str) -> bytes:
         """The bytes stored under ``blob_id``; ``NotFound`` if absent, ``CorruptBlob`` if altered."""
@@ -73,3 +77,24 @@ class BlobStore:
         if self.blob_id(data) != blob_id:
             raise CorruptBlob(f"stored bitstream {blob_id} fails its checksum")
         return data
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, fsync, rename into place, fsync the folder:
+    a reader sees the old file or the whole new one, never a part."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)

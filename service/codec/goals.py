@@ -71,15 +71,6 @@ FIRST_PASS_SHARE = 0.7
 _SETTLE_COLOUR_FROM = {"msssim": 0.93, "psnr": 28.0}
 #: Iterations added per extra encode when the decoded image still misses a quality the model can reach.
 _EXTENSION = 2
-#: Quality targets from which the refinement layer is tried beside the network even where the network
-#: alone meets them, the smaller kept; below, it saved 1 % of the bytes for 0.6 s (decision 29). PSNR
-#: targets always try it. Wherever the network misses a target, the layer is tried.
-_LAYER_FROM = {"msssim": 0.94, "psnr": 0.0}
-#: Quality targets from which the network is not run at all once the layer over no iteration meets
-#: them: from 30 dB it coded 1 of 69 photos in fewer bytes (by 1.5 %, decision 29); from MS-SSIM 0.95,
-#: since format 7's layer, the layer alone writes 3.6 % fewer bytes on Kodak and 0.2 % more on the
-#: validation split than compress chose of the two before, in 0.9 s instead of 2.4 (decision 31).
-_NETWORK_BELOW = {"msssim": 0.95, "psnr": 30.0}
 #: The refinement layer's search for the coarsest quantiser step meeting a target: at most this many
 #: measurements, stopping once the step is known within 1 %; the first try and its guess of how much
 #: quality (dB; MS-SSIM in dB) a step e times coarser loses, before two tries measure it.
@@ -111,6 +102,13 @@ class Candidate:
     #: visible jumps between smooth patches in ``image``, once counted (``QualityGoal._jumps``)
     jumps: int | None = None
 
+    @property
+    def coder(self) -> str:
+        """Who codes this candidate: "network", "layer" (alone) or "network+layer"."""
+        if not self.refinement:
+            return "network"
+        return "network+layer" if int(self.counts.max(initial=0)) else "layer"
+
 
 @dataclass
 class CompressRun:
@@ -127,6 +125,8 @@ class CompressRun:
     _floor: tuple[Encoding, np.ndarray] | None = None
     #: whether smooth patches get iterations until their colour settles (high quality targets only)
     settle_colour: bool = False
+    #: bytes of each coder's smallest bitstream meeting the target that was compared ("network", "layer")
+    coder_bytes: dict[str, int] = field(default_factory=dict)
 
     def report_progress(self, stage: str, share: float) -> None:
         if self.progress is not None:
@@ -192,10 +192,6 @@ class CompressRun:
         from service.codec.pipeline import grey_image
 
         return grey_image(self.geometry.height, self.geometry.width)
-
-    def skip_network(self) -> None:
-        """No network iteration: the refinement layer codes the whole image."""
-        self.uniform = self.codec.empty_encoding(self.geometry, self.version)
 
     def uniform_counts(self, n: int) -> np.ndarray:
         """``n`` iterations for every patch (fewer where the first pass's tile stopped sooner)."""
@@ -267,6 +263,11 @@ class CompressRun:
         return Candidate(counts, self.uniform.reconstruction(n), data, value, False, self.raw_bits(counts))
 
 
+def _finite_db(value: float) -> float:
+    """A PSNR in dB, infinite (an exact image) capped at 100 dB."""
+    return min(float(value), 100.0)
+
+
 def next_aim(short: tuple[float, float], meets: tuple[float, float], wanted: float, step: float) -> float:
     """The estimate to aim at next so that the measured quality reaches ``wanted``: interpolated
     between an (aim, measured) pair that fell short and one that met it, plus ``step`` so that the
@@ -298,19 +299,12 @@ class QualityGoal:
     def first_pass(self, run: CompressRun) -> None:
         """Every iteration the model offers, each backend call stopping where its tiles meet the aim (a
         big image stops where a small one would, tile by tile). Where the refinement layer codes the
-        whole image (no network iteration under it), it is coded while the backend runs the network,
-        and first for the targets where the layer alone is about as small (``_NETWORK_BELOW``: PSNR from
-        30 dB, MS-SSIM from 0.95), which then skip the network."""
-        codec = run.codec
-        layer_wanted = codec.refinement_base_iterations == 0 and self.target.value >= _LAYER_FROM[self.kind]
-        if layer_wanted and self.target.value >= _NETWORK_BELOW[self.kind]:
-            self.layer = self._layer(run, 0)
-            if self.target.met_by(self.layer.value):
-                run.skip_network()
-                return
+        whole image (no network iteration under it), it is coded while the backend runs the network:
+        both coders compete at every target, and the smaller bitstream meeting it wins (decision 32)."""
+        layer_wanted = run.codec.refinement_base_iterations == 0
         with ThreadPoolExecutor(max_workers=1) as pool:
             # The backend (another process, or a GPU) runs the network while this process codes the layer.
-            pending = pool.submit(self._layer, run, 0) if layer_wanted and self.layer is None else None
+            pending = pool.submit(self._layer, run, 0) if layer_wanted else None
             self._network_pass(run)
             if pending is not None:
                 self.layer = pending.result()
@@ -336,9 +330,7 @@ class QualityGoal:
     def candidates(self, run: CompressRun) -> list[Candidate]:
         """The fewest uniform iterations estimated to meet the aim (or all), then rate control's
         allocations: each settled on a composite image before it is decoded and measured, unless the
-        layer beats it anyway (the layer alone where the network was not run)."""
-        if not run.iterations_run:
-            return [self.layer]
+        layer beats it anyway."""
         table = run.uniform.quality
         curve = [table.estimate(self.kind, run.uniform_counts(n)) for n in range(1, run.iterations_run + 1)]
         n = next((n for n, q in enumerate(curve, 1) if q >= self.aim), run.iterations_run)
@@ -414,19 +406,16 @@ class QualityGoal:
         return chosen, achieved
 
     def refine(self, run: CompressRun, chosen: Candidate, achieved: float) -> tuple[Candidate, float]:
-        """The refinement layer where it may beat the network: over the codec's
-        ``refinement_base_iterations`` (0 by default: the layer codes the whole image, and was tried in
-        the first pass), from ``_LAYER_FROM`` or wherever the network misses. Kept if it meets the
-        target in fewer bytes without more visible jumps between smooth patches (from
-        ``_SETTLE_COLOUR_FROM``), or, where the network misses, if it comes closer."""
+        """The refinement layer over the codec's ``refinement_base_iterations`` (0 by default: the layer
+        codes the whole image, and was coded in the first pass). Kept if it meets the target in fewer
+        bytes without more visible jumps between smooth patches (from ``_SETTLE_COLOUR_FROM``), or,
+        where the network misses, if it comes closer."""
         base = run.codec.refinement_base_iterations
         met = self.target.met_by(achieved)
         layer = self.layer
         if chosen is layer or base is None:
             return chosen, achieved
         if layer is None:
-            if met and self.target.value < _LAYER_FROM[self.kind]:
-                return chosen, achieved
             layer = self._layer(run, min(base, run.iterations_run))
         if not self.target.met_by(layer.value) if met else layer.value <= achieved:
             return chosen, achieved
@@ -450,6 +439,9 @@ class QualityGoal:
         decode not made yet."""
         layer.data = layer.data or run.coded(layer.counts, layer.refinement)
         network.data = network.data or run.coded(network.counts)
+        for candidate in (layer, network):
+            sizes = run.coder_bytes
+            sizes[candidate.coder] = min(len(candidate.data), sizes.get(candidate.coder, len(candidate.data)))
         if len(network.data) <= len(layer.data):
             return False
         if self.target.value >= _SETTLE_COLOUR_FROM[self.kind] and run.codec.smooth_patch_delta_e > 0:
@@ -483,7 +475,8 @@ class QualityGoal:
     ) -> tuple[refinement.Trial, float]:
         """(trial, quality): the coarsest step found meeting the aim, else the finest step. A secant
         search on the log of the step against the quality in dB, which is close to a straight line."""
-        in_db = (lambda q: -10 * np.log10(max(1 - q, 1e-10))) if self.kind == "msssim" else float
+        # both in dB and finite: an exact image's PSNR is infinite and would stall the secant in NaNs
+        in_db = (lambda q: -10 * np.log10(max(1 - q, 1e-10))) if self.kind == "msssim" else _finite_db
         wanted = in_db(self.aim)
         lowest, highest = np.log(refinement.MIN_STEP), np.log(_REFINE_MAX_STEP)
         tried: dict[float, float] = {}  # quality by log step

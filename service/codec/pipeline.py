@@ -70,6 +70,10 @@ class CompressResult:
     timings: dict[str, float] = field(default_factory=dict)
     #: bytes of the bitstream's refinement layer (0: the network's iterations alone)
     refinement_bytes: int = 0
+    #: who made the bitstream: "network", "layer" (alone) or "network+layer" (a layer over iterations)
+    coder: str = "network"
+    #: the size of each coder's best bitstream meeting the target, where compress coded both
+    coder_bytes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -85,15 +89,6 @@ class Encoding:
     #: iterations the backend ran for each patch's tile, [patches_y, patches_x]: calls that stop early
     #: stop at different counts, and a patch can be given no more bits than its tile has
     limits: np.ndarray
-
-    @classmethod
-    def empty(cls, geometry: Geometry, version: int, bits_per_cell: int) -> Encoding:
-        """No iteration at all: what compress holds when the refinement layer codes the whole image."""
-        patches = geometry.patches
-        samples = 3 * geometry.padded_height * geometry.padded_width
-        table = QualityTable(np.zeros((0, *patches, 3, 5)), np.zeros(5), np.zeros((0, *patches)), samples)
-        bits = np.zeros((0, *geometry.cells, bits_per_cell), np.int8)
-        return cls(geometry, version, bits, [], table, np.zeros(patches, np.int32))
 
     def within_limits(self, counts: np.ndarray) -> np.ndarray:
         """Per-patch ``counts`` cut to what each patch's tile ran."""
@@ -252,10 +247,6 @@ class ImageCodec:
             for name in inputs
             if name == "bits" or name.startswith("dec_state_")
         }
-
-    def empty_encoding(self, geometry: Geometry, version: int) -> Encoding:
-        """An encoding of no iteration of ``version`` (see ``Encoding.empty``)."""
-        return Encoding.empty(geometry, version, self._channels(version)["bits"])
 
     def context_model(self, version: int) -> ContextModel | None:
         """The entropy coder's context model shipped with ``version`` (None before it shipped one)."""
@@ -492,6 +483,8 @@ class ImageCodec:
             model_version=run.version,
             timings=timings,
             refinement_bytes=len(chosen.refinement),
+            coder=chosen.coder,
+            coder_bytes=dict(run.coder_bytes),
         )
 
     # ------------------------------------------------------------------ decompress

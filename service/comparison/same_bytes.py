@@ -1,5 +1,5 @@
 """Each classic codec at the largest quality whose file is not larger than our bitstream, measured
-with the same metrics as ours; and the bytes each of our progressive steps needs."""
+with the same metrics as ours."""
 
 from __future__ import annotations
 
@@ -7,13 +7,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.codec.bitstream import Bitstream
 from service.codec.goals import Progress
-from service.codec.pipeline import ImageCodec
 from service.codec.quality import msssim, psnr
 from service.comparison.classic import CLASSIC_CODECS, ClassicFile, largest_within
 
-__all__ = ["ClassicResult", "classic_at_budget", "progressive_steps"]
+__all__ = ["ClassicResult", "classic_at_budget"]
 
 
 @dataclass
@@ -40,12 +38,3 @@ def classic_at_budget(
         else:
             results.append(ClassicResult(name, file, msssim(rgb, file.decoded), psnr(rgb, file.decoded)))
     return results
-
-
-def progressive_steps(codec: ImageCodec, bitstream: bytes) -> list[tuple[int, int]]:
-    """(steps, bytes) for each prefix of ``bitstream``'s steps (the network's iterations, then the
-    refinement layer if any): what a receiver needs to show the image after that many steps (each
-    prefix is itself a valid bitstream; the last is all of it)."""
-    last = Bitstream.from_bytes(bitstream).steps
-    cuts = codec.truncations(bitstream, list(range(1, last)))
-    return [*((k, len(cut)) for k, cut in enumerate(cuts, start=1)), (last, len(bitstream))]

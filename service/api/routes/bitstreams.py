@@ -1,13 +1,15 @@
-"""GET /bitstreams/{id} and its header as JSON."""
+"""GET /bitstreams/{id} (all of it, or the shortest prefix meeting a quality) and its header as JSON."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import Response
 
 from service.api.deps import Services, require_api_key, services
 from service.api.responses import OCTET
 from service.codec.bitstream import Bitstream
+from service.codec.ladder import Rung, choose_rung, ladder_from_json, ladder_to_json
+from service.errors import NotInLadder
 
 router = APIRouter(tags=["bitstreams"])
 
@@ -33,19 +35,53 @@ def header_info(stream: Bitstream, size: int) -> dict:
     }
 
 
+def stored_ladder(svc: Services, blob_id: str) -> list[Rung]:
+    """The quality ladder compress recorded for ``blob_id`` (empty when it measured none)."""
+    document = svc.store.get_metadata(blob_id)
+    return ladder_from_json(document["ladder"]) if document else []
+
+
 @router.get(
     "/bitstreams/{blob_id}",
     dependencies=[Depends(require_api_key)],
     response_class=Response,
-    responses={200: {"content": {OCTET: {}}}},
+    responses={200: {"content": {OCTET: {}}}, 422: {"description": "no prefix meets the quality or size"}},
 )
-def get_bitstream(blob_id: str, svc: Services = Depends(services)) -> Response:
-    """The stored bitstream's bytes."""
-    return Response(svc.store.get(blob_id), media_type=OCTET)
+def get_bitstream(
+    blob_id: str,
+    msssim: float | None = Query(None, gt=0, le=1, description="the shortest prefix whose image meets it"),
+    psnr: float | None = Query(None, gt=0, description="the shortest prefix whose image meets it (dB)"),
+    max_bytes: int | None = Query(None, alias="bytes", gt=0, description="the longest prefix within it"),
+    svc: Services = Depends(services),
+) -> Response:
+    """The stored bitstream's bytes; with ``msssim``, ``psnr`` or ``bytes``, the shortest prefix of its
+    steps that meets that quality (the longest within that size), itself a valid bitstream, chosen from
+    the qualities compress measured on the decoded prefixes: no encode. ``X-RGIC-Steps`` and the
+    prefix's measured ``X-RGIC-MSSSIM`` / ``X-RGIC-PSNR`` describe it."""
+    data = svc.store.get(blob_id)
+    if msssim is None and psnr is None and max_bytes is None:
+        return Response(data, media_type=OCTET)
+    ladder = stored_ladder(svc, blob_id)
+    if not ladder:
+        raise NotInLadder(
+            f"bitstream {blob_id} has no quality ladder: compress measures one for images up to "
+            "RGIC_LADDER_MAX_PIXELS"
+        )
+    rung = choose_rung(ladder, msssim, psnr, max_bytes)
+    prefix = data if rung is ladder[-1] else svc.codec.truncations(data, [rung.steps])[0]
+    headers = {
+        "X-RGIC-Steps": str(rung.steps),
+        "X-RGIC-MSSSIM": f"{rung.msssim:.6f}",
+        "X-RGIC-PSNR": "inf" if rung.psnr is None else f"{rung.psnr:.4f}",
+    }
+    return Response(prefix, media_type=OCTET, headers=headers)
 
 
 @router.get("/bitstreams/{blob_id}/info", dependencies=[Depends(require_api_key)])
 def get_bitstream_info(blob_id: str, svc: Services = Depends(services)) -> dict:
-    """The stored bitstream's header."""
+    """The stored bitstream's header, and its quality ladder when compress measured one."""
     data = svc.store.get(blob_id)
-    return header_info(Bitstream.from_bytes(data), len(data))
+    return {
+        **header_info(Bitstream.from_bytes(data), len(data)),
+        "ladder": ladder_to_json(stored_ladder(svc, blob_id)),
+    }

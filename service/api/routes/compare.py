@@ -10,8 +10,9 @@ from service.api.deps import Services, require_api_key, services
 from service.api.responses import finite
 from service.api.routes.compress import Upload, compress_upload, upload_form
 from service.codec.goals import Progress
+from service.codec.ladder import prefix_sizes
 from service.codec.rate_control import Target
-from service.comparison.same_bytes import ClassicResult, classic_at_budget, progressive_steps
+from service.comparison.same_bytes import ClassicResult, classic_at_budget
 
 router = APIRouter(tags=["compare"])
 
@@ -56,7 +57,9 @@ async def compare_upload(
     )
     if progress:
         progress("measuring our progressive steps", _OURS_SHARE + _CLASSIC_SHARE)
-    steps = await svc.limiter.run(progressive_steps, svc.codec, ours.result.bitstream)
+    steps = [(rung.steps, rung.bytes) for rung in ours.ladder] or await svc.limiter.run(
+        prefix_sizes, svc.codec, ours.result.bitstream
+    )
     return {
         "ours": ours.body,
         "classic": [

@@ -12,6 +12,7 @@ from service.api.background import prefers_async, start_job
 from service.api.deps import Services, require_api_key, services
 from service.api.responses import JSON, OCTET, PNG, finite, negotiate
 from service.codec.images import DecodedImage, decode_image, encode_png
+from service.codec.ladder import Rung, ladder_to_json, measure_ladder
 from service.codec.pipeline import CompressResult, Progress
 from service.codec.rate_control import Target
 from service.errors import BadParameter
@@ -55,7 +56,9 @@ async def upload_form(
     return Upload(data, target)
 
 
-def report(result: CompressResult, blob_id: str, width: int, height: int, notes: list[str]) -> dict:
+def report(
+    result: CompressResult, blob_id: str, width: int, height: int, notes: list[str], ladder: list[Rung]
+) -> dict:
     """The JSON body describing one compression."""
     counts = result.patch_iterations
     return {
@@ -68,6 +71,8 @@ def report(result: CompressResult, blob_id: str, width: int, height: int, notes:
         "height": height,
         "iterations": result.iterations,
         "refinement_bytes": result.refinement_bytes,
+        "coder": result.coder,
+        "coder_bytes": result.coder_bytes,
         "patch_iterations": {
             "min": int(counts.min()),
             "max": int(counts.max()),
@@ -77,6 +82,7 @@ def report(result: CompressResult, blob_id: str, width: int, height: int, notes:
         "model": {"name": result.model_name, "version": result.model_version},
         "timings": result.timings,
         "notes": notes,
+        "ladder": ladder_to_json(ladder),
         "urls": {
             "bitstream": f"/bitstreams/{blob_id}",
             "decompress": f"/decompress/{blob_id}",
@@ -93,6 +99,8 @@ class Compressed:
     result: CompressResult
     blob_id: str
     body: dict
+    #: every prefix's size and quality (empty above ``ladder_max_pixels``)
+    ladder: list[Rung]
 
 
 async def compress_upload(
@@ -108,9 +116,18 @@ async def compress_upload(
     pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
     result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target, progress, pixels=pixels)
     blob_id = svc.store.put(result.bitstream)
+    ladder: list[Rung] = []
+    if pixels <= svc.settings.ladder_max_pixels:
+        if progress is not None:
+            progress("measuring every prefix's quality", 0.97)
+        ladder = await svc.limiter.run(
+            measure_ladder, svc.codec, result.bitstream, decoded.rgb, pixels=pixels
+        )
+        svc.store.put_metadata(blob_id, {"ladder": ladder_to_json(ladder)})
     _observe(result)
     height, width = decoded.rgb.shape[:2]
-    return Compressed(decoded, result, blob_id, report(result, blob_id, width, height, decoded.notes))
+    body = report(result, blob_id, width, height, decoded.notes, ladder)
+    return Compressed(decoded, result, blob_id, body, ladder)
 
 
 def _observe(result: CompressResult) -> None:

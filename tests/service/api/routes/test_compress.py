@@ -82,12 +82,46 @@ def test_odd_sizes_come_back_exactly(http: httpx.Client, size: tuple[int, int]) 
 
 
 def test_an_exact_reconstruction_reports_no_psnr(http: httpx.Client) -> None:
-    """A flat image comes back exactly from the refinement layer: its PSNR is infinite, which JSON cannot
-    say, so the report gives null (and the header says inf)."""
+    """A flat image at a PSNR past the network comes back exactly from the refinement layer: its PSNR is
+    infinite, which JSON cannot say, so the report and its ladder give null (and the header says inf)."""
     flat = _png(np.zeros((16, 16, 3), np.uint8))
-    body = http.post("/compress", files={"image": ("x.png", flat, "image/png")}).json()
+    form = {"psnr": "60"}
+    body = http.post("/compress", files={"image": ("x.png", flat, "image/png")}, data=form).json()
     assert body["psnr"] is None and body["msssim"] == pytest.approx(1.0) and body["target"]["met"]
+    assert body["coder"] == "layer" and body["ladder"][-1]["psnr"] is None
     headers = http.post(
-        "/compress", files={"image": ("x.png", flat, "image/png")}, headers={"Accept": "image/png"}
+        "/compress", files={"image": ("x.png", flat, "image/png")}, data=form, headers={"Accept": "image/png"}
     ).headers
     assert headers["X-RGIC-PSNR"] == "inf"
+
+
+def test_a_stored_bitstream_answers_its_shortest_prefix_meeting_a_lower_quality(
+    http: httpx.Client, kodak_image: np.ndarray
+) -> None:
+    rgb = np.ascontiguousarray(kodak_image[100:219, 200:371])  # 119 x 171
+    made = http.post("/compress", files={"image": ("k.png", _png(rgb), "image/png")}, data={"msssim": "0.95"})
+    assert made.status_code == 200, made.text
+    report = made.json()
+    ladder = report["ladder"]
+    assert ladder[-1]["bytes"] == report["bytes"] and len(ladder) >= 2
+    url = report["urls"]["bitstream"]
+    for wanted in (0.85, 0.9, 0.93):
+        answer = http.get(url, params={"msssim": wanted})
+        assert answer.status_code == 200, answer.text
+        steps = int(answer.headers["x-rgic-steps"])
+        rung = next(r for r in ladder if r["steps"] == steps)
+        assert rung["msssim"] >= wanted and len(answer.content) == rung["bytes"] <= report["bytes"]
+        assert all(r["msssim"] < wanted for r in ladder if r["steps"] < steps)  # the shortest that meets it
+        decoded = http.post(
+            "/decompress", content=answer.content, headers={"content-type": "application/octet-stream"}
+        )
+        assert decoded.status_code == 200, decoded.text
+        image = np.asarray(Image.open(io.BytesIO(decoded.content)).convert("RGB"))
+        assert msssim(rgb, image) >= wanted
+    by_size = http.get(url, params={"bytes": ladder[0]["bytes"]})
+    assert by_size.status_code == 200 and len(by_size.content) == ladder[0]["bytes"]
+    too_high = http.get(url, params={"msssim": 0.999})
+    assert too_high.status_code == 422 and too_high.json()["error"]["code"] == "not_in_ladder"
+    both = http.get(url, params={"msssim": 0.9, "bytes": 1000})
+    assert both.status_code == 400
+    assert http.get(url + "/info").json()["ladder"] == ladder

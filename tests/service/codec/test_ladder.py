@@ -1,0 +1,66 @@
+"""The quality ladder: each prefix's size and quality, and the choice of the shortest that meets a target."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+from service.codec.ladder import Rung, choose_rung, ladder_from_json, ladder_to_json, measure_ladder
+from service.codec.pipeline import ImageCodec
+from service.codec.quality import msssim
+from service.codec.rate_control import Target
+from service.errors import BadParameter, NotInLadder
+
+LADDER = [
+    Rung(1, 100, 0.80, 20.0),
+    Rung(2, 180, 0.90, 23.0),
+    Rung(3, 300, 0.95, 26.5),
+    Rung(4, 420, 0.97, None),
+]
+
+
+def test_the_shortest_prefix_meeting_a_quality_is_chosen() -> None:
+    assert choose_rung(LADDER, msssim=0.9).steps == 2
+    assert choose_rung(LADDER, msssim=0.9000001).steps == 3
+    assert choose_rung(LADDER, msssim=0.5).steps == 1
+    assert choose_rung(LADDER, psnr=26.0).steps == 3
+    assert choose_rung(LADDER, psnr=60.0).steps == 4  # the exact image (PSNR None) meets any PSNR
+
+
+def test_the_longest_prefix_within_a_size_is_chosen() -> None:
+    assert choose_rung(LADDER, max_bytes=299).steps == 2
+    assert choose_rung(LADDER, max_bytes=300).steps == 3
+    assert choose_rung(LADDER, max_bytes=10**6).steps == 4
+
+
+def test_what_no_prefix_can_give_is_refused_with_the_reason() -> None:
+    with pytest.raises(NotInLadder, match=r"0\.9700 at most"):
+        choose_rung(LADDER, msssim=0.98)
+    with pytest.raises(NotInLadder, match="100 bytes"):
+        choose_rung(LADDER, max_bytes=99)
+    with pytest.raises(BadParameter):
+        choose_rung(LADDER, msssim=0.9, max_bytes=200)
+    with pytest.raises(BadParameter):
+        choose_rung(LADDER)
+
+
+def test_a_ladder_survives_json() -> None:
+    assert ladder_from_json(ladder_to_json(LADDER)) == LADDER
+
+
+@pytest.mark.parametrize("target", [Target("msssim", 0.95), Target("msssim", 0.8)])
+def test_every_rung_of_an_odd_sized_image_decodes_to_the_quality_it_records(
+    backend_client, kodak_image, target: Target
+) -> None:
+    codec = ImageCodec(backend_client, "residual_gru", patch_size=32, tile_size=64, max_iterations=8)
+    rgb = np.ascontiguousarray(kodak_image[37:140, 301:466])  # 103 x 165: padding and partial tiles
+    result = codec.compress(rgb, target)
+    ladder = measure_ladder(codec, result.bitstream, rgb)
+    assert [r.steps for r in ladder] == list(range(1, len(ladder) + 1))
+    assert ladder[-1].bytes == len(result.bitstream)
+    assert ladder[-1].msssim == pytest.approx(result.msssim, abs=1e-9)
+    assert all(a.bytes < b.bytes for a, b in itertools.pairwise(ladder))
+    for rung in ladder:
+        prefix = codec.truncations(result.bitstream, [rung.steps])[0]
+        assert len(prefix) == rung.bytes
+        assert msssim(rgb, codec.decompress(prefix).image) == pytest.approx(rung.msssim, abs=1e-9)
