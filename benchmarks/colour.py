@@ -1,4 +1,5 @@
-"""What a viewer sees: colour error (CIEDE2000) and visible jumps between patches in smooth areas.
+"""What a viewer sees: colour error (CIEDE2000), visible jumps between patches in smooth areas, and
+blocking on the 8-pixel grid.
 
 A *jump* is where two adjacent ``PATCH``-pixel patches, both smooth in the original (CIELAB L standard
 deviation below ``SMOOTH_L_STD``), are decoded with mean-colour offsets that differ by more than one
@@ -13,7 +14,17 @@ import numpy as np
 
 from service.codec.colour import srgb_to_lab
 
-__all__ = ["JND", "PATCH", "SMOOTH_L_STD", "ciede2000", "mean_ciede2000", "patch_jumps", "rgb_to_lab"]
+__all__ = [
+    "BLOCK",
+    "JND",
+    "PATCH",
+    "SMOOTH_L_STD",
+    "ciede2000",
+    "grid_blocking",
+    "mean_ciede2000",
+    "patch_jumps",
+    "rgb_to_lab",
+]
 
 PATCH = 32
 JND = 2.3
@@ -94,3 +105,25 @@ def patch_jumps(original: np.ndarray, decoded: np.ndarray, patch: int = PATCH) -
         count += int((difference > JND).sum())
         largest = max(largest, float(difference.max(initial=0.0)))
     return count, largest
+
+
+#: The block grid of the refinement layer (and JPEG's, WebP's): blocking is measured across its lines.
+BLOCK = 8
+
+
+def grid_blocking(original: np.ndarray, decoded: np.ndarray, period: int = BLOCK) -> float:
+    """Blocking on the ``period``-pixel grid: the ratio of mean |luma step| across grid lines (horizontal
+    and vertical) to the mean |luma step| elsewhere, in ``decoded`` minus the same ratio in ``original``
+    (so natural edges that happen to lie on the grid do not count). 0: the grid does not show."""
+
+    def ratio(image: np.ndarray) -> float:
+        luma = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        dx = np.abs(np.diff(luma, axis=1))  # between column j and j+1
+        dy = np.abs(np.diff(luma, axis=0))
+        on_x = (np.arange(dx.shape[1]) % period) == period - 1
+        on_y = (np.arange(dy.shape[0]) % period) == period - 1
+        across = np.concatenate([dx[:, on_x].ravel(), dy[on_y].ravel()]).mean()
+        elsewhere = np.concatenate([dx[:, ~on_x].ravel(), dy[~on_y].ravel()]).mean()
+        return float(across / max(elsewhere, 1e-9))
+
+    return ratio(decoded) - ratio(original)

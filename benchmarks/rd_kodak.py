@@ -399,8 +399,12 @@ def viewer_section(m: Measurements) -> list[str]:
         "offsets differ by more than 2.3 ΔE (one just-noticeable difference); *CIEDE2000*: mean over pixels",
         "(`benchmarks/colour.py`). Picture sheet: [viewer_sheet.png](viewer_sheet.png).",
         "",
-        "| target | codec | jumps (all images) | largest | images with a jump | mean CIEDE2000 | bytes |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "*Blocking*: luma steps across the 8-px grid over those elsewhere, minus the original's ratio",
+        "(`benchmarks/colour.grid_blocking`; 0: the grid does not show).",
+        "",
+        "| target | codec | jumps (all images) | largest | images with a jump | mean CIEDE2000 | blocking "
+        "| bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for target in VIEWER_TARGETS:
         rows = [m.viewer[f"{image}@{target}"] for image in images if f"{image}@{target}" in m.viewer]
@@ -412,7 +416,7 @@ def viewer_section(m: Measurements) -> list[str]:
                 f"| {target} | {name} | {sum(s.jumps for s in scores)} | "
                 f"{max(s.largest_jump for s in scores):.1f} | {sum(s.jumps > 0 for s in scores)} of "
                 f"{len(scores)} | {np.mean([s.ciede2000 for s in scores]):.2f} | "
-                f"{sum(s.bytes for s in scores)} |"
+                f"{np.mean([s.blocking for s in scores]):+.2f} | {sum(s.bytes for s in scores)} |"
             )
     lines.append("")
     return lines

@@ -5,8 +5,9 @@
 
 ``make bench`` reports the jump counts and mean CIEDE2000 (``benchmarks/colour.py``) for every image at
 MS-SSIM 0.90 and 0.95 through :func:`same_bytes_row`. The sheet shows, per crop, the original, ours at
-MS-SSIM 0.95 and JPEG and WebP at the largest quality whose file is not larger than our bitstream,
-each at 2× zoom (nearest neighbour, so every pixel shows).
+MS-SSIM 0.95 (with the coder that made it) and JPEG and WebP at the largest quality whose file is not
+larger than our bitstream, each at 2× zoom (nearest neighbour, so every pixel shows), labelled with the
+crop's blocking on the 8-px grid (``benchmarks/colour.grid_blocking``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.colour import mean_ciede2000, patch_jumps
+from benchmarks.colour import grid_blocking, mean_ciede2000, patch_jumps
 from service.comparison.classic import largest_within
 
 __all__ = ["VIEWER_CODECS", "ViewerScore", "same_bytes_row"]
@@ -36,11 +37,13 @@ class ViewerScore:
     jumps: int
     largest_jump: float
     ciede2000: float
+    #: luma steps across the 8-px grid against elsewhere, over the original's (``grid_blocking``)
+    blocking: float = float("nan")
 
 
 def _score(rgb: np.ndarray, decoded: np.ndarray, size: int) -> ViewerScore:
     jumps, largest = patch_jumps(rgb, decoded)
-    return ViewerScore(size, jumps, largest, mean_ciede2000(rgb, decoded))
+    return ViewerScore(size, jumps, largest, mean_ciede2000(rgb, decoded), grid_blocking(rgb, decoded))
 
 
 def same_bytes_row(rgb: np.ndarray, ours: np.ndarray, ours_bytes: int) -> dict[str, ViewerScore | None]:
@@ -71,14 +74,17 @@ def picture_sheet(crops: list[tuple[Path, int, int, int]], target: float, out: P
             rgb = np.asarray(Image.open(path).convert("RGB"))
             result = codec.compress(rgb, Target("msssim", target))
             size = len(result.bitstream)
-            panels = [("original", rgb), (f"ours {size} B", result.reconstruction)]
+            panels = [("original", rgb), (f"ours/{result.coder} {size} B", result.reconstruction)]
             for name in VIEWER_CODECS:
                 found = largest_within(name, rgb, size)
                 if found is not None:
                     panels.append((f"{name} q{found.quality} {len(found.data)} B", found.decoded))
             tiles = []
             for label, image in panels:
-                crop = Image.fromarray(image[y : y + side, x : x + side])
+                window = np.s_[y : y + side, x : x + side]
+                if image is not rgb:  # the crop's 8-px grid blocking (benchmarks/seams.py)
+                    label += f", grid {grid_blocking(rgb[window], image[window]):+.2f}"
+                crop = Image.fromarray(image[window])
                 crop = crop.resize((side * ZOOM, side * ZOOM), Image.Resampling.NEAREST)
                 tiles.append(_label(crop, f"{path.stem}: {label}"))
             row = Image.new(

@@ -1,4 +1,4 @@
-"""Command line: ``rgic serve | compress | decompress | info``.
+"""Command line: ``rgic serve | compress | decompress | cut | info``.
 
 Without ``RGIC_BACKEND_ADDRESS`` in the environment, ``serve`` starts the embedded backend in its
 own process on loopback, and ``compress``/``decompress`` start it in-process; with it, they use that
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from service.settings import get_settings
 
 if TYPE_CHECKING:
-    from service.codec.goals import Progress
+    from service.codec.run import Progress
 
 __all__ = ["main"]
 
@@ -139,9 +139,15 @@ def _stage_bar(name: str, shown: bool) -> Iterator[Progress | None]:
         yield progress
 
 
+def _ladder_path(bitstream: Path) -> Path:
+    """Where ``rgic compress`` keeps a bitstream's quality ladder: beside it, ``<name>.ladder.json``."""
+    return bitstream.with_suffix(".ladder.json")
+
+
 def compress(args: argparse.Namespace) -> None:
     from service.api.routes.compress import choose_target
     from service.codec.images import decode_image
+    from service.codec.ladder import ladder_to_json, measure_ladder
 
     settings = get_settings()
     target = choose_target(args.msssim, args.psnr, args.bpp, settings.default_msssim)
@@ -160,13 +166,38 @@ def compress(args: argparse.Namespace) -> None:
             layer = (
                 f" + refinement layer ({result.refinement_bytes} bytes)" if result.refinement_bytes else ""
             )
+            ladder = ""
+            if pixels <= settings.ladder_max_pixels:
+                rungs = measure_ladder(codec, result.bitstream, decoded.rgb)
+                _ladder_path(out).write_text(json.dumps(ladder_to_json(rungs)))
+                ladder = "\n  ladder: " + ", ".join(f"{r.bytes} B MS-SSIM {r.msssim:.4f}" for r in rungs)
             return (
                 f"{path} -> {out}: {len(result.bitstream)} bytes, {result.bpp:.4f} bpp, "
-                f"MS-SSIM {result.msssim:.4f}, PSNR {result.psnr:.2f} dB, "
-                f"{result.iterations} iterations{layer}{met}"
+                f"MS-SSIM {result.msssim:.4f}, PSNR {result.psnr:.2f} dB, coder {result.coder}, "
+                f"{result.iterations} iterations{layer}{met}{ladder}"
             )
 
         _for_each_file(args.images, "compressing", one)
+
+
+def cut(args: argparse.Namespace) -> None:
+    from service.codec.ladder import choose_rung, ladder_from_json
+
+    ladder_file = _ladder_path(args.bitstream)
+    if not ladder_file.exists():
+        raise SystemExit(f"error: no quality ladder beside {args.bitstream} ({ladder_file.name})")
+    rung = choose_rung(
+        ladder_from_json(json.loads(ladder_file.read_text())), args.msssim, args.psnr, args.bytes
+    )
+    data = args.bitstream.read_bytes()
+    out = args.out or args.bitstream.with_name(f"{args.bitstream.stem}.{rung.steps}{BITSTREAM_SUFFIX}")
+    with _codec() as codec:
+        prefix = codec.truncations(data, [rung.steps])[0]
+    out.write_bytes(prefix)
+    print(
+        f"{args.bitstream} -> {out}: {len(prefix)} of {len(data)} bytes, {rung.steps} steps, "
+        f"MS-SSIM {rung.msssim:.4f}"
+    )
 
 
 def decompress(args: argparse.Namespace) -> None:
@@ -222,6 +253,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("bitstreams", nargs="+", type=Path)
     p.add_argument("--out-dir", type=Path)
     p.set_defaults(run=decompress)
+
+    p = commands.add_parser(
+        "cut", help="the shortest prefix of a bitstream meeting a lower quality (its ladder from compress)"
+    )
+    p.add_argument("bitstream", type=Path)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--msssim", type=float)
+    group.add_argument("--psnr", type=float)
+    group.add_argument("--bytes", type=int, help="the longest prefix within this size")
+    p.add_argument("--out", type=Path, help="default: <name>.<steps>.rgic beside it")
+    p.set_defaults(run=cut)
 
     p = commands.add_parser("info", help="print a bitstream's header")
     p.add_argument("bitstream", type=Path)

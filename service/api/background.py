@@ -10,7 +10,7 @@ from fastapi import Request
 from fastapi.responses import JSONResponse
 
 from service.api.deps import Services
-from service.codec.goals import Progress
+from service.codec.run import Progress
 from service.errors import ServiceError
 from service.jobs import Job
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.codec.goals import Progress
 from service.codec.quality import msssim, psnr
+from service.codec.run import Progress
 from service.comparison.classic import CLASSIC_CODECS, ClassicFile, largest_within
 
 __all__ = ["ClassicResult", "classic_at_budget"]

@@ -1,9 +1,9 @@
-"""Colour error and patch jumps against values that are known."""
+"""Colour error, patch jumps and grid blocking against values that are known."""
 
 import numpy as np
 import pytest
 
-from benchmarks.colour import JND, ciede2000, mean_ciede2000, patch_jumps, rgb_to_lab
+from benchmarks.colour import JND, ciede2000, grid_blocking, mean_ciede2000, patch_jumps, rgb_to_lab
 
 # Sharma, Wu and Dalal (2005), table 1: pairs of Lab colours and their CIEDE2000 difference.
 SHARMA = [
@@ -45,3 +45,18 @@ def test_busy_patches_are_not_counted() -> None:
     shifted = original.copy()
     shifted[:32, :32] = np.clip(original[:32, :32].astype(int) + 20, 0, 255)
     assert patch_jumps(original, shifted)[0] == 0
+
+
+def test_block_means_show_on_the_8_px_grid_and_a_blur_does_not() -> None:
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[0:64, 0:96]
+    original = np.clip(128 + 40 * np.sin(x / 7.0) * np.cos(y / 9.0) + rng.normal(0, 3, (64, 96)), 0, 255)
+    original = np.repeat(original[..., None], 3, axis=2).astype(np.uint8)
+    assert grid_blocking(original, original) == 0.0
+    means = original.reshape(8, 8, 12, 8, 3).astype(np.float64).mean(axis=(1, 3), keepdims=True)
+    blocks = np.broadcast_to(means, (8, 8, 12, 8, 3)).reshape(64, 96, 3).round().astype(np.uint8)
+    assert grid_blocking(original, blocks) > 1.0  # every step is on the grid
+    shifted = np.roll(blocks, (4, 4), axis=(0, 1))  # the same blocks off the grid: steps elsewhere
+    assert grid_blocking(original, shifted) < 0.0
+    blurred = (original.astype(np.float64) + np.roll(original, 1, axis=1) + np.roll(original, 1, axis=0)) / 3
+    assert abs(grid_blocking(original, blurred.astype(np.uint8))) < 0.1

@@ -91,6 +91,21 @@ def test_compress_decompress_and_info_round_trip(backend_address: str, tmp_path:
     header = json.loads(done.stdout)
     assert (header["width"], header["height"]) == (128, 96)
 
+    ladder = json.loads((out / "b.ladder.json").read_text())
+    assert ladder[-1]["bytes"] == (out / "b.rgic").stat().st_size
+    lower = ladder[0]["msssim"] + 1e-6  # more than the first step gives: a longer prefix
+    done = _rgic("cut", streams[1], "--msssim", str(lower), backend_address=backend_address)
+    assert done.returncode == 0, done.stderr
+    rung = next(r for r in ladder if r["msssim"] >= lower)
+    cut = out / f"b.{rung['steps']}.rgic"
+    assert cut.stat().st_size == rung["bytes"]
+    done = _rgic("decompress", str(cut), "--out-dir", str(tmp_path), backend_address=backend_address)
+    assert done.returncode == 0, done.stderr
+    decoded = np.asarray(Image.open(tmp_path / f"b.{rung['steps']}.png").convert("RGB"))
+    assert msssim(crops["b"], decoded) == pytest.approx(rung["msssim"], abs=1e-6) and rung["msssim"] >= lower
+    done = _rgic("cut", streams[1], "--msssim", "0.9999", backend_address=backend_address)
+    assert done.returncode != 0 and "not_in_ladder" in done.stderr
+
 
 def test_a_bad_file_is_reported_and_the_others_still_run(backend_address: str, tmp_path: Path) -> None:
     Image.fromarray(np.full((64, 64, 3), 90, np.uint8)).save(tmp_path / "good.png")

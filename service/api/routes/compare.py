@@ -9,9 +9,9 @@ from service.api.background import prefers_async, start_job
 from service.api.deps import Services, require_api_key, services
 from service.api.responses import finite
 from service.api.routes.compress import Upload, compress_upload, upload_form
-from service.codec.goals import Progress
 from service.codec.ladder import prefix_sizes
 from service.codec.rate_control import Target
+from service.codec.run import Progress
 from service.comparison.same_bytes import ClassicResult, classic_at_budget
 
 router = APIRouter(tags=["compare"])

@@ -12,8 +12,8 @@ from service.api.background import prefers_async, start_job
 from service.api.deps import Services, require_api_key, services
 from service.api.responses import PNG, progressive_png_stream
 from service.codec.bitstream import declared_pixels
-from service.codec.goals import Progress
 from service.codec.images import encode_png
+from service.codec.run import Progress
 from service.errors import BadParameter
 
 router = APIRouter(tags=["decompress"])

@@ -3,11 +3,13 @@
 import numpy as np
 import pytest
 
-from service.codec.goals import Candidate, CompressRun, QualityGoal, goal_for
+from service.codec.encoding import EarlyExit
+from service.codec.goals import QualityGoal, goal_for
 from service.codec.patches import Geometry
-from service.codec.pipeline import EarlyExit, ImageCodec
+from service.codec.pipeline import ImageCodec
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import Target
+from service.codec.run import Candidate, CompressRun
 from tests.conftest import KODAK
 
 MAX_ITERATIONS = 8
@@ -148,23 +150,3 @@ def test_the_refinement_layer_is_not_chosen_where_it_shows_more_jumps_in_gradien
     goal = QualityGoal(Target("msssim", 0.95))
     assert goal._layer_wins(run, candidate(rgb, 900), candidate(stepped, 1000))  # fewer bytes and jumps
     assert not goal._layer_wins(run, candidate(rgb, 1000), candidate(rgb, 900))  # more bytes
-
-
-@pytest.mark.parametrize(("kind", "value"), [("msssim", 0.95), ("msssim", 0.99), ("psnr", 35.0)])
-def test_the_refinement_step_search_finds_nearly_the_coarsest_step_meeting_the_target(
-    kodak_image, kind: str, value: float
-) -> None:
-    """Against a scan of steps 2 % apart: the search (a handful of measurements) meets the target at a
-    step no more than 10 % finer than the coarsest the scan finds meeting it."""
-    from types import SimpleNamespace
-
-    from service.codec import refinement
-
-    rgb = np.ascontiguousarray(kodak_image[100:228, 200:392])
-    goal = QualityGoal(Target(kind, value))
-    transform = refinement.ResidualTransform.of(rgb, np.full_like(rgb, 128))
-    trial, achieved = goal._refinement_trial(SimpleNamespace(rgb=rgb), transform)
-    assert goal.target.met_by(achieved) and achieved == goal.measure(rgb, trial.image)
-    steps = refinement.MIN_STEP * 1.02 ** np.arange(int(np.log(512) / np.log(1.02)))  # to step 256
-    coarsest = max(s for s in steps if goal.target.met_by(goal.measure(rgb, transform.trial(s).image)))
-    assert trial.step >= 0.9 * coarsest

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 
 from service.codec.bitstream import Bitstream
+from service.codec.encoding import EarlyExit, Encoding
 from service.codec.entropy import CODER_RAW, encode_payload
 from service.codec.goals import next_aim
 from service.codec.patches import Geometry
-from service.codec.pipeline import EarlyExit, Encoding, ImageCodec
+from service.codec.pipeline import ImageCodec
 from service.codec.rate_control import Target
 from service.errors import InvalidBitstream, ModelCannotCompress
 from tests.conftest import KODAK

@@ -1,0 +1,100 @@
+"""The refinement layer as a coder beside the network: an 8×8 DCT residual at the coarsest quantiser step
+that meets a quality aim (service/codec/refinement.py codes it; docs/decisions.md 28-31)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from service.codec import refinement
+from service.codec.run import Candidate, CompressRun
+
+__all__ = ["LayerCoder"]
+
+#: The refinement layer's search for the coarsest quantiser step meeting a target: at most this many
+#: measurements, stopping once the step is known within 1 %; the first try and its guess of how much
+#: quality (dB; MS-SSIM in dB) a step e times coarser loses, before two tries measure it.
+_REFINE_TRIES = 9
+_REFINE_PRECISION = float(np.log(1.01))
+_REFINE_FIRST_STEP = 8.0
+_REFINE_DB_PER_E = 7.0
+#: The coarsest quantiser step searched: a layer over no iteration still met MS-SSIM 0.95 at step 150
+#: on some photos (format 7 keeps their smooth areas' colours there).
+_REFINE_MAX_STEP = 256.0
+
+
+def _finite_db(value: float) -> float:
+    """A PSNR in dB, infinite (an exact image) capped at 100 dB."""
+    return min(float(value), 100.0)
+
+
+class LayerCoder:
+    """Codes the refinement layer for one quality aim: ``kind`` ("msssim" or "psnr"), the value to reach
+    and the metric that measures it."""
+
+    def __init__(self, kind: str, aim: float, measure: Callable[[np.ndarray, np.ndarray], float]) -> None:
+        self.kind, self.aim, self.measure = kind, aim, measure
+
+    def code(self, run: CompressRun, base_count: int) -> Candidate:
+        """The refinement layer over ``base_count`` network iterations (none: over mid-grey), at the
+        coarsest quantiser step found meeting the aim; its bitstream is coded when compared."""
+        if base_count == 0:
+            base, counts = run.grey(), np.zeros(run.geometry.patches, np.int64)
+        else:
+            base, counts = run.uniform.reconstruction(base_count), run.uniform_counts(base_count)
+        # finer block means and adaptive steps: fewer bytes and visible blocks for MS-SSIM, more for PSNR
+        transform = run.timed(
+            "refinement_seconds", refinement.ResidualTransform.of, run.rgb, base, self.kind == "msssim"
+        )
+        trial, value = run.timed("refinement_seconds", self.search, run, transform)
+        payload = run.timed("refinement_seconds", refinement.encode, trial)
+        return Candidate(counts, trial.image, None, value, True, 8.0 * len(payload), refinement=payload)
+
+    def search(
+        self, run: CompressRun, transform: refinement.ResidualTransform
+    ) -> tuple[refinement.Trial, float]:
+        """(trial, quality): the coarsest step found meeting the aim, else the finest step. A secant
+        search on the log of the step against the quality in dB, which is close to a straight line."""
+        # both in dB and finite: an exact image's PSNR is infinite and would stall the secant in NaNs
+        in_db = (lambda q: -10 * np.log10(max(1 - q, 1e-10))) if self.kind == "msssim" else _finite_db
+        wanted = in_db(self.aim)
+        lowest, highest = np.log(refinement.MIN_STEP), np.log(_REFINE_MAX_STEP)
+        tried: dict[float, float] = {}  # quality by log step
+        best: tuple[refinement.Trial, float] | None = None  # the coarsest meeting the aim (one held)
+        x = float(np.log(_REFINE_FIRST_STEP))
+        for _ in range(_REFINE_TRIES):
+            trial = transform.trial(float(np.exp(x)))
+            x = float(np.log(trial.step))
+            if x in tried:
+                break
+            tried[x] = value = self.measure(run.rgb, trial.image)
+            if value >= self.aim and (best is None or trial.step > best[0].step):
+                best = (trial, value)
+            del trial
+            meets = [k for k, v in tried.items() if v >= self.aim]
+            misses = [k for k, v in tried.items() if v < self.aim]
+            if meets and misses:
+                low, high = max(meets), min(misses)
+                if high - low < _REFINE_PRECISION:
+                    break
+                low_db, high_db = in_db(tried[low]), in_db(tried[high])
+                share = (low_db - wanted) / (low_db - high_db) if low_db > high_db else 0.5
+                x = low + float(np.clip(share, 0.2, 0.8)) * (high - low)
+                continue
+            # not bracketed yet: step along the measured slope (or the guess) towards the aim
+            near = max(meets) if meets else min(misses)
+            slope = -_REFINE_DB_PER_E
+            if len(tried) > 1:  # the two tries nearest the aim
+                ordered = sorted(tried.items())
+                (x0, v0), (x1, v1) = ordered[-2:] if meets else ordered[:2]
+                slope = min((in_db(v1) - in_db(v0)) / (x1 - x0), -_REFINE_DB_PER_E / 2)
+            move = float(np.clip((wanted - in_db(tried[near])) / slope, -2.0, 2.0))
+            move = max(move, _REFINE_PRECISION) if meets else min(move, -_REFINE_PRECISION)
+            x = float(np.clip(near + move, lowest, highest))
+            if x == near:
+                break
+        if best is None:
+            trial = transform.trial(refinement.MIN_STEP)
+            best = (trial, self.measure(run.rgb, trial.image))
+        return best
