@@ -44,9 +44,8 @@ def measure_ladder(codec: ImageCodec, bitstream: bytes, rgb: np.ndarray) -> list
     """Every prefix of ``bitstream`` with its size and the quality of what it decodes to against the
     original ``rgb`` (the frames a progressive receiver shows, which are exactly the prefixes' images)."""
     sizes = prefix_sizes(codec, bitstream)
-    _, frames = codec.decompress_progressive(bitstream)
     rungs = []
-    for (steps, size), frame in zip(sizes, frames, strict=True):
+    for (steps, size), frame in zip(sizes, codec.step_images(bitstream), strict=True):
         value = psnr(rgb, frame)
         rungs.append(Rung(steps, size, msssim(rgb, frame), None if np.isinf(value) else value))
     return rungs

@@ -513,6 +513,31 @@ class ImageCodec:
                 image[tile.pixel_slice] = final[i]
         return np.ascontiguousarray(geometry.crop(image))
 
+    def step_images(self, data: bytes) -> Iterator[np.ndarray]:
+        """The image after each of ``data``'s steps, as a progressive receiver shows them (each is what
+        the prefix of that many steps decodes to): the network's from one fused ``decompress`` call per
+        batch of tiles that returns every iteration's image (no state through gRPC), then the refinement
+        layer's. Holds every network step's image at once: for images of a few megapixels."""
+        stream, bits, cell_iterations = self._parse(data)
+        geometry = stream.geometry
+        steps = int(cell_iterations.max(initial=0))
+        image = grey_image(geometry.padded_height, geometry.padded_width)
+        frames = np.repeat(image[None], steps, axis=0)
+        for iterations, batch in _batches(geometry.tiles(), cell_iterations):
+            if iterations == 0:
+                continue
+            tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])
+            out = self.client.predict(
+                self.model_name, stream.model_version, "decompress", {"bits": tile_bits}, ["reconstructions"]
+            )["reconstructions"]
+            for i, tile in enumerate(batch):
+                _place(frames, out[i], tile.pixel_slice)
+        for frame in frames:
+            yield np.ascontiguousarray(geometry.crop(frame))
+        last = geometry.crop(frames[-1]) if steps else geometry.crop(image)
+        for payload in _layer_steps(stream, None):
+            yield refinement.decode(last, payload, stream.format_version)
+
     def decompress_progressive(
         self, data: bytes, iterations: int | None = None
     ) -> tuple[Bitstream, Iterator[np.ndarray]]:

@@ -133,3 +133,24 @@ def test_untrained_gains_continue_the_trained_trend(codec: RecurrentCodec) -> No
     longer.copy_weights_from(source, trained_iterations=3)
     step = LATE_LOG_GAIN_STEP  # late residuals shrink slowly: the gain rises slowly past the trained ones
     np.testing.assert_allclose(longer.log_gain.numpy(), [0, 1, 2, *(2 + step * np.arange(1, 6))], rtol=1e-6)
+
+
+def test_the_msssim_term_mixes_log_l1_with_log_of_msssims_distance(codec: RecurrentCodec) -> None:
+    from model_export.quality_terms import msssim_per_image
+
+    tf.random.set_seed(3)
+    images = tf.random.uniform([2, 96, 96, 3]) - 0.5
+    plain, recons = codec.forward(images, iterations=2, training=False)
+    mixed, _ = codec.forward(images, iterations=2, training=False, msssim_weight=0.8)
+    terms = []
+    for r in recons:
+        l1 = np.log(float(tf.reduce_mean(tf.abs(images - r))) + 1e-6)
+        pixels = lambda x: tf.clip_by_value((x + 0.5) * 255.0, 0.0, 255.0)  # noqa: E731
+        distance = float(tf.reduce_mean(1.0 - msssim_per_image(pixels(images), pixels(r))))
+        terms.append(0.2 * l1 + 0.8 * np.log(distance + 1e-6))
+    assert float(mixed) == pytest.approx(np.mean(terms), rel=1e-4)
+    assert float(mixed) != pytest.approx(float(plain))
+    with tf.GradientTape() as tape:
+        loss, _ = codec.forward(images, iterations=2, msssim_weight=0.8)
+    grads = tape.gradient(loss, codec.trainable_variables)
+    assert all(g is not None and np.all(np.isfinite(tf.convert_to_tensor(g))) for g in grads)

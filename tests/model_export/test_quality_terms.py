@@ -29,3 +29,23 @@ def test_uniform_estimate_equals_measured_quality(kodak_image, height: int, widt
     in_graph_msssim, in_graph_psnr = whole_image_quality(sums, positions, errors)  # the early exit's view
     assert float(in_graph_msssim[0]) == pytest.approx(table.msssim(one), abs=2e-5)
     assert float(in_graph_psnr[0]) == pytest.approx(table.psnr(one), abs=1e-3)
+
+
+def test_the_training_loss_msssim_is_the_gateways_where_every_scale_fits(kodak_image) -> None:
+    from model_export.quality_terms import msssim_per_image
+
+    rgb = kodak_image[:192, :256]
+    noisy = np.clip(rgb + np.random.default_rng(1).normal(0, 10, rgb.shape), 0, 255).astype(np.uint8)
+    got = float(msssim_per_image(tf.constant(rgb[None], tf.float32), tf.constant(noisy[None], tf.float32))[0])
+    assert got == pytest.approx(msssim(rgb, noisy), abs=1e-5)
+
+
+def test_the_training_loss_msssim_on_a_small_crop_rewards_the_right_brightness(kodak_image) -> None:
+    """A 96-pixel crop holds four scales; the last carries the luminance term, so a brightness shift
+    costs, and the value is 1 for the image itself."""
+    from model_export.quality_terms import msssim_per_image
+
+    crop = tf.constant(kodak_image[None, :96, :96], tf.float32)
+    assert float(msssim_per_image(crop, crop)[0]) == pytest.approx(1.0, abs=1e-6)
+    brighter = tf.clip_by_value(crop + 40.0, 0.0, 255.0)
+    assert float(msssim_per_image(crop, brighter)[0]) < 0.99
