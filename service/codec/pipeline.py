@@ -48,6 +48,10 @@ from service.errors import (
 
 __all__ = ["CompressResult", "Decoded", "ImageCodec", "Progress"]
 
+#: Model versions whose bitstreams a later version decodes bit for bit, so that the earlier one's files can
+#: leave ``models/``: version 4 is version 3's weights and context model re-exported with one output more
+#: (docs/model.md; a version-3 bitstream is a test fixture).
+EQUIVALENT_VERSIONS = {3: 4}
 #: Upper bound of pixels per backend call, so requests stay well inside gRPC message limits.
 #: One 1024-px tile per call: on a 12 Mpx image, a third less peak memory than 4 Mpx calls (+2.0 GB
 #: against +3.6 GB) and faster (113 s against 136 s), each call stopping at its own count (decision 22).
@@ -434,7 +438,7 @@ class ImageCodec:
             raise InvalidBitstream(
                 f"bitstream was made by model {stream.model_name!r}; this service serves {self.model_name!r}"
             )
-        self._check_served(stream)
+        stream = self._served(stream)
         learned = stream.coder_id == CODER_LEARNED
         context_model = self.context_model(stream.model_version) if learned else None
         cell_iterations = stream.geometry.cell_iterations(stream.patch_iterations)
@@ -446,10 +450,15 @@ class ImageCodec:
             bits = truncate(bits[: max(1, iterations)], cell_iterations)
         return stream, bits, cell_iterations
 
-    def _check_served(self, stream: Bitstream) -> None:
-        """The backend serves the bitstream's model version, and that model makes the bitstream's bits."""
+    def _served(self, stream: Bitstream) -> Bitstream:
+        """``stream`` as the backend decodes it: its model version, or the version that decodes it bit for
+        bit where its own is no longer served (``EQUIVALENT_VERSIONS``); checks that model makes its bits."""
         version = stream.model_version
-        if version not in self.client.available_versions(self.model_name):
+        available = self.client.available_versions(self.model_name)
+        if version not in available and EQUIVALENT_VERSIONS.get(version) in available:
+            stream = dataclasses.replace(stream, model_version=EQUIVALENT_VERSIONS[version])
+            version = stream.model_version
+        if version not in available:
             raise ModelVersionNotServed(
                 f"this bitstream needs model {self.model_name!r} version {version}, which the backend does "
                 "not serve; serve that version (model_version_policy) to decode it"
@@ -460,6 +469,7 @@ class ImageCodec:
                 f"bitstream has {stream.bits_per_cell} bits per cell; "
                 f"model version {version} makes {expected}"
             )
+        return stream
 
     def decompress(
         self, data: bytes, progress: Progress | None = None, iterations: int | None = None
