@@ -52,6 +52,17 @@ def gaussian_blur(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     return tf.nn.depthwise_conv2d(x, horizontal, [1, 1, 1, 1], "VALID")
 
 
+def _ssim_map(x: tf.Tensor, y: tf.Tensor, kernel: tf.Tensor, luminance: bool) -> tf.Tensor:
+    """The contrast-structure map of one scale ('VALID' windows), times the luminance term if asked."""
+    mean_x, mean_y = gaussian_blur(x, kernel), gaussian_blur(y, kernel)
+    num0 = 2.0 * mean_x * mean_y
+    den0 = tf.square(mean_x) + tf.square(mean_y)
+    num1 = 2.0 * gaussian_blur(x * y, kernel)
+    den1 = gaussian_blur(tf.square(x) + tf.square(y), kernel)
+    cs = (num1 - num0 + _C2) / (den1 - den0 + _C2)
+    return cs * (num0 + _C1) / (den0 + _C1) if luminance else cs
+
+
 def _to_cells(values: tf.Tensor, factor: int) -> tf.Tensor:
     """Sum a 'VALID' map at scale ``factor`` over the windows centred in each 16×16 cell."""
     half = _FILTER_SIZE // 2
@@ -78,13 +89,7 @@ def msssim_cell_terms(reference: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor
         last = scale == len(POWER_FACTORS) - 1
 
         def terms(x=x, y=y, factor=factor, last=last) -> tuple[tf.Tensor, tf.Tensor]:
-            mean_x, mean_y = gaussian_blur(x, kernel), gaussian_blur(y, kernel)
-            num0 = 2.0 * mean_x * mean_y
-            den0 = tf.square(mean_x) + tf.square(mean_y)
-            num1 = 2.0 * gaussian_blur(x * y, kernel)
-            den1 = gaussian_blur(tf.square(x) + tf.square(y), kernel)
-            cs = (num1 - num0 + _C2) / (den1 - den0 + _C2)
-            value = cs * (num0 + _C1) / (den0 + _C1) if last else cs
+            value = _ssim_map(x, y, kernel, last)
             return _to_cells(value, factor), _to_cells(tf.ones_like(value[..., :1]), factor)
 
         def too_small() -> tuple[tf.Tensor, tf.Tensor]:
@@ -140,14 +145,7 @@ def msssim_per_image(reference: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
         if scale:
             x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
             y = tf.nn.avg_pool2d(y, 2, 2, "VALID")
-        mean_x, mean_y = gaussian_blur(x, kernel), gaussian_blur(y, kernel)
-        num0 = 2.0 * mean_x * mean_y
-        den0 = tf.square(mean_x) + tf.square(mean_y)
-        num1 = 2.0 * gaussian_blur(x * y, kernel)
-        den1 = gaussian_blur(tf.square(x) + tf.square(y), kernel)
-        value = (num1 - num0 + _C2) / (den1 - den0 + _C2)
-        if scale == fitting[-1]:
-            value = value * (num0 + _C1) / (den0 + _C1)
+        value = _ssim_map(x, y, kernel, scale == fitting[-1])
         mean = tf.maximum(tf.reduce_mean(value, axis=[1, 2]), 1e-4)  # [B,3]
         log_msssim += POWER_FACTORS[scale] / total * tf.math.log(mean)
     return tf.reduce_mean(tf.exp(log_msssim), axis=-1)
