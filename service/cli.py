@@ -1,4 +1,4 @@
-"""Command line: ``rgic serve | compress | decompress | cut | info``.
+"""Command line: ``rgic serve | worker | compress | decompress | cut | info``.
 
 Without ``RGIC_BACKEND_ADDRESS`` in the environment, ``serve`` starts the embedded backend in its
 own process on loopback, and ``compress``/``decompress`` start it in-process; with it, they use that
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
-from service.settings import get_settings
+from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from service.codec.run import Progress
@@ -43,38 +43,91 @@ def _check_port_free(host: str, port: int) -> None:
             raise SystemExit(message) from error
 
 
-def serve(args: argparse.Namespace) -> None:
+@contextlib.contextmanager
+def _backend_unless_configured(settings: Settings) -> Iterator[Settings]:
+    """``settings`` as given when ``RGIC_BACKEND_ADDRESS`` is set; otherwise with the address of an
+    embedded backend started (and restarted if it dies) for as long as the block runs."""
+    if "RGIC_BACKEND_ADDRESS" in os.environ:
+        yield settings
+        return
+    from service.backend.supervisor import BackendSupervisor
+
+    print("starting the embedded backend (loading the model)...", flush=True)
+    backend = BackendSupervisor(settings.model_config_file)
+    try:
+        try:
+            backend.start()
+        except RuntimeError as error:
+            raise SystemExit(str(error)) from error
+        print(f"embedded backend on {backend.address} (restarted if it dies)", flush=True)
+        yield settings.model_copy(update={"backend_address": backend.address})
+    finally:
+        backend.stop()
+
+
+def _stop_on_sigterm() -> None:
     def stop_requested(signum: int, frame: object) -> None:
         raise KeyboardInterrupt  # uvicorn installs its own handlers once it runs; until then, clean up
 
     signal.signal(signal.SIGTERM, stop_requested)  # first: a stop during the imports is a clean stop too
-    backend = None
+
+
+def serve(args: argparse.Namespace) -> None:
+    _stop_on_sigterm()
     try:
         _check_port_free(args.host, args.port)
         import uvicorn
 
-        from service.backend.supervisor import BackendSupervisor
         from service.main import create_app
 
-        settings = get_settings()
-        if "RGIC_BACKEND_ADDRESS" not in os.environ:
-            print("starting the embedded backend (loading the model)...", flush=True)
-            backend = BackendSupervisor(settings.model_config_file)
-            try:
-                backend.start()
-            except RuntimeError as error:
-                raise SystemExit(str(error)) from error
-            settings = settings.model_copy(update={"backend_address": backend.address})
-            print(f"embedded backend on {backend.address} (restarted if it dies)", flush=True)
-        app = create_app(settings)
-        shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
-        print(f"gateway: http://{shown_host}:{args.port}/  (API docs: /docs, metrics: /metrics)", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info", timeout_graceful_shutdown=10)
+        with _backend_unless_configured(get_settings()) as settings:
+            app = create_app(settings)
+            shown_host = "localhost" if args.host in ("0.0.0.0", "127.0.0.1") else args.host
+            print(
+                f"gateway: http://{shown_host}:{args.port}/  (API docs: /docs, metrics: /metrics)", flush=True
+            )
+            uvicorn.run(
+                app,
+                host=args.host,
+                port=args.port,
+                log_level="warning",
+                log_config=None,
+                timeout_graceful_shutdown=10,
+            )
     except KeyboardInterrupt:
         print("stopped before the service was ready", flush=True)
-    finally:
-        if backend is not None:
-            backend.stop()
+
+
+def worker(args: argparse.Namespace) -> None:
+    """Run queued jobs (``RGIC_JOBS_URL``) without serving HTTP, until SIGTERM or Ctrl-C."""
+    _stop_on_sigterm()
+    if not get_settings().jobs_url:
+        raise SystemExit("rgic worker takes jobs from a queue: set RGIC_JOBS_URL=redis://host:port/0")
+    import asyncio
+
+    from service.api.deps import open_services
+    from service.api.job_work import perform_for
+
+    async def consume(settings: Settings) -> None:
+        svc = open_services(settings, job_workers=args.concurrency)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await svc.jobs.start(perform_for(svc))
+        print(f"worker: {args.concurrency} job(s) at once from {settings.jobs_url}", flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await svc.jobs.close()
+            svc.client.close()
+
+    try:
+        with _backend_unless_configured(get_settings()) as settings:
+            asyncio.run(consume(settings))
+    except KeyboardInterrupt:
+        pass
+    print("worker stopped", flush=True)
 
 
 @contextlib.contextmanager
@@ -229,6 +282,7 @@ def info(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     from service.errors import ServiceError
+    from service.logs import configure_logging
 
     parser = argparse.ArgumentParser(
         prog="rgic", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -239,6 +293,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     p.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
     p.set_defaults(run=serve)
+
+    p = commands.add_parser("worker", help="run queued jobs (RGIC_JOBS_URL) without serving HTTP")
+    p.add_argument("--concurrency", type=int, default=1, help="jobs run at once")
+    p.set_defaults(run=worker)
 
     p = commands.add_parser("compress", help="images to bitstreams (.rgic)")
     p.add_argument("images", nargs="+", type=Path)
@@ -270,6 +328,10 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=info)
 
     args = parser.parse_args(argv)
+    settings = get_settings()
+    # the long-running commands log what they do; one-shot commands only what goes wrong
+    level = settings.log_level if args.command in ("serve", "worker") else "WARNING"
+    configure_logging(settings.log_format, level)
     try:
         args.run(args)
     except ServiceError as error:

@@ -13,8 +13,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from service.api.deps import JobLimiter, Services
-from service.api.middleware import MetricsMiddleware, UploadLimitMiddleware
+from service.api.deps import open_services
+from service.api.job_work import perform_for
+from service.api.middleware import MetricsMiddleware, RequestIdMiddleware, UploadLimitMiddleware
 from service.api.routes import (
     bitstreams,
     compare,
@@ -28,11 +29,8 @@ from service.api.routes import (
 )
 from service.codec import quality
 from service.errors import ServiceError
-from service.jobs import JobRegistry
 from service.memory import keep_big_blocks_out_of_the_heap
 from service.settings import Settings, get_settings
-from service.storage import BlobStore
-from service.wiring import backend_client, image_codec
 
 __all__ = ["create_app"]
 
@@ -51,24 +49,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         keep_big_blocks_out_of_the_heap()
         quality.warm_up()
-        client = backend_client(settings)
-        codec = image_codec(settings, client)
-        app.state.services = Services(
-            settings=settings,
-            client=client,
-            codec=codec,
-            store=BlobStore(settings.blob_dir),
-            limiter=JobLimiter(
-                settings.max_concurrent_requests,
-                queue=2 * settings.max_concurrent_requests,
-                pixel_budget=settings.max_pixels_in_flight,
-            ),
-            jobs=JobRegistry(),
-        )
+        app.state.services = svc = open_services(settings)
+        await svc.jobs.start(perform_for(svc))
+        where = "in Redis" if settings.jobs_url else "in memory"
+        log.info("blobs in %s; jobs %s", svc.store.location, where)
         try:
             yield
         finally:
-            client.close()
+            await svc.jobs.close()
+            svc.client.close()
 
     # /docs and /redoc with Swagger UI's and ReDoc's files served by the gateway, not a CDN.
     app = FastAPIOffline(
@@ -124,4 +113,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["*"],
         )
     app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestIdMiddleware)  # outermost: the id is set before anything logs
     return app

@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
@@ -92,10 +92,48 @@ class Settings(BaseSettings):
         "encodes each) beside ours, about 10 s of CPU per 4 Mpx",
     )
 
-    # storage and HTTP
+    # storage and jobs
+    blob_url: str = Field(
+        "",
+        description="where blobs live: s3://bucket/prefix (S3-compatible storage; endpoint and credentials "
+        "below and from the AWS chain), file:///path, or empty for blob_dir",
+    )
     blob_dir: Path = PROJECT_ROOT / "var" / "blobs"
+    blob_max_bytes: int = Field(
+        10 * 1024**3,
+        ge=0,
+        description="cap on the blob directory: the oldest blobs are evicted to stay under it (0: no cap). "
+        "S3 keeps what its lifecycle rule keeps",
+    )
+    blob_max_age_hours: float = Field(
+        24 * 30, ge=0, description="blobs in the directory older than this are evicted (0: kept)"
+    )
+    s3_endpoint_url: str = Field("", description="S3 endpoint (SeaweedFS, MinIO, Ceph...); empty: AWS")
+    jobs_url: str = Field(
+        "",
+        description="redis://host:port/db of a Redis or Valkey server holding asynchronous jobs, shared by "
+        "every replica and surviving restarts; empty: jobs in this process's memory",
+    )
+    job_workers: int = Field(
+        1, ge=0, description="queued jobs this process runs at once (0: it only queues; rgic worker runs)"
+    )
+    job_heartbeat_seconds: int = Field(
+        10, ge=2, description="a job's worker touches it every third of this; silent longer, it runs again"
+    )
+    job_ttl_hours: float = Field(24.0, gt=0, description="how long a job's record (and outcome) is kept")
+
+    # HTTP and logs
     api_keys: list[str] = Field(default_factory=list, description="bearer tokens; empty = open")
     cors_origins: list[str] = Field(default_factory=list)
+    log_format: Literal["text", "json"] = Field("text", description="json: one JSON object per log line")
+    log_level: str = "INFO"
+
+    @field_validator("backend_address")
+    @classmethod
+    def _backend_address_given(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("RGIC_BACKEND_ADDRESS is empty: give the model backend's host:port")
+        return value.strip()
 
 
 @lru_cache

@@ -1,12 +1,25 @@
-"""Build the backend client and the image codec from settings (one place for the app, CLI and benchmarks)."""
+"""Build the backend client, the image codec and the blob store from settings (one place for the app,
+the CLI and the benchmarks)."""
 
 from __future__ import annotations
 
 from service.backend.client import BackendClient
 from service.codec.pipeline import ImageCodec
 from service.settings import Settings
+from service.storage import BlobStore, open_blob_store
 
-__all__ = ["backend_client", "image_codec"]
+__all__ = ["backend_client", "blob_store", "image_codec"]
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The configured blob store: S3 (``RGIC_BLOB_URL=s3://...``) or the capped directory."""
+    return open_blob_store(
+        settings.blob_url,
+        settings.blob_dir,
+        s3_endpoint_url=settings.s3_endpoint_url,
+        max_bytes=settings.blob_max_bytes,
+        max_age_seconds=settings.blob_max_age_hours * 3600,
+    )
 
 
 def backend_client(settings: Settings, address: str | None = None) -> BackendClient:

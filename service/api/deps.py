@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -13,12 +14,13 @@ from starlette.concurrency import run_in_threadpool
 from service.backend.client import BackendClient
 from service.codec.pipeline import ImageCodec
 from service.errors import BackendUnavailable, Unauthorized
-from service.jobs import JobRegistry
+from service.jobs import JobBackend, open_jobs
 from service.memory import release_free_memory
 from service.settings import Settings
 from service.storage import BlobStore
+from service.wiring import backend_client, blob_store, image_codec
 
-__all__ = ["JobLimiter", "Services", "require_api_key", "services"]
+__all__ = ["JobLimiter", "Services", "open_services", "require_api_key", "services"]
 
 T = TypeVar("T")
 
@@ -100,7 +102,26 @@ class Services:
     codec: ImageCodec
     store: BlobStore
     limiter: JobLimiter
-    jobs: JobRegistry
+    jobs: JobBackend
+
+
+def open_services(settings: Settings, job_workers: int | None = None) -> Services:
+    """Everything a gateway (or ``rgic worker``) runs on: backend client, codec, blob store, limiter and
+    jobs (``job_workers`` overrides ``settings.job_workers``). Jobs are started by the caller."""
+    client = backend_client(settings)
+    store = blob_store(settings)
+    return Services(
+        settings=settings,
+        client=client,
+        codec=image_codec(settings, client),
+        store=store,
+        limiter=JobLimiter(
+            settings.max_concurrent_requests,
+            queue=2 * settings.max_concurrent_requests,
+            pixel_budget=settings.max_pixels_in_flight,
+        ),
+        jobs=open_jobs(settings, store, job_workers),
+    )
 
 
 def services(request: Request) -> Services:
@@ -114,5 +135,9 @@ def require_api_key(request: Request) -> None:
         return
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or token not in keys:
+    # every key compared, each in constant time: timing tells nothing of a key or of which one matched
+    matched = False
+    for key in keys:
+        matched |= hmac.compare_digest(token.encode(), key.encode())
+    if scheme.lower() != "bearer" or not matched:
         raise Unauthorized("missing or unknown API key: send 'Authorization: Bearer <key>'")

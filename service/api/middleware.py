@@ -1,15 +1,63 @@
-"""ASGI middleware: request metrics, and refusing over-size bodies before they are read in full."""
+"""ASGI middleware: request ids and access lines, request metrics, and refusing over-size bodies
+before they are read in full."""
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import time
+import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service import metrics
+from service.logs import REQUEST_ID
 
-__all__ = ["MetricsMiddleware", "UploadLimitMiddleware"]
+__all__ = ["MetricsMiddleware", "RequestIdMiddleware", "UploadLimitMiddleware"]
+
+access_log = logging.getLogger("rgic.access")
+
+#: a client's X-Request-ID is kept when it looks like an id (no spaces, quotes or control characters)
+_GOOD_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
+
+
+class RequestIdMiddleware:
+    """Every request gets an id: the client's ``X-Request-ID`` or a new one. It is answered in the same
+    header, set for every log line of the request (and its backend calls and job), and ends the request
+    with one access line."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
+        request_id = given if _GOOD_ID.match(given) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        status = {"code": 500}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        start = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope.get("path") not in ("/metrics", "/healthz", "/readyz"):  # probes would drown the rest
+                access_log.info(
+                    "%s %s %d %.0f ms",
+                    scope.get("method", ""),
+                    scope.get("path", ""),
+                    status["code"],
+                    1000 * (time.perf_counter() - start),
+                )
+            REQUEST_ID.reset(token)
 
 
 class MetricsMiddleware:

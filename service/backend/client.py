@@ -23,6 +23,7 @@ from tensorflow_serving.apis import (
 from service import metrics
 from service.backend.tensors import from_tensor_proto, predict_request
 from service.errors import BackendUnavailable, ModelVersionNotServed, ServiceError
+from service.logs import REQUEST_ID
 
 __all__ = ["COMPUTE_METADATA_KEY", "BackendClient", "ModelVersionStatus", "channel_options"]
 
@@ -96,7 +97,11 @@ class BackendClient:
         while True:
             start = time.perf_counter()
             try:
-                response, call = method.with_call(request, timeout=timeout or self.timeout_seconds)
+                response, call = method.with_call(
+                    request,
+                    timeout=timeout or self.timeout_seconds,
+                    metadata=(("x-request-id", REQUEST_ID.get()),),
+                )
                 elapsed = time.perf_counter() - start
                 metrics.BACKEND_LATENCY.labels(what, "ok").observe(elapsed)
                 timing = getattr(self._local, "timing", None)

@@ -38,6 +38,7 @@ from model_export.warmup import warmup_requests
 from service.backend.client import COMPUTE_METADATA_KEY, channel_options
 from service.backend.model_config import served_models
 from service.backend.tensors import from_tensor_proto, to_tensor_proto
+from service.logs import configure_logging
 from service.memory import keep_big_blocks_out_of_the_heap
 
 __all__ = [
@@ -280,7 +281,7 @@ def main(argv: list[str] | None = None) -> None:
         help='"bfloat16", "" (float32) or "auto" (bfloat16 where the CPU has it)',
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging(settings.log_format, settings.log_level)
     keep_big_blocks_out_of_the_heap()
     server = serve(
         args.model_config_file,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 
 from service.api.background import prefers_async, start_job
 from service.api.deps import Services, require_api_key, services
@@ -60,12 +63,10 @@ async def compare_upload(
     steps = [(rung.steps, rung.bytes) for rung in ours.ladder] or await svc.limiter.run(
         prefix_sizes, svc.codec, ours.result.bitstream
     )
+    ids = [await run_in_threadpool(svc.store.put, e.file.data) if e.file else None for e in classic]
     return {
         "ours": ours.body,
-        "classic": [
-            _classic_json(entry, pixels, svc.store.put(entry.file.data) if entry.file else None)
-            for entry in classic
-        ],
+        "classic": [_classic_json(e, pixels, blob_id) for e, blob_id in zip(classic, ids, strict=True)],
         "steps": [
             {
                 "iterations": k,
@@ -92,5 +93,5 @@ async def compare(
     limits as compress (503 with Retry-After past them); ``Prefer: respond-async`` gives a job."""
     data, target = upload.data, upload.target
     if prefers_async(request):
-        return start_job(svc, "compare", lambda progress: compare_upload(svc, data, target, progress))
+        return await start_job(svc, "compare", data, {"target": asdict(target)})
     return JSONResponse(await compare_upload(svc, data, target))

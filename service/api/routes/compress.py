@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from service import metrics
 from service.api.background import prefers_async, start_job
@@ -115,7 +116,7 @@ async def compress_upload(
     decoded = await svc.limiter.run(decode_image, data, max_pixels or svc.settings.max_pixels)
     pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
     result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target, progress, pixels=pixels)
-    blob_id = svc.store.put(result.bitstream)
+    blob_id = await run_in_threadpool(svc.store.put, result.bitstream)
     ladder: list[Rung] = []
     if pixels <= svc.settings.ladder_max_pixels:
         if progress is not None:
@@ -123,7 +124,7 @@ async def compress_upload(
         ladder = await svc.limiter.run(
             measure_ladder, svc.codec, result.bitstream, decoded.rgb, pixels=pixels
         )
-        svc.store.put_metadata(blob_id, {"ladder": ladder_to_json(ladder)})
+        await run_in_threadpool(svc.store.put_metadata, blob_id, {"ladder": ladder_to_json(ladder)})
     _observe(result)
     height, width = decoded.rgb.shape[:2]
     body = report(result, blob_id, width, height, decoded.notes, ladder)
@@ -157,11 +158,7 @@ async def compress(
     the job reports its stage and share done, then this call's JSON report or its error."""
     data, target = upload.data, upload.target
     if prefers_async(request):
-
-        async def work(progress: Progress) -> dict:
-            return (await compress_upload(svc, data, target, progress)).body
-
-        return start_job(svc, "compress", work)
+        return await start_job(svc, "compress", data, {"target": asdict(target)})
     done = await compress_upload(svc, data, target)
     result, blob_id, body = done.result, done.blob_id, done.body
     media_type = negotiate(request, (JSON, OCTET, PNG))

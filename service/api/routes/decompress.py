@@ -45,6 +45,22 @@ async def _decoded_png(
     return png, headers, (decoded.image.shape[1], decoded.image.shape[0])
 
 
+async def decompress_to_blob(
+    svc: Services, data: bytes, iterations: int | None, progress: Progress | None = None
+) -> dict:
+    """Decode ``data`` to a PNG stored as a blob: the result of an asynchronous decompress."""
+    png, headers, (width, height) = await _decoded_png(svc, data, iterations, progress)
+    image_id = await run_in_threadpool(svc.store.put, png)
+    return {
+        "id": image_id,
+        "url": f"/images/{image_id}",
+        "bytes": len(png),
+        "width": width,
+        "height": height,
+        "model": headers["X-RGIC-Model"],
+    }
+
+
 async def _decode(
     request: Request,
     svc: Services,
@@ -56,20 +72,7 @@ async def _decode(
     if prefers_async(request):
         if progressive:
             raise BadParameter("a progressive stream cannot be asynchronous: drop progressive or Prefer")
-
-        async def work(progress: Progress) -> dict:
-            png, headers, (width, height) = await _decoded_png(svc, data, iterations, progress)
-            image_id = svc.store.put(png)
-            return {
-                "id": image_id,
-                "url": f"/images/{image_id}",
-                "bytes": len(png),
-                "width": width,
-                "height": height,
-                "model": headers["X-RGIC-Model"],
-            }
-
-        return start_job(svc, "decompress", work)
+        return await start_job(svc, "decompress", data, {"iterations": iterations})
     if progressive:
         _, frames = await svc.limiter.run(svc.codec.decompress_progressive, data, iterations)
         return progressive_png_stream(svc.limiter.stream(frames, declared_pixels(data)), route)
@@ -92,7 +95,8 @@ async def decompress_stored(
     iterations: int | None = _ITERATIONS,
     svc: Services = Depends(services),
 ):
-    return await _decode(request, svc, svc.store.get(blob_id), progressive, "/decompress/{id}", iterations)
+    data = await run_in_threadpool(svc.store.get, blob_id)
+    return await _decode(request, svc, data, progressive, "/decompress/{id}", iterations)
 
 
 @router.post(

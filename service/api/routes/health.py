@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.concurrency import run_in_threadpool
 
 from service.api.deps import Services, services
 from service.errors import ServiceError
@@ -19,10 +20,13 @@ def healthz() -> dict:
 
 
 @router.get("/readyz")
-def readyz(svc: Services = Depends(services)) -> JSONResponse:
-    """The backend answers and serves at least one version of the model."""
+async def readyz(svc: Services = Depends(services)) -> JSONResponse:
+    """The backend answers and serves at least one version of the model; the blob store and the job
+    queue can be used."""
     try:
-        versions = svc.client.available_versions(svc.settings.model_name, timeout=2.0)
+        versions = await run_in_threadpool(svc.client.available_versions, svc.settings.model_name, 2.0)
+        await run_in_threadpool(svc.store.check)
+        await svc.jobs.check()
     except ServiceError as error:
         return JSONResponse(
             {"ready": False, "reason": error.message}, status_code=503, headers={"Retry-After": "2"}

@@ -10,7 +10,7 @@ router = APIRouter(tags=["jobs"])
 
 
 @router.get("/jobs/{job_id}", dependencies=[Depends(require_api_key)])
-def job_status(job_id: str, svc: Services = Depends(services)) -> dict:
+async def job_status(job_id: str, svc: Services = Depends(services)) -> dict:
     """``status`` (queued, running, done, failed), ``stage``, ``progress`` (0-1); when done, ``result``:
     the report the synchronous call answers; when failed, ``error`` and ``http_status``: its error."""
-    return svc.jobs.get(job_id).to_json()
+    return (await svc.jobs.get(job_id)).to_json()

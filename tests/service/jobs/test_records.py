@@ -1,15 +1,16 @@
-"""Jobs in memory: stages recorded in order, progress never going back, the oldest forgotten."""
+"""Job records: stages recorded in order, progress never going back, errors as the synchronous call's,
+and a record read back from its JSON is the same job."""
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from service.errors import NotFound, PayloadTooLarge
-from service.jobs import JobRegistry
+from service.errors import PayloadTooLarge
+from service.jobs import Job
 
 
 def test_a_job_records_each_stage_once_and_progress_only_rises() -> None:
-    job = JobRegistry().create("compress")
+    job = Job("j1", "compress")
     for stage, share in (
         ("decoding the upload", 0.0),
         ("encoding", 0.2),
@@ -25,15 +26,17 @@ def test_a_job_records_each_stage_once_and_progress_only_rises() -> None:
 
 
 def test_a_failed_job_carries_its_error_and_status() -> None:
-    job = JobRegistry().create("decompress")
+    job = Job("j2", "decompress")
     job.fail(PayloadTooLarge("too big"))
     body = job.to_json()
     assert body["status"] == "failed" and body["http_status"] == 413
-    assert body["error"]["message"] == "too big"
+    assert body["error"] == {"code": "payload_too_large", "message": "too big"}
 
 
-def test_the_oldest_jobs_are_forgotten() -> None:
-    registry = JobRegistry(max_jobs=2)
-    first, *_ = [registry.create("compress") for _ in range(3)]
-    with pytest.raises(NotFound):
-        registry.get(first.id)
+def test_a_record_read_back_is_the_same_job() -> None:
+    job = Job("j3", "compress", attempts=2)
+    job.report_progress("encoding", 0.4)
+    again = Job.from_record(json.loads(json.dumps(job.to_record())))
+    assert again == job
+    again.report_progress("encoding", 0.1)  # a rerun's early progress does not move it back
+    assert again.progress == 0.4

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from service.errors import NotFound
-from service.storage import BlobStore, CorruptBlob
+from service.storage import CorruptBlob, DirectoryBlobStore as BlobStore
 
 
 def test_put_get_round_trip_and_idempotence(tmp_path: Path) -> None:
@@ -35,7 +35,7 @@ def test_altered_blob_fails_its_checksum(tmp_path: Path) -> None:
 def test_writer_killed_mid_write_leaves_no_partial_blob(tmp_path: Path) -> None:
     # A child process writes a large blob through BlobStore and is killed while writing.
     script = (
-        "import sys; from pathlib import Path; from service.storage import BlobStore\n"
+        "import sys; from pathlib import Path; from service.storage import DirectoryBlobStore as BlobStore\n"
         "store = BlobStore(Path(sys.argv[1]))\n"
         "print('ready', flush=True)\n"
         "while True: store.put(bytes(200_000_000) + sys.argv[2].encode())\n"
@@ -43,7 +43,7 @@ def test_writer_killed_mid_write_leaves_no_partial_blob(tmp_path: Path) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", script, str(tmp_path), "x"],
         stdout=subprocess.PIPE,
-        cwd=Path(__file__).parents[2],
+        cwd=Path(__file__).parents[3],
     )
     assert child.stdout.readline().strip() == b"ready"
     deadline = time.monotonic() + 20
