@@ -13,7 +13,6 @@ from service.api.routes.decompress import decompress_to_blob
 from service.codec.rate_control import Target
 from service.errors import BackendUnavailable, BadParameter
 from service.jobs import Perform
-from service.logs import REQUEST_ID
 
 __all__ = ["CAPACITY_WAITS", "perform_for"]
 
@@ -25,7 +24,6 @@ def perform_for(svc: Services) -> Perform:
     """The function job backends call to run a job of ``svc``."""
 
     async def perform(kind: str, data: bytes, params: dict, progress: Callable[[str, float], None]) -> dict:
-        REQUEST_ID.set(params.get("request_id", "-"))  # this task's context: the request that made the job
         for wait in range(CAPACITY_WAITS + 1):
             try:
                 return await _perform(svc, kind, data, params, progress)

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from service import metrics
 from service.errors import ServiceError
 from service.jobs.records import Job
+from service.logs import REQUEST_ID
 
 __all__ = ["JobBackend", "Perform", "run_job"]
 
@@ -47,6 +48,7 @@ async def run_job(job: Job, perform: Perform, data: bytes, params: dict) -> None
     """Run ``perform`` for ``job``, recording its stages and its end: its result, or the error the
     synchronous call would have answered."""
     job.attempts += 1
+    REQUEST_ID.set(params.get("request_id", job.id))  # this task's log lines: the request that made it
     job.report_progress(_FIRST_STAGE.get(job.kind, "decoding the upload"), 0.0)
     metrics.JOBS_IN_FLIGHT.inc()
     try:

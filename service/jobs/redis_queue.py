@@ -25,6 +25,7 @@ from service import metrics
 from service.errors import BackendUnavailable, NotFound
 from service.jobs.base import JobBackend, Perform, run_job
 from service.jobs.records import Job, new_job_id
+from service.logs import REQUEST_ID
 from service.storage import BlobStore
 
 __all__ = ["RedisJobs"]
@@ -122,6 +123,7 @@ class RedisJobs(JobBackend):
         job = await self._read(job_id)
         if job is None or job.ended:  # expired, or finished by a worker that died before acknowledging
             return
+        REQUEST_ID.set(params.get("request_id", job_id))
         if job.attempts:
             log.warning("job %s runs again (attempt %d): its worker went silent", job_id, job.attempts + 1)
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from service.errors import NotFound
-from service.storage import CorruptBlob, DirectoryBlobStore as BlobStore
+from service.storage import CorruptBlob
+from service.storage import DirectoryBlobStore as BlobStore
 
 
 def test_put_get_round_trip_and_idempotence(tmp_path: Path) -> None:
