@@ -31,10 +31,11 @@ def _tool(name: str) -> str:
     return path
 
 
-def test_compose_file_is_valid_for_both_profiles() -> None:
-    for profile in ("gpu", "cpu"):
+def test_compose_file_is_valid_for_every_profile() -> None:
+    for profiles in (["gpu"], ["cpu"], ["gpu", "scaled"]):
+        flags = [arg for profile in profiles for arg in ("--profile", profile)]
         result = subprocess.run(
-            [_tool("docker-compose"), "--profile", profile, "-f", str(COMPOSE), "config", "-q"],
+            [_tool("docker-compose"), *flags, "-f", str(COMPOSE), "config", "-q"],
             capture_output=True,
             text=True,
             cwd=PROJECT_ROOT,
@@ -49,7 +50,7 @@ def test_every_mounted_file_exists_and_gpu_is_reserved() -> None:
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (PROJECT_ROOT / source).exists(), f"{name} mounts missing {source}"
-        if "build" in service:
+        if "build" in service and "context" in service["build"]:
             assert (PROJECT_ROOT / service["build"]["context"] / service["build"]["dockerfile"]).exists()
     devices = compose["services"]["tfserving"]["deploy"]["resources"]["reservations"]["devices"]
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
