@@ -10,9 +10,11 @@ PORT ?= 8000
 .PHONY: install run test lint bench latency load load-big train clean
 
 # System tools the tests run (Debian packages): promtool/prometheus and docker-compose for the deployment
-# checks, chromium and chromium-driver for the web page's browser test.
-SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/docker-compose /usr/bin/chromium /usr/bin/chromedriver
-SYSTEM_PACKAGES := prometheus docker-compose chromium chromium-driver
+# checks, chromium and chromium-driver for the web page's browser test, redis-server and nginx for the
+# scale-out proof (tests/deploy/test_scale_out.py), kubectl for rendering the Kustomize overlays.
+SYSTEM_TOOLS := /usr/bin/promtool /usr/bin/docker-compose /usr/bin/chromium /usr/bin/chromedriver \
+  /usr/bin/redis-server /usr/sbin/nginx /usr/bin/kubectl
+SYSTEM_PACKAGES := prometheus docker-compose chromium chromium-driver redis-server nginx kubectl
 
 $(SYSTEM_TOOLS):
 	@if command -v apt-get >/dev/null; then \

@@ -328,7 +328,10 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=info)
 
     args = parser.parse_args(argv)
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValueError as error:  # pydantic's ValidationError: a setting the environment got wrong
+        raise SystemExit(f"configuration error: {error}") from error
     # the long-running commands log what they do; one-shot commands only what goes wrong
     level = settings.log_level if args.command in ("serve", "worker") else "WARNING"
     configure_logging(settings.log_format, level)

@@ -65,8 +65,8 @@ ITERATIONS_PER_PATCH = Histogram(
     "rgic_iterations_per_patch", "Iterations spent on each patch.", buckets=tuple(range(0, 17))
 )
 BITS_PER_PIXEL = Histogram(
-    "rgic_bits_per_pixel",
-    "Bits per pixel of compressed images.",
+    "rgic_compressed_bpp",
+    "Bits per pixel (bpp) of compressed images.",
     buckets=(0.0625, 0.125, 0.25, 0.5, 0.75, 1, 1.5, 2, 3),
 )
 ACHIEVED_MSSSIM = Histogram(

@@ -246,3 +246,32 @@ def test_serve_restarts_a_killed_backend_and_answers_only_200_or_503_meanwhile(t
         metrics = httpx.get(f"{url}/metrics").text
         assert "rgic_backend_restarts_total 1.0" in metrics
     assert not _alive(new_backend)
+
+
+def test_an_empty_backend_address_is_a_configuration_error_at_start() -> None:
+    done = _rgic("serve", "--port", "1", backend_address="")
+    assert done.returncode == 1
+    assert "configuration error" in done.stderr and "RGIC_BACKEND_ADDRESS is empty" in done.stderr
+
+
+def test_worker_without_a_queue_says_what_it_needs() -> None:
+    done = _rgic("worker", backend_address="127.0.0.1:1")
+    assert done.returncode == 1 and "RGIC_JOBS_URL" in done.stderr
+
+
+def test_one_shot_commands_print_no_tensorflow_noise(backend_address: str, tmp_path: Path) -> None:
+    image = tmp_path / "flat.png"
+    Image.fromarray(np.full((48, 64, 3), 120, np.uint8)).save(image)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user's shell has it
+    for args in (["compress", str(image), "--msssim", "0.9"], ["decompress", str(tmp_path / "flat.rgic")]):
+        done = subprocess.run(
+            [sys.executable, "-m", "service.cli", *args],
+            env={**env, "RGIC_BACKEND_ADDRESS": backend_address},
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr
+        noise = [line for line in done.stderr.splitlines() if re.search(r"^[IWE]0000|absl|oneDNN|cuda", line)]
+        assert not noise, noise
