@@ -25,7 +25,7 @@ _QUIET = {
     "tensorflow": logging.ERROR,
     "absl": logging.ERROR,
     "botocore": logging.WARNING,
-    "saq": logging.WARNING,
+    "saq": logging.ERROR,
 }
 
 

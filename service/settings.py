@@ -57,9 +57,8 @@ class Settings(BaseSettings):
     )
     refinement: bool = Field(
         True,
-        description="the refinement layer, a DCT coder, beside the network: tried from MS-SSIM 0.94, for "
-        "every PSNR target (alone from 30 dB and from MS-SSIM 0.95) and wherever the network misses; kept "
-        "when smaller and, at MS-SSIM 0.93 and up, no blockier in smooth areas (docs/decisions.md 28-31)",
+        description="the refinement layer, a DCT coder, beside the network: both code the image at every "
+        "target and the smaller bitstream meeting it wins (docs/decisions.md 28-32)",
     )
     refinement_base_iterations: int = Field(
         0,

@@ -46,8 +46,7 @@ class JobBackend(ABC):
 
 async def run_job(job: Job, perform: Perform, data: bytes, params: dict) -> None:
     """Run ``perform`` for ``job``, recording its stages and its end: its result, or the error the
-    synchronous call would have answered."""
-    job.attempts += 1
+    synchronous call would have answered. The caller counts the attempt (``job.attempts``)."""
     REQUEST_ID.set(params.get("request_id", job.id))  # this task's log lines: the request that made it
     job.report_progress(_FIRST_STAGE.get(job.kind, "decoding the upload"), 0.0)
     metrics.JOBS_IN_FLIGHT.inc()

@@ -40,6 +40,7 @@ class InProcessJobs(JobBackend):
         if self._perform is None:
             raise RuntimeError("InProcessJobs.start was not called")
         job = self.create(kind)
+        job.attempts = 1
         task = asyncio.create_task(run_job(job, self._perform, data, params))
         self._running.add(task)
         task.add_done_callback(self._running.discard)

@@ -124,23 +124,27 @@ class RedisJobs(JobBackend):
         if job is None or job.ended:  # expired, or finished by a worker that died before acknowledging
             return
         REQUEST_ID.set(params.get("request_id", job_id))
-        if job.attempts:
-            log.warning("job %s runs again (attempt %d): its worker went silent", job_id, job.attempts + 1)
+        job.attempts += 1
+        if job.attempts > 1:
+            log.warning("job %s runs again (attempt %d): its worker went silent", job_id, job.attempts)
+
+        finished = asyncio.Event()
 
         async def beat() -> None:  # our record for GET /jobs, SAQ's touch for the sweep
-            while True:
+            while not finished.is_set():
                 await self._write(job)
                 await queued.update()
-                await asyncio.sleep(max(1.0, self.heartbeat_seconds / 3))
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(finished.wait(), max(1.0, self.heartbeat_seconds / 3))
 
+        # stopped by the event, not cancelled: a cancel inside a Redis call can stall for seconds
         beating = asyncio.create_task(beat())
         try:
             data = await run_in_threadpool(self.store.get, upload)
             await run_job(job, perform, data, params)
         finally:
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beating
+            finished.set()
+            await beating
         await self._write(job)
 
     async def _count_queued(self) -> None:

@@ -1,0 +1,73 @@
+"""The ladder against a fresh compress: what a stored master's prefix costs at a lower quality.
+
+    python -m benchmarks.ladder [--set kodak|validation] [--images 8]
+
+For each image, a master is compressed at MS-SSIM 0.95 and at 0.98 (as ``POST /compress`` does, its
+ladder measured as compress records it); for each lower target (0.90, 0.93) the ladder's answer
+(``GET /bitstreams/{id}?msssim=x``: the shortest prefix meeting x) is set against a fresh compress at x.
+Prints the total bytes of each, the ratio, and how many prefixes met their target (they all must: the
+ladder holds measured qualities).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from tqdm import tqdm
+
+from benchmarks.rd_kodak import KODAK, TRAIN
+from benchmarks.service_process import embedded_codec
+from service.codec.ladder import choose_rung, measure_ladder
+from service.codec.rate_control import Target
+from service.errors import NotInLadder
+from service.settings import Settings
+
+MASTERS = (0.95, 0.98)
+LOWER = (0.90, 0.93)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from model_export.evaluate import load_folder, load_validation_images
+
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--set", choices=("kodak", "validation"), default="kodak")
+    parser.add_argument("--images", type=int, default=8, help="the first N images (0: all)")
+    args = parser.parse_args(argv)
+    loader = load_folder if args.set == "kodak" else load_validation_images
+    images = loader(KODAK if args.set == "kodak" else TRAIN)[: args.images or None]
+    settings = Settings()
+    ladder_bytes = {(m, x): 0 for m in MASTERS for x in LOWER}
+    met = {(m, x): 0 for m in MASTERS for x in LOWER}
+    fresh = dict.fromkeys(LOWER, 0)
+    with embedded_codec(settings) as (codec, _):
+        version = codec.current_version()
+        for _, rgb in tqdm(images, desc=args.set, unit="image"):
+            for target in LOWER:
+                fresh[target] += len(codec.compress(rgb, Target("msssim", target)).bitstream)
+            for master in MASTERS:
+                bitstream = codec.compress(rgb, Target("msssim", master)).bitstream
+                ladder = measure_ladder(codec, bitstream, rgb)
+                for target in LOWER:
+                    try:
+                        rung = choose_rung(ladder, msssim=target)
+                    except NotInLadder:
+                        rung = ladder[-1]
+                    ladder_bytes[master, target] += rung.bytes
+                    met[master, target] += rung.msssim >= target
+    print(f"{args.set}, {len(images)} images, model {settings.model_name}/{version}")
+    print(
+        "| master | target | ladder's prefix bytes | fresh compress bytes | ladder / fresh "
+        "| prefixes meeting it |"
+    )
+    print("| --- | --- | --- | --- | --- | --- |")
+    for (master, target), size in ladder_bytes.items():
+        print(
+            f"| {master} | {target} | {size:,} | {fresh[target]:,} | {size / fresh[target]:.3f} "
+            f"| {met[master, target]} / {len(images)} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
