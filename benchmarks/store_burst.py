@@ -1,6 +1,6 @@
 """A burst of compresses against a small blob-directory cap: the directory never holds more than the cap.
 
-    python -m benchmarks.store_burst [--cap 300000] [--requests 48] [--clients 8]
+    python -m benchmarks.store_burst [--cap 30000] [--requests 48] [--clients 8]
 
 Starts ``rgic serve`` as `make run` does with ``RGIC_BLOB_MAX_BYTES`` set to ``--cap`` and an empty blob
 directory, then ``--clients`` threads send ``--requests`` compresses in all (distinct 128×128 Kodak
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--cap", type=int, default=300_000)
+    parser.add_argument("--cap", type=int, default=30_000)
     parser.add_argument("--requests", type=int, default=48)
     parser.add_argument("--clients", type=int, default=8)
     args = parser.parse_args(argv)

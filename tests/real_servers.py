@@ -71,6 +71,7 @@ def _port_open(port: int) -> bool:
 
 @contextlib.contextmanager
 def _running(command: list[str], log: Path, **kwargs) -> Iterator[subprocess.Popen]:
+    log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, **kwargs

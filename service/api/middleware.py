@@ -24,8 +24,7 @@ _GOOD_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
 class RequestIdMiddleware:
     """Every request gets an id: the client's ``X-Request-ID`` or a new one. It is answered in the same
-    header, set for every log line of the request (and its backend calls and job), and ends the request
-    with one access line."""
+    header and set for every log line of the request (and its backend calls and job)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -37,31 +36,21 @@ class RequestIdMiddleware:
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = given if _GOOD_ID.match(given) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
-        status = {"code": 500}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                status["code"] = message["status"]
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
-        start = time.perf_counter()
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if scope.get("path") not in ("/metrics", "/healthz", "/readyz"):  # probes would drown the rest
-                access_log.info(
-                    "%s %s %d %.0f ms",
-                    scope.get("method", ""),
-                    scope.get("path", ""),
-                    status["code"],
-                    1000 * (time.perf_counter() - start),
-                )
             REQUEST_ID.reset(token)
 
 
 class MetricsMiddleware:
-    """Counts requests by route template and status, times them, tracks those in flight."""
+    """Counts requests by route template and status, times them, tracks those in flight, and ends each
+    request with one access line (not for probes and scrapes, which would drown the rest)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -86,8 +75,13 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", "unmatched")
             method = scope.get("method", "")
+            elapsed = time.perf_counter() - start
             metrics.REQUESTS.labels(template, method, str(status["code"])).inc()
-            metrics.REQUEST_LATENCY.labels(template, method).observe(time.perf_counter() - start)
+            metrics.REQUEST_LATENCY.labels(template, method).observe(elapsed)
+            if scope.get("path") not in ("/metrics", "/healthz", "/readyz"):
+                access_log.info(
+                    "%s %s %d %.0f ms", method, scope.get("path", ""), status["code"], 1000 * elapsed
+                )
 
 
 class _TooLarge(Exception):
