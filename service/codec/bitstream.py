@@ -36,12 +36,17 @@ MAGIC = b"RGIC"
 #: 4: format 3 plus the refinement layer (service/codec/refinement.py), its coefficients LZMA-coded;
 #: 5: as 4, the coefficients range-coded (service/codec/coefficient_coder.py); 6: as 5, the layer's
 #: block means at a finer step; 7: as 6, the means' step capped for coarse layers and, for MS-SSIM
-#: targets, an adaptive quantiser. 7 is written only when the layer is used, 3 otherwise; 4-6 are read,
-#: no longer written.
-FORMAT_VERSION = 3
+#: targets, an adaptive quantiser; 8: format 3 and 9: format 7, the network's image deblocked on the 8-px
+#: grid wherever the receiver shows it (service/codec/deblocking.py). 9 is written when the layer is used,
+#: 8 otherwise; 1-7 are read, no longer written.
+FORMAT_VERSION = 8
 FIRST_REFINED_FORMAT_VERSION = 4
-REFINED_FORMAT_VERSION = refinement.FORMAT
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)
+REFINED_FORMAT_VERSION = 9
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+#: formats whose bitstreams carry the refinement layer's field
+_LAYERED = (4, 5, 6, 7, 9)
+#: the refinement layer's own format in each layered bitstream format
+_LAYER_FORMAT = {4: 4, 5: 5, 6: 6, 7: 7, 9: refinement.FORMAT}
 #: Entropy coders each format version may name.
 _CODERS = {
     1: (CODER_RAW,),
@@ -51,6 +56,8 @@ _CODERS = {
     5: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
     6: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
     7: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
+    8: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
+    9: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
 }
 COLOUR_SRGB = 0
 MAX_DIMENSION = 1 << 20
@@ -74,18 +81,29 @@ class Bitstream:
     format_version: int = FORMAT_VERSION
     coder_params: bytes = b""
     colour: int = COLOUR_SRGB
-    #: the refinement layer's payload (formats 4 and 5; empty: none)
+    #: the refinement layer's payload (formats 4-7 and 9; empty: none)
     refinement: bytes = b""
 
     def __post_init__(self) -> None:
-        if self.refinement and self.format_version < FIRST_REFINED_FORMAT_VERSION:
-            object.__setattr__(self, "format_version", REFINED_FORMAT_VERSION)
+        if self.refinement and self.format_version not in _LAYERED:
+            layered = REFINED_FORMAT_VERSION if self.network_deblocked else 7
+            object.__setattr__(self, "format_version", layered)
+
+    @property
+    def network_deblocked(self) -> bool:
+        """The receiver deblocks the network's image (formats 8 and 9)."""
+        return self.format_version >= 8
+
+    @property
+    def layer_format(self) -> int:
+        """The refinement layer's own format (what ``refinement.decode`` is told)."""
+        return _LAYER_FORMAT.get(self.format_version, 0)
 
     @property
     def steps(self) -> int:
         """What a progressive receiver shows in turn: the network's iterations, then the refinement
         layer's (format 7: its block means, then the rest)."""
-        layer = refinement.steps(self.refinement, self.format_version) if self.refinement else 0
+        layer = refinement.steps(self.refinement, self.layer_format) if self.refinement else 0
         return int(self.patch_iterations.max(initial=0)) + layer
 
     @property
@@ -123,7 +141,7 @@ class Bitstream:
             + struct.pack(">I", len(self.payload))
             + self.payload
         )
-        if self.format_version >= FIRST_REFINED_FORMAT_VERSION:
+        if self.format_version in _LAYERED:
             body += struct.pack(">I", len(self.refinement)) + self.refinement
         return body + struct.pack(">I", zlib.crc32(body))
 
@@ -174,7 +192,7 @@ class Bitstream:
         (payload_len,) = reader.unpack(">I")
         payload = reader.take(payload_len)
         refinement = b""
-        if version >= FIRST_REFINED_FORMAT_VERSION:
+        if version in _LAYERED:
             (refinement_len,) = reader.unpack(">I")
             refinement = reader.take(refinement_len)
         if reader.remaining != 4:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from service.codec.deblocking import deblock_network
 from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.rate_control import QualityTable
 
@@ -40,11 +41,11 @@ class Encoding:
         return np.minimum(counts, self.limits)
 
     def reconstruction(self, iterations: int) -> np.ndarray:
-        """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size (after
-        none, the mid-grey the network starts from)."""
+        """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size,
+        deblocked as a receiver of what compress writes shows it (after none, the network's mid-grey)."""
         if iterations == 0:
             return grey_image(self.geometry.height, self.geometry.width)
-        return np.ascontiguousarray(self.geometry.crop(self.reconstructions[iterations - 1]))
+        return deblock_network(self.geometry.crop(self.reconstructions[iterations - 1]))
 
     def composite(self, cell_iterations: np.ndarray) -> np.ndarray:
         """Each cell's pixels after its own count [cells_y, cells_x] (0: grey), uint8 [H,W,3].
@@ -67,7 +68,7 @@ class Encoding:
                 continue
             cells = (cell_iterations == n)[:, None, :, None, None]  # broadcast, never a pixel mask
             np.copyto(by_cell(image), by_cell(self.reconstructions[min(int(n), last) - 1]), where=cells)
-        return np.ascontiguousarray(self.geometry.crop(image))
+        return deblock_network(self.geometry.crop(image))
 
 
 def grey_image(height: int, width: int) -> np.ndarray:

@@ -23,8 +23,9 @@ import numpy as np
 
 from service.backend.client import BackendClient
 from service.codec import refinement
-from service.codec.bitstream import Bitstream
+from service.codec.bitstream import FORMAT_VERSION, Bitstream
 from service.codec.context_model import ContextModel
+from service.codec.deblocking import deblock_network
 from service.codec.encoding import EarlyExit, Encoding, grey_image
 from service.codec.entropy import (
     CODER_CONTEXT,
@@ -110,7 +111,7 @@ def _layer_steps(stream: Bitstream, iterations: int | None) -> list[bytes]:
     layer = shown - int(stream.patch_iterations.max(initial=0))
     if layer <= 0:
         return []
-    if refinement.steps(stream.refinement, stream.format_version) == 1:
+    if refinement.steps(stream.refinement, stream.layer_format) == 1:
         return [stream.refinement]
     return [refinement.first_step(stream.refinement), stream.refinement][:layer]
 
@@ -318,6 +319,7 @@ class ImageCodec:
         patch_iterations: np.ndarray,
         coder_id: int | None = None,
         refinement: bytes = b"",
+        format_version: int = FORMAT_VERSION,
     ) -> bytes:
         cell_iterations = geometry.cell_iterations(patch_iterations)
         total = int(cell_iterations.max(initial=0))
@@ -340,6 +342,7 @@ class ImageCodec:
             patch_iterations=patch_iterations.astype(np.uint8),
             payload=payloads[chosen],
             coder_id=chosen,
+            format_version=format_version,
             refinement=refinement,
         ).to_bytes()
 
@@ -357,7 +360,10 @@ class ImageCodec:
                 cuts.append(dataclasses.replace(stream, refinement=layer[-1]).to_bytes())
             else:
                 counts = np.minimum(stream.patch_iterations, max(0, k))
-                cuts.append(self._pack(stream.geometry, stream.model_version, bits, counts))
+                network_only = FORMAT_VERSION if stream.network_deblocked else 3  # shown as the whole was
+                cuts.append(
+                    self._pack(stream.geometry, stream.model_version, bits, counts, None, b"", network_only)
+                )
         return cuts
 
     def compress(self, rgb: np.ndarray, target: Target, progress: Progress | None = None) -> CompressResult:
@@ -480,13 +486,15 @@ class ImageCodec:
         self.client.reset_timing()
         stream, bits, cell_iterations = self._parse(data, iterations)
         parsed = time.perf_counter()
-        image = self.decode_bits(stream.geometry, stream.model_version, bits, cell_iterations, progress)
+        image = self.decode_bits(
+            stream.geometry, stream.model_version, bits, cell_iterations, progress, stream.network_deblocked
+        )
         # entropy decoding with the header checks (a few ms)
         timings = {**self.client.timing(), "entropy_decoding_seconds": parsed - start}
         layer = _layer_steps(stream, iterations)
         if layer:
             layer_start = time.perf_counter()
-            image = refinement.decode(image, layer[-1], stream.format_version)
+            image = refinement.decode(image, layer[-1], stream.layer_format)
             timings["refinement_seconds"] = time.perf_counter() - layer_start
         timings["total_seconds"] = time.perf_counter() - start
         return Decoded(stream, image, timings)
@@ -498,8 +506,10 @@ class ImageCodec:
         bits: np.ndarray,
         cell_iterations: np.ndarray,
         progress: Progress | None = None,
+        deblocked: bool = True,
     ) -> np.ndarray:
-        """The receiver's image, uint8 [H,W,3], from its bits (one ``decompress`` call per batch)."""
+        """The receiver's image, uint8 [H,W,3], from its bits (one ``decompress`` call per batch),
+        deblocked as bitstream formats 8 and 9 say (``deblocked``: what compress writes now)."""
         # A tile with no iteration at all is the network's starting point: mid-grey.
         image = grey_image(geometry.padded_height, geometry.padded_width)
         # From version 4, ask for the final image alone rather than every iteration's.
@@ -521,7 +531,8 @@ class ImageCodec:
                 ][:, -1]
             for i, tile in enumerate(batch):
                 image[tile.pixel_slice] = final[i]
-        return np.ascontiguousarray(geometry.crop(image))
+        image = np.ascontiguousarray(geometry.crop(image))
+        return deblock_network(image) if deblocked else image
 
     def step_images(self, data: bytes) -> Iterator[np.ndarray]:
         """The image after each of ``data``'s steps, as a progressive receiver shows them (each is what
@@ -542,11 +553,12 @@ class ImageCodec:
             )["reconstructions"]
             for i, tile in enumerate(batch):
                 _place(frames, out[i], tile.pixel_slice)
+        shown = deblock_network if stream.network_deblocked else np.ascontiguousarray
         for frame in frames:
-            yield np.ascontiguousarray(geometry.crop(frame))
-        last = geometry.crop(frames[-1]) if steps else geometry.crop(image)
+            yield shown(geometry.crop(frame))
+        last = shown(geometry.crop(frames[-1])) if steps else geometry.crop(image)
         for payload in _layer_steps(stream, None):
-            yield refinement.decode(last, payload, stream.format_version)
+            yield refinement.decode(last, payload, stream.layer_format)
 
     def decompress_progressive(
         self, data: bytes, iterations: int | None = None
@@ -575,6 +587,7 @@ class ImageCodec:
             state["reconstruction"] = np.zeros((b, h, w, 3), np.float32)
             states.append(state)
         image = grey_image(geometry.padded_height, geometry.padded_width)
+        shown = deblock_network if stream.network_deblocked else np.copy
         for t in range(bits.shape[0]):
             for (iterations, batch), state in zip(batches, states, strict=True):
                 if t >= iterations:  # this tile is finished: it keeps its image
@@ -587,6 +600,7 @@ class ImageCodec:
                     state[name] = out[name]
                 for i, tile in enumerate(batch):
                     image[tile.pixel_slice] = out["image"][i]
-            yield geometry.crop(image).copy()
+            yield shown(geometry.crop(image))
+        network = shown(geometry.crop(image))
         for payload in layer:
-            yield refinement.decode(geometry.crop(image), payload, stream.format_version)
+            yield refinement.decode(network, payload, stream.layer_format)

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.codec import coefficient_coder
+from service.codec.deblocking import deblock
 from service.errors import InvalidBitstream
 
 __all__ = [
@@ -284,9 +285,7 @@ def _reconstruct(
         ]
         image[pixels] = np.clip(np.round(base[pixels] + residual @ _YCC_TO_RGB.T), 0, 255)
     if layout.deblock:
-        thresholds = [int(np.ceil(step * share)) for share in _DEBLOCK]
-        _deblock_columns(image, *thresholds)
-        _deblock_columns(image.transpose(1, 0, 2), *thresholds)
+        deblock(image, *(int(np.ceil(step * share)) for share in _DEBLOCK))
     return np.clip(image, 0, 255).astype(np.uint8)
 
 
@@ -306,19 +305,6 @@ def _ramp_slopes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         # a DC coefficient is 8 × the block's mean, and neighbouring blocks' centres are 8 pixels apart
         slopes.append(np.where(agree, np.sign(left) * np.minimum(np.abs(left), np.abs(right)), 0) / 64)
     return slopes[0], slopes[1]
-
-
-def _deblock_columns(image: np.ndarray, edge: int, flat: int, most: int) -> None:
-    """Smooth the block edges between columns 8k−1 and 8k of int16 ``image`` [H,W,3] in place, where
-    the step across the edge is below ``edge`` and each side is flat within ``flat``: a quantisation
-    edge, not the picture's. Moves the two pixels at most ``most`` towards each other (H.264's
-    normal-strength filter on p0 and q0)."""
-    columns = np.arange(BLOCK, image.shape[1] - 1, BLOCK)
-    p1, p0, q0, q1 = (image[:, columns + d] for d in (-2, -1, 0, 1))
-    filtered = (np.abs(p0 - q0) < edge) & (np.abs(p1 - p0) < flat) & (np.abs(q1 - q0) < flat)
-    delta = np.where(filtered, np.clip((4 * (q0 - p0) + (p1 - q1) + 4) >> 3, -most, most), 0)
-    image[:, columns - 1] = p0 + delta
-    image[:, columns] = q0 - delta
 
 
 def encode(trial: Trial) -> bytes:

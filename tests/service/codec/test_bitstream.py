@@ -30,15 +30,26 @@ def test_round_trip_preserves_every_field() -> None:
     assert parsed.payload == stream.payload
 
 
-def test_a_refinement_layer_makes_format_7_and_round_trips() -> None:
+def test_a_refinement_layer_makes_format_9_and_round_trips() -> None:
     plain = _stream()
-    assert plain.format_version == 3 and plain.steps == int(plain.patch_iterations.max())
+    assert (
+        plain.format_version == 8
+        and plain.network_deblocked
+        and plain.steps == int(plain.patch_iterations.max())
+    )
     refined = dataclasses.replace(plain, refinement=b"layer bytes")
     parsed = Bitstream.from_bytes(refined.to_bytes())
-    assert parsed.format_version == 7 and parsed.refinement == b"layer bytes"
-    assert parsed.steps == plain.steps + 1 and parsed.payload == plain.payload
+    assert parsed.format_version == 9 and parsed.refinement == b"layer bytes" and parsed.layer_format == 7
+    assert parsed.steps == plain.steps + 1 and parsed.payload == plain.payload and parsed.network_deblocked
     assert Bitstream.from_bytes(plain.to_bytes()).refinement == b""
-    for version in (4, 5, 6):
+    assert len(plain.to_bytes()) == len(
+        dataclasses.replace(plain, format_version=3).to_bytes()
+    )  # no new field
+    older = dataclasses.replace(
+        plain, format_version=3, refinement=b"layer bytes"
+    )  # a format-3 stream layered
+    assert older.format_version == 7 and not older.network_deblocked
+    for version in (4, 5, 6, 7):
         older = Bitstream.from_bytes(dataclasses.replace(refined, format_version=version).to_bytes())
         assert older.format_version == version and older.refinement == b"layer bytes"
 

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from service.codec import coefficient_coder, refinement
-from service.codec.bitstream import REFINED_FORMAT_VERSION
 from service.codec.quality import psnr
 from service.errors import InvalidBitstream
+
+REFINED_FORMAT_VERSION = refinement.FORMAT  # the layer's own format
 
 
 @pytest.fixture(scope="module")
