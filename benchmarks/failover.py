@@ -32,20 +32,8 @@ from PIL import Image
 
 from benchmarks.big_images import kodak_mosaic
 from benchmarks.rd_kodak import KODAK
-from tests.real_servers import gateway_process, redis_server, s3_server
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format="PNG")
-    return out.getvalue()
-
-
-def _running_jobs(url: str) -> float:
-    text = httpx.get(f"{url}/metrics", timeout=5).text
-    return sum(
-        float(line.split()[1]) for line in text.splitlines() if line.startswith("rgic_jobs_in_flight ")
-    )
+from service.codec.images import encode_png
+from tests.real_servers import gateway_process, jobs_running, redis_server, s3_server
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -67,20 +55,20 @@ def main(argv: list[str] | None = None) -> None:
         a_url, a_process = stack.enter_context(gateway_process(env, work / "a", "gateway-a"))
         quality = {"msssim": str(args.msssim)}
         made = httpx.post(
-            f"{a_url}/compress", files={"image": ("k.png", _png(small))}, data=quality, timeout=600
+            f"{a_url}/compress", files={"image": ("k.png", encode_png(small))}, data=quality, timeout=600
         )
         made.raise_for_status()
         print(f"A made kodim23 at {args.msssim}: {made.json()['bytes']} B, id {made.json()['id'][:12]}")
         accepted = httpx.post(
             f"{a_url}/compress",
-            files={"image": ("photo.png", _png(photo))},
+            files={"image": ("photo.png", encode_png(photo))},
             data=quality,
             headers={"Prefer": "respond-async"},
             timeout=120,
         )
         assert accepted.status_code == 202, accepted.text
         job = accepted.headers["Location"]
-        while _running_jobs(a_url) < 1:
+        while jobs_running(a_url) < 1:
             time.sleep(0.2)
         print(f"A runs the 6.3 Mpx job {job}; starting B")
         b_url, _ = stack.enter_context(gateway_process(env, work / "b", "gateway-b"))
@@ -95,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
         while state["status"] not in ("done", "failed"):
             time.sleep(1)
             state = httpx.get(f"{b_url}{job}", timeout=10).json()
-            if rerun_at is None and _running_jobs(b_url) >= 1:
+            if rerun_at is None and jobs_running(b_url) >= 1:
                 rerun_at = time.monotonic() - killed
                 print(f"B took the job {rerun_at:.1f} s after the kill")
         done_after = time.monotonic() - killed

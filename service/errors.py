@@ -12,6 +12,7 @@ __all__ = [
     "NotFound",
     "NotInLadder",
     "PayloadTooLarge",
+    "RetryLater",
     "ServiceError",
     "Unauthorized",
 ]
@@ -71,8 +72,14 @@ class ModelCannotCompress(ServiceError):
     status, code = 503, "model_cannot_compress"
 
 
-class BackendUnavailable(ServiceError):
-    status, code = 503, "backend_unavailable"
+class RetryLater(ServiceError):
+    """503 with ``Retry-After``: a dependency is busy or unreachable, the same request may succeed soon."""
+
+    status, code = 503, "unavailable"
 
     def __init__(self, message: str, retry_after_seconds: int = 2) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+
+
+class BackendUnavailable(RetryLater):
+    code = "backend_unavailable"

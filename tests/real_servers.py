@@ -31,6 +31,7 @@ __all__ = [
     "backend_process",
     "free_port",
     "gateway_process",
+    "jobs_running",
     "nginx_server",
     "redis_server",
     "s3_server",
@@ -224,3 +225,11 @@ def backend_process(workdir: Path) -> Iterator[str]:
             lambda: "listening" in (workdir / "backend.log").read_text(), "embedded backend", process, 180
         )
         yield f"127.0.0.1:{port}"
+
+
+def jobs_running(url: str) -> float:
+    """Jobs the gateway at ``url`` is running now (its ``rgic_jobs_in_flight``)."""
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    return sum(
+        float(line.split()[1]) for line in text.splitlines() if line.startswith("rgic_jobs_in_flight ")
+    )

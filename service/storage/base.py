@@ -7,7 +7,7 @@ import json
 import re
 from abc import ABC, abstractmethod
 
-from service.errors import NotFound, ServiceError
+from service.errors import NotFound, RetryLater, ServiceError
 
 __all__ = ["BlobStore", "CorruptBlob", "StoreFull", "StoreUnavailable"]
 
@@ -24,13 +24,10 @@ class StoreFull(ServiceError):
     status, code = 507, "storage_full"
 
 
-class StoreUnavailable(ServiceError):
+class StoreUnavailable(RetryLater):
     """The store could not be reached or refused the call (503): retry later."""
 
-    status, code = 503, "storage_unavailable"
-
-    def __init__(self, message: str, retry_after_seconds: int = 2) -> None:
-        super().__init__(message, headers={"Retry-After": str(retry_after_seconds)})
+    code = "storage_unavailable"
 
 
 class BlobStore(ABC):

@@ -6,35 +6,27 @@ through nginx, and clients only ever see 200, 202 or 503."""
 from __future__ import annotations
 
 import contextlib
-import io
 import os
 import signal
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
 
-from tests.real_servers import backend_process, gateway_process, nginx_server, redis_server, s3_server
+from service.codec.images import encode_png
+from tests.real_servers import (
+    backend_process,
+    gateway_process,
+    jobs_running,
+    nginx_server,
+    redis_server,
+    s3_server,
+)
 
 OK = {200, 202, 503}
 ASYNC = {"Prefer": "respond-async"}
-
-
-def _png(rgb: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(rgb).save(out, format="PNG")
-    return out.getvalue()
-
-
-def _jobs_running(url: str) -> float:
-    for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
-        if line.startswith("rgic_jobs_in_flight "):
-            return float(line.split()[1])
-    return 0.0
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +55,10 @@ def test_a_replica_killed_mid_job_loses_nothing(cluster, kodak_image: np.ndarray
 
         def post(image: np.ndarray, headers: dict | None = None) -> httpx.Response:
             response = http.post(
-                "/compress", files={"image": ("x.png", _png(image))}, data={"msssim": "0.95"}, headers=headers
+                "/compress",
+                files={"image": ("x.png", encode_png(image))},
+                data={"msssim": "0.95"},
+                headers=headers,
             )
             statuses.append(response.status_code)
             return response
@@ -82,7 +77,7 @@ def test_a_replica_killed_mid_job_loses_nothing(cluster, kodak_image: np.ndarray
         deadline = time.monotonic() + 120
         victim = None
         while victim is None and time.monotonic() < deadline:
-            victim = next((g for g in gateways if _jobs_running(g[0]) > 0), None)
+            victim = next((g for g in gateways if jobs_running(g[0]) > 0), None)
             time.sleep(0.2)
         assert victim is not None, "no replica picked up a job"
         time.sleep(2)
@@ -116,17 +111,3 @@ def test_a_replica_killed_mid_job_loses_nothing(cluster, kodak_image: np.ndarray
             decoded = http.get(f"/decompress/{state['result']['id']}")
             assert decoded.status_code == 200 and decoded.headers["content-type"] == "image/png"
     assert set(statuses) <= OK, statuses
-
-
-def test_a_wrong_secret_is_refused_by_the_real_s3_server(cluster, tmp_path: Path) -> None:
-    _, _, s3 = cluster
-    from service.storage import StoreUnavailable
-    from service.storage.s3 import S3BlobStore
-
-    os.environ.update(s3.environment(secret="not-the-secret"))
-    try:
-        with pytest.raises(StoreUnavailable, match="SignatureDoesNotMatch"):
-            S3BlobStore(f"s3://{s3.bucket}/rgic", s3.endpoint).put(b"x")
-    finally:
-        for key in s3.environment():
-            os.environ.pop(key, None)
