@@ -73,8 +73,10 @@ def summary(rows: list[CoderRow], title: str) -> str:
         + " / ".join(VIEWER_CODECS)
         + " | CIEDE2000: ours / "
         + " / ".join(VIEWER_CODECS)
+        + " | smooth-patch jumps: ours / "
+        + " / ".join(VIEWER_CODECS)
         + " |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for target in sorted({r.target for r in rows}):
         chosen = [r for r in rows if r.target == target]
@@ -87,6 +89,9 @@ def summary(rows: list[CoderRow], title: str) -> str:
             values = [r.viewer[codec][key] for r in rows if r.viewer.get(codec)]
             return f"{np.mean(values):+.2f}" if key == "blocking" else f"{np.mean(values):.2f}"
 
+        def jumps(codec: str, rows: list[CoderRow] = chosen) -> str:
+            return str(sum(r.viewer[codec]["jumps"] for r in rows if r.viewer.get(codec)))
+
         lines.append(
             f"| {target} | {len(chosen)} | {total:,} | {network:,} ({network / total:.1%}) | "
             f"{sum(r.network_bytes > 0 for r in chosen)} | {sum(r.coder == 'layer' for r in chosen)} | "
@@ -94,6 +99,8 @@ def summary(rows: list[CoderRow], title: str) -> str:
             + " / ".join(mean("blocking", c) for c in ("ours", *VIEWER_CODECS))
             + " | "
             + " / ".join(mean("ciede2000", c) for c in ("ours", *VIEWER_CODECS))
+            + " | "
+            + " / ".join(jumps(c) for c in ("ours", *VIEWER_CODECS))
             + " |"
         )
     return "\n".join(lines)

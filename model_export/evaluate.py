@@ -20,6 +20,7 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
+from benchmarks.colour import ciede2000, rgb_to_lab
 from model_export.data import IMAGE_SUFFIXES, image_paths
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights
@@ -37,13 +38,16 @@ LEARNING_CURVE_TARGETS = (0.90, 0.95)
 
 @dataclasses.dataclass
 class Curves:
-    """Per image and iteration count: raw bits per pixel, MS-SSIM, PSNR; arrays [images, N]."""
+    """Per image and iteration count: raw bits per pixel, MS-SSIM, PSNR and mean CIEDE2000 (colour
+    error; every model with the same bits per cell spends the same raw bits on a count, so the column
+    compares models at the same bytes); arrays [images, N]."""
 
     names: list[str]
     pixels: np.ndarray  # per image
     bpp: np.ndarray
     msssim: np.ndarray
     psnr: np.ndarray
+    ciede2000: np.ndarray
 
     def bytes_at(self, target: float) -> tuple[float, int]:
         """Raw bytes (before entropy coding) the uniform curve needs to reach MS-SSIM ``target``, summed
@@ -68,11 +72,11 @@ class Curves:
 
     def summary(self) -> str:
         """The mean curve and the ceiling counts as text."""
-        lines = ["iters  bpp(raw)  MS-SSIM   PSNR"]
+        lines = ["iters  bpp(raw)  MS-SSIM   PSNR  CIEDE2000"]
         for t in range(self.bpp.shape[1]):
             lines.append(
                 f"{t + 1:5d}  {self.bpp[:, t].mean():8.3f}  {self.msssim[:, t].mean():.4f}"
-                f"  {self.psnr[:, t].mean():6.2f}"
+                f"  {self.psnr[:, t].mean():6.2f}  {self.ciede2000[:, t].mean():9.3f}"
             )
         best_ssim, best_psnr = self.msssim.max(axis=1), self.psnr.max(axis=1)
         n = len(self.names)
@@ -90,7 +94,7 @@ def evaluate_images(
     codec: RecurrentCodec, images: list[tuple[str, np.ndarray]], iterations: int, progress: bool = True
 ) -> Curves:
     """Encode and decode every image with 1..``iterations`` uniform iterations (one fused run each)."""
-    bpp, ssim, psnr = [], [], []
+    bpp, ssim, psnr, colour = [], [], [], []
     for _, rgb in tqdm(images, desc="evaluating", unit="image", disable=not progress):
         height, width = rgb.shape[:2]
         pad_h, pad_w = -height % CELL_SIZE, -width % CELL_SIZE
@@ -103,8 +107,11 @@ def evaluate_images(
         bpp.append(bits_per_iteration * np.arange(1, iterations + 1) / (height * width))
         ssim.append(msssim_batch(rgb, decoded))
         psnr.append(psnr_batch(rgb, decoded))
+        original = rgb_to_lab(rgb)
+        colour.append([ciede2000(original, rgb_to_lab(image)).mean() for image in decoded])
     pixels = np.array([rgb.shape[0] * rgb.shape[1] for _, rgb in images])
-    return Curves([name for name, _ in images], pixels, np.array(bpp), np.array(ssim), np.array(psnr))
+    names = [name for name, _ in images]
+    return Curves(names, pixels, np.array(bpp), np.array(ssim), np.array(psnr), np.array(colour))
 
 
 def load_run_codec(run_dir: Path) -> RecurrentCodec:

@@ -158,6 +158,7 @@ def train(args: argparse.Namespace) -> None:
                 log_loss=args.log_loss,
                 early_weight=args.early_weight,
                 msssim_weight=args.msssim_weight,
+                colour_weight=args.colour_weight,
             )
         grads = tape.gradient(loss, variables)
         grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
@@ -181,7 +182,8 @@ def train(args: argparse.Namespace) -> None:
         log.writerow(
             [
                 f"# iterations={args.iterations} log_loss={args.log_loss} early_weight={args.early_weight}"
-                f" msssim_weight={args.msssim_weight} crop={args.crop} batch={args.batch}",
+                f" msssim_weight={args.msssim_weight} colour_weight={args.colour_weight}"
+                f" crop={args.crop} batch={args.batch}",
                 "",
                 "",
                 f"{time.time():.0f}",
@@ -251,6 +253,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=0.0,
         help="weight of log(1 - MS-SSIM) against log L1 in each iteration's loss (crops >= 88 px)",
+    )
+    parser.add_argument(
+        "--colour-weight",
+        type=float,
+        default=0.0,
+        help="weight of log L1 of the 8x8-block chroma added to each iteration's loss",
     )
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")

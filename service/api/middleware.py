@@ -22,9 +22,9 @@ access_log = logging.getLogger("rgic.access")
 _GOOD_ID = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
 
-class RequestIdMiddleware:
-    """Every request gets an id: the client's ``X-Request-ID`` or a new one. It is answered in the same
-    header and set for every log line of the request (and its backend calls and job)."""
+class _HttpMiddleware:
+    """Passes everything but HTTP requests (lifespan, websockets) straight through; ``handle`` sees the
+    requests."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -33,6 +33,17 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        await self.handle(scope, receive, send)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+class RequestIdMiddleware(_HttpMiddleware):
+    """Every request gets an id: the client's ``X-Request-ID`` or a new one. It is answered in the same
+    header and set for every log line of the request (and its backend calls and job)."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         given = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"x-request-id"), "")
         request_id = given if _GOOD_ID.match(given) else uuid.uuid4().hex
         token = REQUEST_ID.set(request_id)
@@ -48,17 +59,11 @@ class RequestIdMiddleware:
             REQUEST_ID.reset(token)
 
 
-class MetricsMiddleware:
+class MetricsMiddleware(_HttpMiddleware):
     """Counts requests by route template and status, times them, tracks those in flight, and ends each
     request with one access line (not for probes and scrapes, which would drown the rest)."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         status = {"code": 500}
 
         async def send_wrapper(message: Message) -> None:
@@ -88,11 +93,11 @@ class _TooLarge(Exception):
     pass
 
 
-class UploadLimitMiddleware:
+class UploadLimitMiddleware(_HttpMiddleware):
     """413 for bodies over ``max_bytes``: at once from Content-Length, else as soon as the count passes."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
+        super().__init__(app)
         self.max_bytes = max_bytes
 
     async def _refuse(self, send: Send) -> None:
@@ -112,10 +117,7 @@ class UploadLimitMiddleware:
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
                 await self._refuse(send)
