@@ -20,11 +20,11 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from benchmarks.colour import ciede2000, rgb_to_lab
 from model_export.data import IMAGE_SUFFIXES, image_paths
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights
 from model_export.snapshot import restore_snapshot, snapshot_config
+from service.codec.colour import ciede2000, srgb_to_lab
 from service.codec.quality import msssim_batch, psnr_batch
 
 __all__ = ["Curves", "evaluate_images", "load_folder", "load_run_codec", "load_validation_images"]
@@ -107,8 +107,8 @@ def evaluate_images(
         bpp.append(bits_per_iteration * np.arange(1, iterations + 1) / (height * width))
         ssim.append(msssim_batch(rgb, decoded))
         psnr.append(psnr_batch(rgb, decoded))
-        original = rgb_to_lab(rgb)
-        colour.append([ciede2000(original, rgb_to_lab(image)).mean() for image in decoded])
+        original = srgb_to_lab(rgb)
+        colour.append([ciede2000(original, srgb_to_lab(image)).mean() for image in decoded])
     pixels = np.array([rgb.shape[0] * rgb.shape[1] for _, rgb in images])
     names = [name for name, _ in images]
     return Curves(names, pixels, np.array(bpp), np.array(ssim), np.array(psnr), np.array(colour))

@@ -235,9 +235,8 @@ class RecurrentCodec(tf.Module):
         its five scales).
 
         With ``colour_weight`` c > 0, the term adds c·log L1 of the chroma averaged over 8×8 blocks
-        (:func:`local_chroma`): MS-SSIM hardly sees a patch's colour drifting,
-        and CIEDE2000 measured the network's images 12 % worse than WebP's at the same bytes, most of
-        it chroma that an 8×8 mean would have set right (docs/decisions.md 35).
+        (:func:`local_chroma`): MS-SSIM hardly sees a patch's colour drift, which CIEDE2000 measured as
+        most of the network's colour error against WebP's (docs/decisions.md 35).
         """
         shape = tf.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
