@@ -31,12 +31,14 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
 
 from model_export.context_fit import fit_context_model, training_codes
 from model_export.model import CodecConfig, RecurrentCodec, to_uint8
 from model_export.shipped import (
     CODEC_METADATA,
+    GRU_KERNELS,
     restore_codec_weights,
     shipped_config,
     shipped_context_model,
@@ -53,11 +55,27 @@ MODEL_NAME = "residual_gru"
 
 
 class ExportedCodec(tf.Module):
-    """The SavedModel root: the codec plus one ``tf.function`` per serving signature."""
+    """The SavedModel root: the codec's variables and the context model's arrays.
+
+    The serving functions are saved as signatures only (:meth:`signatures`): held as attributes as well,
+    every traced function was written twice into ``saved_model.pb`` (1.24 MB against 0.69 MB for version 5).
+    """
 
     def __init__(self, codec: RecurrentCodec, context_model: ContextModel | None = None) -> None:
         super().__init__(name="exported_codec")
         self.codec = codec
+        self.context_arrays: dict[str, tf.Tensor] = {}
+        if context_model is not None:
+            arrays = {
+                "weights": context_model.weights,
+                "biases": context_model.biases,
+                "table": context_model.table,
+            }
+            self.context_arrays = {k: tf.constant(_narrowest(v)) for k, v in arrays.items()}
+
+    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
+        """One concrete function per serving signature, by name."""
+        codec = self.codec
         config = codec.config
         bits = config.bits_per_cell
         enc_specs = [
@@ -122,32 +140,37 @@ class ExportedCodec(tf.Module):
             out.update({f"dec_state_{i + 1}": s for i, s in enumerate(states)})
             return out
 
-        self.compress = compress
-        self.decompress = decompress
-        self.encode_step = encode_step
-        self.decode_step = decode_step
-        self.names = ["compress", "decompress", "encode_step", "decode_step"]
-        if context_model is not None:
-            arrays = {
-                "weights": context_model.weights,
-                "biases": context_model.biases,
-                "table": context_model.table,
-            }
-            self.context_arrays = {k: tf.constant(v.astype("int32")) for k, v in arrays.items()}
+        functions = {
+            "compress": compress,
+            "decompress": decompress,
+            "encode_step": encode_step,
+            "decode_step": decode_step,
+        }
+        if self.context_arrays:
+            context_arrays = self.context_arrays
 
             @tf.function(input_signature=[tf.TensorSpec([None], tf.int32, name="batch")])
             def context_model_fn(batch: tf.Tensor) -> dict[str, tf.Tensor]:
                 rows = tf.shape(batch)[0]
                 return {
-                    name: tf.tile(value[None], tf.concat([[rows], tf.ones_like(tf.shape(value))], 0))
-                    for name, value in self.context_arrays.items()
+                    name: tf.tile(
+                        tf.cast(value, tf.int32)[None], tf.concat([[rows], tf.ones_like(tf.shape(value))], 0)
+                    )
+                    for name, value in context_arrays.items()
                 }
 
-            self.context_model = context_model_fn
-            self.names.append("context_model")
+            functions["context_model"] = context_model_fn
+        return {name: function.get_concrete_function() for name, function in functions.items()}
 
-    def signatures(self) -> dict[str, tf.types.experimental.ConcreteFunction]:
-        return {name: getattr(self, name).get_concrete_function() for name in self.names}
+
+def _narrowest(values: np.ndarray) -> np.ndarray:
+    """``values`` (integers) in the smallest of int16, uint16 and int32 that holds them: the context
+    model's arrays are constants in ``saved_model.pb``, and the signature returns them as int32."""
+    for dtype in (np.int16, np.uint16, np.int32):
+        info = np.iinfo(dtype)
+        if values.min() >= info.min and values.max() <= info.max:
+            return values.astype(dtype)
+    raise ValueError("context model values beyond int32")
 
 
 def export_saved_model(
@@ -155,23 +178,30 @@ def export_saved_model(
     version_dir: Path,
     metadata: dict[str, object] | None = None,
     context_model: ContextModel | None = None,
+    gru_kernels: str = "int8",
 ) -> Path:
     """Write ``codec`` (and the entropy coder's ``context_model`` for its codes, if given) as a
     SavedModel to ``version_dir`` atomically (temp dir, then rename).
 
-    Weights are stored in float16 (half the size; compute stays float32).
+    Weights are stored in float16, the GRU cells' kernels by default in int8 with a scale per output
+    channel (``gru_kernels``; half the size again, docs/decisions.md 36); compute stays float32.
     """
     version_dir = Path(version_dir)
     if version_dir.exists():
         raise FileExistsError(f"{version_dir} exists: model versions are immutable, pick a new one")
     version_dir.parent.mkdir(parents=True, exist_ok=True)
-    shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16)
+    shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16, gru_kernel_dtype=tf.as_dtype(gru_kernels))
     shipped.copy_weights_from(codec)
     root = ExportedCodec(shipped, context_model)
     with tempfile.TemporaryDirectory(dir=version_dir.parent) as tmp:
         staging = Path(tmp) / "model"
         tf.saved_model.save(root, str(staging), signatures=root.signatures())
-        info = {"model_name": MODEL_NAME, "config": json.loads(codec.config.to_json()), **(metadata or {})}
+        info = {
+            "model_name": MODEL_NAME,
+            "config": json.loads(codec.config.to_json()),
+            GRU_KERNELS: gru_kernels,
+            **(metadata or {}),
+        }
         (staging / "assets").mkdir(exist_ok=True)
         (staging / "assets" / CODEC_METADATA).write_text(json.dumps(info, indent=2, sort_keys=True))
         write_warmup_requests(staging, MODEL_NAME, codec.config)
@@ -197,6 +227,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--refit-context", action="store_true", help="fit a new context model even if --init-from has one"
+    )
+    parser.add_argument(
+        "--gru-kernels",
+        choices=["int8", "float16"],
+        default="int8",
+        help="how the GRU cells' kernels are stored (int8: a scale per output channel)",
     )
     parser.add_argument("--models-dir", default="models")
     parser.add_argument("--version", type=int, required=True)
@@ -248,6 +284,7 @@ def main(argv: list[str] | None = None) -> None:
             "context_model_images": context_images,
         },
         context_model,
+        args.gru_kernels,
     )
     print(f"exported {origin} (step {steps}) to {out}")
 

@@ -10,11 +10,16 @@ import math
 
 import tensorflow as tf
 
-__all__ = ["Conv2D", "ConvGRUCell", "GainEstimator"]
+__all__ = ["Conv2D", "ConvGRUCell", "GainEstimator", "dequantize_kernel", "quantize_kernel"]
 
 
 class Conv2D(tf.Module):
-    """A 2-D convolution with bias, SAME padding, and an optional stride."""
+    """A 2-D convolution with bias, SAME padding, and an optional stride.
+
+    ``kernel_dtype`` int8 stores the kernel as int8 with a float16 scale per output channel
+    (``kernel_scale``; shipped models from version 7, docs/decisions.md 36); otherwise the kernel is
+    stored in ``weight_dtype``, like the bias.
+    """
 
     def __init__(
         self,
@@ -24,20 +29,47 @@ class Conv2D(tf.Module):
         stride: int = 1,
         weight_dtype: tf.DType = tf.float32,
         name: str | None = None,
+        kernel_dtype: tf.DType | None = None,
     ) -> None:
         super().__init__(name=name)
         fan_in = in_channels * kernel * kernel
         limit = math.sqrt(6.0 / (fan_in + out_channels * kernel * kernel))
         initial = tf.random.uniform([kernel, kernel, in_channels, out_channels], -limit, limit)
-        self.kernel = tf.Variable(tf.cast(initial, weight_dtype), name="kernel")
+        if kernel_dtype == tf.int8:
+            quantized, scale = quantize_kernel(initial)
+            self.kernel = tf.Variable(quantized, name="kernel")
+            self.kernel_scale = tf.Variable(tf.cast(scale, tf.float16), name="kernel_scale")
+        else:
+            self.kernel = tf.Variable(tf.cast(initial, kernel_dtype or weight_dtype), name="kernel")
         self.bias = tf.Variable(tf.zeros([out_channels], weight_dtype), name="bias")
         self.stride = stride
 
     def __call__(self, x: tf.Tensor) -> tf.Tensor:
-        # Weights may be stored in float16 (shipped models); compute is always float32.
-        kernel = tf.cast(self.kernel, tf.float32)
+        # Weights may be stored in float16 or int8 (shipped models); compute is always float32.
+        if self.kernel.dtype == tf.int8:
+            kernel = dequantize_kernel(self.kernel, self.kernel_scale)
+        else:
+            kernel = tf.cast(self.kernel, tf.float32)
         y = tf.nn.conv2d(x, kernel, strides=self.stride, padding="SAME")
         return tf.nn.bias_add(y, tf.cast(self.bias, tf.float32))
+
+
+def quantize_kernel(kernel: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """A convolution kernel [..., out] as int8 and a float32 scale per output channel (symmetric:
+    the largest magnitude of each channel maps to 127)."""
+    kernel = tf.cast(kernel, tf.float32)
+    largest = tf.reduce_max(tf.abs(tf.reshape(kernel, [-1, kernel.shape[-1]])), axis=0)
+    # Rounded to float16 first: the stored scale is float16, and the int8 values are fitted to it. An
+    # all-zero channel gets scale 1 (its values are 0 at any scale).
+    scale = tf.where(largest > 0.0, largest / 127.0, 1.0)
+    scale = tf.cast(tf.cast(scale, tf.float16), tf.float32)
+    quantized = tf.clip_by_value(tf.round(kernel / scale), -127.0, 127.0)
+    return tf.cast(quantized, tf.int8), scale
+
+
+def dequantize_kernel(quantized: tf.Tensor, scale: tf.Tensor) -> tf.Tensor:
+    """The float32 kernel that an int8 ``quantized`` kernel and its per-channel ``scale`` stand for."""
+    return tf.cast(quantized, tf.float32) * tf.cast(scale, tf.float32)
 
 
 class ConvGRUCell(tf.Module):
@@ -64,12 +96,17 @@ class ConvGRUCell(tf.Module):
         hidden_kernel: int = 1,
         weight_dtype: tf.DType = tf.float32,
         name: str | None = None,
+        kernel_dtype: tf.DType | None = None,
     ) -> None:
         super().__init__(name=name)
         self.units = units
         self.stride = stride
-        self.input_conv = Conv2D(in_channels, 3 * units, kernel, stride, weight_dtype, name="input_conv")
-        self.hidden_conv = Conv2D(units, 3 * units, hidden_kernel, 1, weight_dtype, name="hidden_conv")
+        self.input_conv = Conv2D(
+            in_channels, 3 * units, kernel, stride, weight_dtype, name="input_conv", kernel_dtype=kernel_dtype
+        )
+        self.hidden_conv = Conv2D(
+            units, 3 * units, hidden_kernel, 1, weight_dtype, name="hidden_conv", kernel_dtype=kernel_dtype
+        )
         # A positive update-gate bias starts the cell close to "copy the new candidate", which
         # trains faster from scratch than the symmetric initialisation.
         gate_bias = tf.concat([tf.ones([units]), tf.zeros([2 * units])], 0)

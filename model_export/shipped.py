@@ -17,6 +17,7 @@ from service.codec.context_model import ContextModel
 
 __all__ = [
     "CODEC_METADATA",
+    "GRU_KERNELS",
     "restore_codec_weights",
     "shipped_config",
     "shipped_context_model",
@@ -26,6 +27,8 @@ __all__ = [
 
 #: The file under ``assets/`` of every exported version that records its configuration and origin.
 CODEC_METADATA = "codec.json"
+#: The metadata key naming how the GRU cells' kernels are stored: "int8" (from version 7) or "float16".
+GRU_KERNELS = "gru_kernels"
 
 
 def shipped_metadata(version_dir: Path) -> dict:
@@ -39,10 +42,11 @@ def shipped_config(version_dir: Path) -> CodecConfig:
 
 
 def restore_codec_weights(codec: RecurrentCodec, version_dir: Path) -> None:
-    """Load the codec's variables from an exported SavedModel (weights may be stored in float16); the
-    version's configuration may differ from ``codec``'s where a warm start allows
+    """Load the codec's variables from an exported SavedModel (weights may be stored in float16, GRU
+    kernels in int8); the version's configuration may differ from ``codec``'s where a warm start allows
     (:meth:`RecurrentCodec.copy_weights_from`)."""
-    shipped = RecurrentCodec(shipped_config(version_dir), weight_dtype=tf.float16)
+    kernels = tf.as_dtype(shipped_metadata(version_dir).get(GRU_KERNELS, "float16"))
+    shipped = RecurrentCodec(shipped_config(version_dir), weight_dtype=tf.float16, gru_kernel_dtype=kernels)
     checkpoint = tf.train.Checkpoint(codec=shipped)
     status = checkpoint.read(str(Path(version_dir) / "variables" / "variables"))
     status.expect_partial().assert_existing_objects_matched()

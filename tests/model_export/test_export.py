@@ -1,10 +1,11 @@
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 from model_export.export import export_saved_model
-from model_export.model import RecurrentCodec
-from model_export.shipped import restore_codec_weights
+from model_export.model import RecurrentCodec, variables_by_path
+from model_export.shipped import restore_codec_weights, shipped_metadata
 from tests.model_export.test_model import TINY
 from tests.service.codec.test_entropy import random_context_model
 
@@ -53,7 +54,7 @@ def test_signatures_have_batch_dimension_and_named_io(exported) -> None:
         assert spec.shape[0] is None
 
 
-def test_saved_model_matches_in_memory_codec_within_float16_weights(exported) -> None:
+def test_saved_model_matches_in_memory_codec_within_its_stored_weights(exported) -> None:
     codec, path = exported
     loaded = tf.saved_model.load(str(path))
     image = tf.cast(tf.random.uniform([1, 32, 32, 3], 0, 255, seed=3), tf.uint8)
@@ -64,7 +65,35 @@ def test_saved_model_matches_in_memory_codec_within_float16_weights(exported) ->
     local = restored.compress(image, iterations)
     np.testing.assert_array_equal(served["bits"].numpy(), local["bits"].numpy())
     np.testing.assert_array_equal(served["reconstructions"].numpy(), local["reconstructions"].numpy())
-    # float16 storage only rounds the weights
+    # storage only rounds the weights: float16, and the GRU kernels to 1/254 of each channel's range
+    originals = dict(variables_by_path(codec))
+    for name, mine in variables_by_path(restored):
+        original = originals[name]
+        quantized = "gru" in name and name.endswith("kernel")
+        tolerance = np.abs(original.numpy()).max() / 254 if quantized else 1e-4
+        np.testing.assert_allclose(mine.numpy(), original.numpy(), rtol=1e-3, atol=tolerance * 1.01)
+
+
+def test_the_gru_kernels_are_stored_in_int8_and_every_function_once(exported) -> None:
+    _, path = exported
+    reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
+    stored = reader.get_variable_to_dtype_map().items()
+    dtypes = {name.split("/.ATTRIBUTES")[0]: dtype for name, dtype in stored}
+    assert dtypes["codec/enc_gru1/input_conv/kernel"] == tf.int8
+    assert dtypes["codec/enc_gru1/input_conv/kernel_scale"] == tf.float16
+    assert dtypes["codec/enc_conv/kernel"] == tf.float16
+    assert shipped_metadata(path)["gru_kernels"] == "int8"
+    graph = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes()).meta_graphs[0]
+    names = [f.signature.name for f in graph.graph_def.library.function]
+    for signature in ("compress", "decompress", "encode_step", "decode_step"):
+        assert sum(name.startswith(f"__inference_{signature}_") for name in names) == 1, signature
+
+
+def test_a_float16_export_keeps_float16_kernels(exported, tmp_path) -> None:
+    codec, _ = exported
+    path = export_saved_model(codec, tmp_path / "tiny" / "2", gru_kernels="float16")
+    restored = RecurrentCodec(TINY)
+    restore_codec_weights(restored, path)
     for mine, original in zip(restored.variables, codec.variables, strict=True):
         np.testing.assert_allclose(mine.numpy(), original.numpy(), rtol=1e-3, atol=1e-4)
 

@@ -182,3 +182,31 @@ def test_the_colour_term_adds_log_l1_of_block_chroma(codec: RecurrentCodec) -> N
         loss, _ = codec.forward(images, iterations=2, colour_weight=0.25)
     grads = tape.gradient(loss, codec.trainable_variables)
     assert all(g is not None and np.all(np.isfinite(tf.convert_to_tensor(g))) for g in grads)
+
+
+def test_int8_gru_kernels_copy_in_within_half_a_step_and_between_int8_codecs_exactly(
+    codec: RecurrentCodec,
+) -> None:
+    from model_export.layers import dequantize_kernel
+    from model_export.model import variables_by_path
+
+    shipped = RecurrentCodec(TINY, weight_dtype=tf.float16, gru_kernel_dtype=tf.int8)
+    shipped.copy_weights_from(codec)
+    mine, theirs = dict(variables_by_path(shipped)), dict(variables_by_path(codec))
+    assert mine["enc_gru2/input_conv/kernel"].dtype == tf.int8
+    assert mine["enc_conv/kernel"].dtype == tf.float16  # only the GRU cells' kernels
+    path = "enc_gru2/input_conv/kernel"
+    scale = mine[f"{path}_scale"]
+    error = dequantize_kernel(mine[path], scale) - theirs[path]
+    assert float(tf.reduce_max(tf.abs(error))) <= float(tf.reduce_max(tf.cast(scale, tf.float32))) / 2 * 1.001
+    again = RecurrentCodec(TINY, weight_dtype=tf.float16, gru_kernel_dtype=tf.int8)
+    again.copy_weights_from(shipped)  # a re-export of an int8 version keeps its weights bit for bit
+    for (path, a), (_, b) in zip(variables_by_path(again), variables_by_path(shipped), strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy(), err_msg=path)
+    back = RecurrentCodec(TINY)
+    back.copy_weights_from(shipped)
+    image = tf.cast(tf.random.uniform([1, 32, 48, 3], 0, 255, seed=5), tf.uint8)
+    counts = tf.fill([1, 2, 3], 3)
+    np.testing.assert_array_equal(
+        back.compress(image, counts)["bits"].numpy(), shipped.compress(image, counts)["bits"].numpy()
+    )
