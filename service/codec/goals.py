@@ -142,10 +142,13 @@ class QualityGoal:
                 break
             if 1 - run.raw_bits(counts) / uniform.raw_bits < _MIN_SAVING:
                 break  # not worth a decode
+            # The allocation may clear the aim by far (its cells' counts are whole): the next aim starts
+            # from its own estimate, or the same allocation would come back.
+            estimate = max(aim, table.estimate(self.kind, counts))
             composite = run.composite(counts)
             predicted = run.timed("rate_control_seconds", self.measure, run.rgb, composite)
             if not self.target.met_by(predicted):
-                aim = next_aim((aim, predicted), uniform_point, self.target.value, _AIM_STEP[self.kind])
+                aim = next_aim((estimate, predicted), uniform_point, self.target.value, _AIM_STEP[self.kind])
                 continue
             allocation = Candidate(
                 counts, composite, None, predicted, False, run.raw_bits(counts), decoded=False
@@ -160,7 +163,7 @@ class QualityGoal:
             found.append(Candidate(counts, image, None, value, True, run.raw_bits(counts)))
             if self.target.met_by(value) or decodes == _QUALITY_DECODES:
                 break
-            aim = next_aim((aim, value), uniform_point, self.target.value, _AIM_STEP[self.kind])
+            aim = next_aim((estimate, value), uniform_point, self.target.value, _AIM_STEP[self.kind])
         return found
 
     def choose(self, run: CompressRun, candidates: list[Candidate]) -> tuple[Candidate, float]:
