@@ -26,6 +26,7 @@ __all__ = [
     "gaussian_window",
     "msssim_cell_terms",
     "msssim_per_image",
+    "ssim_map",
     "whole_image_quality",
 ]
 
@@ -52,14 +53,19 @@ def gaussian_blur(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     return tf.nn.depthwise_conv2d(x, horizontal, [1, 1, 1, 1], "VALID")
 
 
-def _ssim_map(x: tf.Tensor, y: tf.Tensor, kernel: tf.Tensor, luminance: bool) -> tf.Tensor:
-    """The contrast-structure map of one scale ('VALID' windows), times the luminance term if asked."""
-    mean_x, mean_y = gaussian_blur(x, kernel), gaussian_blur(y, kernel)
+def ssim_map(x: tf.Tensor, y: tf.Tensor, kernel: tf.Tensor, luminance: bool) -> tf.Tensor:
+    """The contrast-structure map of one scale ('VALID' windows), times the luminance term if asked.
+
+    The four window means go through one depthwise convolution of their channels side by side: on
+    this CPU a call costs about the same for 3 channels as for 12, so one call instead of four makes
+    MS-SSIM about three times faster (the gateway measures every allocation it tries)."""
+    channels = x.shape[-1]
+    means = gaussian_blur(tf.concat([x, y, x * y, tf.square(x) + tf.square(y)], axis=-1), kernel)
+    mean_x, mean_y, mean_xy, mean_squares = tf.split(means, [channels] * 4, axis=-1)
     num0 = 2.0 * mean_x * mean_y
     den0 = tf.square(mean_x) + tf.square(mean_y)
-    num1 = 2.0 * gaussian_blur(x * y, kernel)
-    den1 = gaussian_blur(tf.square(x) + tf.square(y), kernel)
-    cs = (num1 - num0 + _C2) / (den1 - den0 + _C2)
+    num1 = 2.0 * mean_xy
+    cs = (num1 - num0 + _C2) / (mean_squares - den0 + _C2)
     return cs * (num0 + _C1) / (den0 + _C1) if luminance else cs
 
 
@@ -89,7 +95,7 @@ def msssim_cell_terms(reference: tf.Tensor, image: tf.Tensor) -> tuple[tf.Tensor
         last = scale == len(POWER_FACTORS) - 1
 
         def terms(x=x, y=y, factor=factor, last=last) -> tuple[tf.Tensor, tf.Tensor]:
-            value = _ssim_map(x, y, kernel, last)
+            value = ssim_map(x, y, kernel, last)
             return _to_cells(value, factor), _to_cells(tf.ones_like(value[..., :1]), factor)
 
         def too_small() -> tuple[tf.Tensor, tf.Tensor]:
@@ -145,7 +151,7 @@ def msssim_per_image(reference: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
         if scale:
             x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
             y = tf.nn.avg_pool2d(y, 2, 2, "VALID")
-        value = _ssim_map(x, y, kernel, scale == fitting[-1])
+        value = ssim_map(x, y, kernel, scale == fitting[-1])
         mean = tf.maximum(tf.reduce_mean(value, axis=[1, 2]), 1e-4)  # [B,3]
         log_msssim += POWER_FACTORS[scale] / total * tf.math.log(mean)
     return tf.reduce_mean(tf.exp(log_msssim), axis=-1)

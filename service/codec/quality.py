@@ -2,9 +2,9 @@
 
 One implementation for the gateway's reported numbers, evaluation and benchmarks. MS-SSIM is
 ``tf.image.ssim_multiscale`` with ``max_val=255``, computed the same way step for step but with the
-Gaussian window applied as two 1-D passes (twice as fast on a Kodak image; tests check it equals TF's
-function to 5e-6, float32 rounding). Images too small for its five scales use as many scales as fit (weights
-renormalised) and a filter no larger than the image.
+Gaussian window applied as two 1-D passes over the four window means at once (``ssim_map``; tests
+check it equals TF's function to 5e-6, float32 rounding). Images too small for its five scales use as
+many scales as fit (weights renormalised) and a filter no larger than the image.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from model_export.quality_terms import POWER_FACTORS, gaussian_blur, gaussian_window
+from model_export.quality_terms import POWER_FACTORS, gaussian_window, ssim_map
 
 __all__ = ["msssim", "msssim_batch", "psnr", "psnr_batch", "warm_up"]
 
@@ -56,7 +56,6 @@ def _msssim_sums(
     y = tf.cast(candidates, tf.float32)
     x = tf.broadcast_to(tf.cast(reference, tf.float32)[None], tf.shape(y))
     kernel = gaussian_window(filter_size)
-    c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
     sums = []
     for scale in range(len(factors)):
         if scale:
@@ -64,14 +63,7 @@ def _msssim_sums(
             padding = [[0, 0], [0, odd[0]], [0, odd[1]], [0, 0]]
             x = tf.nn.avg_pool2d(tf.pad(x, padding, "SYMMETRIC"), 2, 2, "VALID")
             y = tf.nn.avg_pool2d(tf.pad(y, padding, "SYMMETRIC"), 2, 2, "VALID")
-        mean_x, mean_y = gaussian_blur(x, kernel), gaussian_blur(y, kernel)
-        num0 = mean_x * mean_y * 2.0
-        den0 = tf.square(mean_x) + tf.square(mean_y)
-        num1 = gaussian_blur(x * y, kernel) * 2.0
-        den1 = gaussian_blur(tf.square(x) + tf.square(y), kernel)
-        cs = (num1 - num0 + c2) / (den1 - den0 + c2)
-        if scale == len(factors) - 1:
-            cs = cs * (num0 + c1) / (den0 + c1)
+        cs = ssim_map(x, y, kernel, luminance=scale == len(factors) - 1)
         owned = cs[:, : keep_rows[scale], : keep_columns[scale]]
         sums.append(tf.reduce_sum(tf.cast(owned, tf.float64), axis=[1, 2]))
     return tf.stack(sums, axis=1)
