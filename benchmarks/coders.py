@@ -6,8 +6,9 @@
 For every image and target, ``ImageCodec.compress`` as ``POST /compress`` runs it (both coders compete,
 the smaller bitstream meeting the target wins): its bytes, which coder made it ("network", "layer"), the
 size of each coder's best bitstream where both were coded, and what a viewer sees against JPEG 4:2:0
-and WebP at no more bytes (visible jumps, mean CIEDE2000, blocking on the 8-px grid). Prints one table
-per set and writes the per-image rows to ``var/coders-<set>.json``.
+and WebP at no more bytes (visible jumps, mean CIEDE2000 over the image and 16 px inside its border,
+blocking on the 8-px grid). Prints one table per set and writes the per-image rows to
+``var/coders-<set>.json``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm import tqdm
 
+from benchmarks.colour import BORDER
 from benchmarks.rd_kodak import KODAK, TRAIN
 from benchmarks.service_process import embedded_codec
 from benchmarks.viewer import VIEWER_CODECS, same_bytes_row
@@ -73,10 +75,12 @@ def summary(rows: list[CoderRow], title: str) -> str:
         + " / ".join(VIEWER_CODECS)
         + " | CIEDE2000: ours / "
         + " / ".join(VIEWER_CODECS)
+        + f" | CIEDE2000 {BORDER} px inside the border: ours / "
+        + " / ".join(VIEWER_CODECS)
         + " | smooth-patch jumps: ours / "
         + " / ".join(VIEWER_CODECS)
         + " |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for target in sorted({r.target for r in rows}):
         chosen = [r for r in rows if r.target == target]
@@ -99,6 +103,8 @@ def summary(rows: list[CoderRow], title: str) -> str:
             + " / ".join(mean("blocking", c) for c in ("ours", *VIEWER_CODECS))
             + " | "
             + " / ".join(mean("ciede2000", c) for c in ("ours", *VIEWER_CODECS))
+            + " | "
+            + " / ".join(mean("ciede2000_inside", c) for c in ("ours", *VIEWER_CODECS))
             + " | "
             + " / ".join(jumps(c) for c in ("ours", *VIEWER_CODECS))
             + " |"

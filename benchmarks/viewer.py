@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.colour import grid_blocking, mean_ciede2000, patch_jumps
+from benchmarks.colour import BORDER, grid_blocking, mean_ciede2000, patch_jumps
 from service.comparison.classic import largest_within
 
 __all__ = ["VIEWER_CODECS", "ViewerScore", "same_bytes_row"]
@@ -39,11 +39,20 @@ class ViewerScore:
     ciede2000: float
     #: luma steps across the 8-px grid against elsewhere, over the original's (``grid_blocking``)
     blocking: float = float("nan")
+    #: mean CIEDE2000 of the pixels at least ``BORDER`` px inside the image
+    ciede2000_inside: float = float("nan")
 
 
 def _score(rgb: np.ndarray, decoded: np.ndarray, size: int) -> ViewerScore:
     jumps, largest = patch_jumps(rgb, decoded)
-    return ViewerScore(size, jumps, largest, mean_ciede2000(rgb, decoded), grid_blocking(rgb, decoded))
+    return ViewerScore(
+        size,
+        jumps,
+        largest,
+        mean_ciede2000(rgb, decoded),
+        grid_blocking(rgb, decoded),
+        mean_ciede2000(rgb, decoded, inside=BORDER),
+    )
 
 
 def same_bytes_row(rgb: np.ndarray, ours: np.ndarray, ours_bytes: int) -> dict[str, ViewerScore | None]:

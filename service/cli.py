@@ -211,8 +211,9 @@ def compress(args: argparse.Namespace) -> None:
         def one(path: Path) -> str:
             decoded = decode_image(path.read_bytes(), settings.max_pixels)
             pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
+            measured = pixels <= settings.ladder_max_pixels
             with _stage_bar(path.name, pixels >= BIG_IMAGE_PIXELS) as progress:
-                result = codec.compress(decoded.rgb, target, progress)
+                result = codec.compress(decoded.rgb, target, progress, keep_frames=measured)
             out = _output_path(path, args.out_dir, BITSTREAM_SUFFIX)
             out.write_bytes(result.bitstream)
             met = "" if result.target_met else "  (target NOT met)"
@@ -220,8 +221,8 @@ def compress(args: argparse.Namespace) -> None:
                 f" + refinement layer ({result.refinement_bytes} bytes)" if result.refinement_bytes else ""
             )
             ladder = ""
-            if pixels <= settings.ladder_max_pixels:
-                rungs = measure_ladder(codec, result.bitstream, decoded.rgb)
+            if measured:
+                rungs = measure_ladder(codec, result.bitstream, decoded.rgb, result.frames)
                 _ladder_path(out).write_text(json.dumps(ladder_to_json(rungs)))
                 ladder = "\n  ladder: " + ", ".join(f"{r.bytes} B MS-SSIM {r.msssim:.4f}" for r in rungs)
             return (

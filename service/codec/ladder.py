@@ -40,12 +40,15 @@ def prefix_sizes(codec: ImageCodec, bitstream: bytes) -> list[tuple[int, int]]:
     return [*((k, len(cut)) for k, cut in enumerate(cuts, start=1)), (last, len(bitstream))]
 
 
-def measure_ladder(codec: ImageCodec, bitstream: bytes, rgb: np.ndarray) -> list[Rung]:
+def measure_ladder(
+    codec: ImageCodec, bitstream: bytes, rgb: np.ndarray, frames: list[np.ndarray] | None = None
+) -> list[Rung]:
     """Every prefix of ``bitstream`` with its size and the quality of what it decodes to against the
-    original ``rgb`` (the frames a progressive receiver shows, which are exactly the prefixes' images)."""
+    original ``rgb`` (the frames a progressive receiver shows, which are exactly the prefixes' images):
+    ``frames`` where compress kept them (``CompressResult.frames``), else decoded here."""
     sizes = prefix_sizes(codec, bitstream)
     rungs = []
-    for (steps, size), frame in zip(sizes, codec.step_images(bitstream), strict=True):
+    for (steps, size), frame in zip(sizes, frames or codec.step_images(bitstream), strict=True):
         value = psnr(rgb, frame)
         rungs.append(Rung(steps, size, msssim(rgb, frame), None if np.isinf(value) else value))
     return rungs

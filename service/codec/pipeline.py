@@ -79,6 +79,10 @@ class CompressResult:
     coder: str = "network"
     #: the size of each coder's best bitstream meeting the target, where compress coded both
     coder_bytes: dict[str, int] = field(default_factory=dict)
+    #: the image after each of the bitstream's steps, as a progressive receiver shows them (what each
+    #: prefix decodes to), when compress was asked to keep them and had them without another decode
+    #: (the network's bitstreams); empty otherwise
+    frames: list[np.ndarray] = field(default_factory=list)
 
 
 @dataclass
@@ -366,7 +370,9 @@ class ImageCodec:
                 )
         return cuts
 
-    def compress(self, rgb: np.ndarray, target: Target, progress: Progress | None = None) -> CompressResult:
+    def compress(
+        self, rgb: np.ndarray, target: Target, progress: Progress | None = None, keep_frames: bool = False
+    ) -> CompressResult:
         """Compress uint8 [H,W,3] ``rgb`` to meet ``target`` in as few bytes as rate control finds.
 
         1. first pass: a uniform encode that reports every patch's quality after every iteration
@@ -378,7 +384,9 @@ class ImageCodec:
         4. report: the bitstream and the quality the receiver sees.
 
         The target's kind decides each step (``service/codec/goals.py``). ``progress`` hears each
-        step (and each backend call of the first pass) with the share done.
+        step (and each backend call of the first pass) with the share done. With ``keep_frames``, decodes
+        keep every iteration's image, so that the result carries the image after each step for the
+        quality ladder (``CompressResult.frames``) without decoding the bitstream once more.
         """
         start = time.perf_counter()
         self.client.reset_timing()
@@ -386,7 +394,7 @@ class ImageCodec:
         self._check_compresses(version)
         geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
         cost = geometry.cells_per_patch * self._channels(version)["bits"]  # raw bits per iteration
-        run = CompressRun(self, rgb, geometry, version, cost, progress=progress)
+        run = CompressRun(self, rgb, geometry, version, cost, progress=progress, keep_frames=keep_frames)
         goal = goal_for(target)
         goal.first_pass(run)
         run.report_progress("choosing iterations per patch", FIRST_PASS_SHARE)
@@ -425,6 +433,7 @@ class ImageCodec:
             refinement_bytes=len(chosen.refinement),
             coder=chosen.coder,
             coder_bytes=dict(run.coder_bytes),
+            frames=[] if chosen.refinement else run.frames(chosen.counts),
         )
 
     # ------------------------------------------------------------------ decompress
@@ -534,29 +543,43 @@ class ImageCodec:
         image = np.ascontiguousarray(geometry.crop(image))
         return deblock_network(image) if deblocked else image
 
-    def step_images(self, data: bytes) -> Iterator[np.ndarray]:
-        """The image after each of ``data``'s steps, as a progressive receiver shows them (each is what
-        the prefix of that many steps decodes to): the network's from one fused ``decompress`` call per
-        batch of tiles that returns every iteration's image (no state through gRPC), then the refinement
-        layer's. Holds every network step's image at once: for images of a few megapixels."""
-        stream, bits, cell_iterations = self._parse(data)
-        geometry = stream.geometry
+    def decode_frames(
+        self,
+        geometry: Geometry,
+        version: int,
+        bits: np.ndarray,
+        cell_iterations: np.ndarray,
+        deblocked: bool = True,
+    ) -> list[np.ndarray]:
+        """The receiver's image after each iteration, uint8 [H,W,3] each (what the first k iterations of
+        these bits decode to), from one fused ``decompress`` call per batch of tiles that returns every
+        iteration's image (no state through gRPC). Holds every iteration's image at once: for images
+        of a few megapixels."""
         steps = int(cell_iterations.max(initial=0))
-        image = grey_image(geometry.padded_height, geometry.padded_width)
-        frames = np.repeat(image[None], steps, axis=0)
+        padded = np.repeat(grey_image(geometry.padded_height, geometry.padded_width)[None], steps, axis=0)
         for iterations, batch in _batches(geometry.tiles(), cell_iterations):
             if iterations == 0:
                 continue
             tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])
             out = self.client.predict(
-                self.model_name, stream.model_version, "decompress", {"bits": tile_bits}, ["reconstructions"]
+                self.model_name, version, "decompress", {"bits": tile_bits}, ["reconstructions"]
             )["reconstructions"]
             for i, tile in enumerate(batch):
-                _place(frames, out[i], tile.pixel_slice)
-        shown = deblock_network if stream.network_deblocked else np.ascontiguousarray
-        for frame in frames:
-            yield shown(geometry.crop(frame))
-        last = shown(geometry.crop(frames[-1])) if steps else geometry.crop(image)
+                _place(padded, out[i], tile.pixel_slice)
+        shown = deblock_network if deblocked else np.ascontiguousarray
+        return [shown(geometry.crop(frame)) for frame in padded]
+
+    def step_images(self, data: bytes) -> Iterator[np.ndarray]:
+        """The image after each of ``data``'s steps, as a progressive receiver shows them (each is what
+        the prefix of that many steps decodes to): the network's (:meth:`decode_frames`), then the
+        refinement layer's."""
+        stream, bits, cell_iterations = self._parse(data)
+        geometry = stream.geometry
+        frames = self.decode_frames(
+            geometry, stream.model_version, bits, cell_iterations, stream.network_deblocked
+        )
+        yield from frames
+        last = frames[-1] if frames else grey_image(geometry.height, geometry.width)
         for payload in _layer_steps(stream, None):
             yield refinement.decode(last, payload, stream.layer_format)
 

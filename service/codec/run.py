@@ -55,6 +55,10 @@ class NetworkCoder(Protocol):
         self, geometry: Geometry, version: int, bits: np.ndarray, cell_iterations: np.ndarray
     ) -> np.ndarray: ...
 
+    def decode_frames(
+        self, geometry: Geometry, version: int, bits: np.ndarray, cell_iterations: np.ndarray
+    ) -> list[np.ndarray]: ...
+
     def bitstream(
         self,
         encoding: Encoding,
@@ -106,6 +110,9 @@ class CompressRun:
     settle_colour: bool = False
     #: bytes of each coder's smallest bitstream meeting the target that was compared ("network", "layer")
     coder_bytes: dict[str, int] = field(default_factory=dict)
+    #: whether decodes keep every iteration's image, for the quality ladder (``frames``)
+    keep_frames: bool = False
+    _frames: dict[bytes, list[np.ndarray]] = field(default_factory=dict)
 
     def report_progress(self, stage: str, share: float) -> None:
         if self.progress is not None:
@@ -222,11 +229,31 @@ class CompressRun:
         )
 
     def decoded(self, counts: np.ndarray) -> np.ndarray:
-        """What the receiver decodes from the first pass's bits truncated to ``counts`` (a backend call)."""
+        """What the receiver decodes from the first pass's bits truncated to ``counts`` (a backend call;
+        with ``keep_frames``, one that keeps the image after every iteration as well)."""
         assert self.uniform is not None
         cells = self.geometry.cell_iterations(counts)
         bits = truncate(self.uniform.bits[: int(counts.max())], cells)
-        return self.timed("decode_seconds", self.codec.decode_bits, self.geometry, self.version, bits, cells)
+        decode = self.codec.decode_frames if self.keep_frames else self.codec.decode_bits
+        decoded = self.timed("decode_seconds", decode, self.geometry, self.version, bits, cells)
+        if not self.keep_frames:
+            return decoded
+        self._frames[np.asarray(counts, np.int64).tobytes()] = decoded
+        return decoded[-1]
+
+    def frames(self, counts: np.ndarray) -> list[np.ndarray]:
+        """The image after each step of the network's bitstream with per-patch ``counts``, where known
+        without a decode: kept from one (``keep_frames``), or a uniform count's, the first pass's own
+        images (a tile that stopped sooner keeps its last, as the receiver does); else empty."""
+        if not self.keep_frames or self.uniform is None:
+            return []
+        kept = self._frames.get(np.asarray(counts, np.int64).tobytes())
+        if kept is not None:
+            return kept
+        n = int(counts.max(initial=0))
+        if n and np.array_equal(counts, self.uniform_counts(n)):
+            return [self.uniform.reconstruction(k) for k in range(1, n + 1)]
+        return []
 
     def composite(self, counts: np.ndarray) -> np.ndarray:
         """The first pass's image with each patch at its own count: an allocation judged without a decode."""

@@ -37,3 +37,16 @@ def test_block_means_show_on_the_8_px_grid_and_a_blur_does_not() -> None:
     assert grid_blocking(original, shifted) < 0.0
     blurred = (original.astype(np.float64) + np.roll(original, 1, axis=1) + np.roll(original, 1, axis=0)) / 3
     assert abs(grid_blocking(original, blurred.astype(np.uint8))) < 0.1
+
+
+def test_colour_error_inside_the_border_leaves_the_frame_out() -> None:
+    original = np.full((64, 96, 3), 120, np.uint8)
+    framed = original.copy()
+    framed[:2] = 0  # a dark line along the top, as Kodak's scans have
+    assert mean_ciede2000(original, framed) > 0
+    assert mean_ciede2000(original, framed, inside=16) == 0.0
+    inner = original.copy()
+    inner[30:34, 40:44] = 200
+    assert mean_ciede2000(original, inner, inside=16) > mean_ciede2000(original, inner)
+    small = np.full((20, 20, 3), 120, np.uint8)
+    assert mean_ciede2000(small, small + 9, inside=16) == mean_ciede2000(small, small + 9)  # too small

@@ -115,14 +115,15 @@ async def compress_upload(
     bitstream."""
     decoded = await svc.limiter.run(decode_image, data, max_pixels or svc.settings.max_pixels)
     pixels = decoded.rgb.shape[0] * decoded.rgb.shape[1]
-    result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target, progress, pixels=pixels)
+    measured = pixels <= svc.settings.ladder_max_pixels
+    result = await svc.limiter.run(svc.codec.compress, decoded.rgb, target, progress, measured, pixels=pixels)
     blob_id = await run_in_threadpool(svc.store.put, result.bitstream)
     ladder: list[Rung] = []
-    if pixels <= svc.settings.ladder_max_pixels:
+    if measured:
         if progress is not None:
             progress("measuring every prefix's quality", 0.97)
         ladder = await svc.limiter.run(
-            measure_ladder, svc.codec, result.bitstream, decoded.rgb, pixels=pixels
+            measure_ladder, svc.codec, result.bitstream, decoded.rgb, result.frames, pixels=pixels
         )
         await run_in_threadpool(svc.store.put_metadata, blob_id, {"ladder": ladder_to_json(ladder)})
     _observe(result)

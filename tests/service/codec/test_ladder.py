@@ -64,3 +64,32 @@ def test_every_rung_of_an_odd_sized_image_decodes_to_the_quality_it_records(
         prefix = codec.truncations(result.bitstream, [rung.steps])[0]
         assert len(prefix) == rung.bytes
         assert msssim(rgb, codec.decompress(prefix).image) == pytest.approx(rung.msssim, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("rows", "columns", "mixed"),
+    [(slice(37, 140), slice(301, 466), True), (slice(200, 232), slice(96, 128), False)],
+)
+def test_compress_keeps_what_each_prefix_decodes_to(
+    backend_client, kodak_image, rows: slice, columns: slice, mixed: bool
+) -> None:
+    # the network alone: a per-patch allocation (kept from its decode) or one patch (the first pass's)
+    codec = ImageCodec(
+        backend_client,
+        "residual_gru",
+        patch_size=32,
+        tile_size=64,
+        max_iterations=8,
+        refinement_base_iterations=None,
+    )
+    rgb = np.ascontiguousarray(kodak_image[rows, columns])
+    result = codec.compress(rgb, Target("msssim", 0.95), keep_frames=True)
+    assert (len(np.unique(result.patch_iterations)) > 1) == mixed
+    assert len(result.frames) == result.iterations
+    for steps, frame in enumerate(result.frames, start=1):
+        prefix = codec.truncations(result.bitstream, [steps])[0]
+        assert np.array_equal(frame, codec.decompress(prefix).image)
+    assert measure_ladder(codec, result.bitstream, rgb, result.frames) == measure_ladder(
+        codec, result.bitstream, rgb
+    )
+    assert codec.compress(rgb, Target("msssim", 0.95)).frames == []  # kept only when asked
