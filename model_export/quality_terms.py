@@ -57,8 +57,8 @@ def ssim_map(x: tf.Tensor, y: tf.Tensor, kernel: tf.Tensor, luminance: bool) -> 
     """The contrast-structure map of one scale ('VALID' windows), times the luminance term if asked.
 
     The four window means go through one depthwise convolution of their channels side by side: on
-    this CPU a call costs about the same for 3 channels as for 12, so one call instead of four makes
-    MS-SSIM about three times faster (the gateway measures every allocation it tries)."""
+    this CPU a call costs about the same for 3 channels as for 12, so one call instead of four halves
+    the gateway's MS-SSIM of a Kodak image (0.42 → 0.20 s; it measures every allocation it tries)."""
     channels = x.shape[-1]
     means = gaussian_blur(tf.concat([x, y, x * y, tf.square(x) + tf.square(y)], axis=-1), kernel)
     mean_x, mean_y, mean_xy, mean_squares = tf.split(means, [channels] * 4, axis=-1)
