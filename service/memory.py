@@ -4,6 +4,11 @@ After a 24 Mpx request the gateway kept twice its idle resident memory: freed bl
 glibc's heaps, because its mmap threshold grows with every big block freed (up to 32 MB), so later
 big arrays come from the heap and are not returned. A fixed threshold keeps big arrays in their own
 mappings (returned on free), and a trim after each big job hands back what the heaps hold free.
+
+The gateway fixes it at 1 MiB, where its big arrays are an image's. The embedded backend fixes it at
+glibc's largest, 32 MiB: every block in its own mapping is a fresh ``mmap`` whose pages fault in
+zeroed, and a network iteration allocates hundreds of megabytes of tensors of 1-30 MB; at 1 MiB a
+Kodak decompress took 1.76 s instead of 1.25 s (docs/decisions.md 39).
 """
 
 from __future__ import annotations
@@ -12,11 +17,18 @@ import ctypes
 import ctypes.util
 import functools
 
-__all__ = ["keep_big_blocks_out_of_the_heap", "release_free_memory"]
+__all__ = [
+    "BACKEND_MMAP_THRESHOLD_BYTES",
+    "MMAP_THRESHOLD_BYTES",
+    "keep_big_blocks_out_of_the_heap",
+    "release_free_memory",
+]
 
 _M_MMAP_THRESHOLD = -3
 #: Blocks from 1 MiB up get their own mapping (glibc's default starts at 128 KiB but drifts upward).
 MMAP_THRESHOLD_BYTES = 1 << 20
+#: The embedded backend's: glibc's largest, where its default drifts to (network tensors reuse heap memory).
+BACKEND_MMAP_THRESHOLD_BYTES = 32 << 20
 
 
 @functools.cache
@@ -29,10 +41,10 @@ def _libc() -> ctypes.CDLL | None:
     return libc if libc is not None and hasattr(libc, "malloc_trim") else None
 
 
-def keep_big_blocks_out_of_the_heap() -> bool:
-    """Fix glibc's mmap threshold at :data:`MMAP_THRESHOLD_BYTES`; False where that is not glibc."""
+def keep_big_blocks_out_of_the_heap(threshold: int = MMAP_THRESHOLD_BYTES) -> bool:
+    """Fix glibc's mmap threshold at ``threshold`` bytes; False where that is not glibc."""
     libc = _libc()
-    return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+    return bool(libc and libc.mallopt(_M_MMAP_THRESHOLD, threshold))
 
 
 def release_free_memory() -> bool:

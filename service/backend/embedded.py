@@ -39,7 +39,7 @@ from service.backend.client import COMPUTE_METADATA_KEY, channel_options
 from service.backend.model_config import served_models
 from service.backend.tensors import from_tensor_proto, to_tensor_proto
 from service.logs import configure_logging
-from service.memory import keep_big_blocks_out_of_the_heap
+from service.memory import BACKEND_MMAP_THRESHOLD_BYTES, keep_big_blocks_out_of_the_heap
 
 __all__ = [
     "MIXED_PRECISION",
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     configure_logging(settings.log_format, settings.log_level)
-    keep_big_blocks_out_of_the_heap()
+    keep_big_blocks_out_of_the_heap(BACKEND_MMAP_THRESHOLD_BYTES)
     server = serve(
         args.model_config_file,
         args.host,
