@@ -21,8 +21,10 @@ __all__ = [
     "PATCH",
     "SMOOTH_L_STD",
     "ciede2000",
+    "ciede2000_error",
     "grid_blocking",
     "mean_ciede2000",
+    "mean_inside",
     "patch_jumps",
     "rgb_to_lab",
 ]
@@ -43,13 +45,23 @@ rgb_to_lab = srgb_to_lab
 BORDER = 16
 
 
-def mean_ciede2000(original: np.ndarray, decoded: np.ndarray, inside: int = 0) -> float:
-    """Mean CIEDE2000 over the pixels of two uint8 RGB images [H,W,3]; with ``inside``, over the pixels
-    at least that far from the border (all of them in an image too small to leave any)."""
-    error = ciede2000(rgb_to_lab(original), rgb_to_lab(decoded))
+def ciede2000_error(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:
+    """CIEDE2000 of every pixel of two uint8 RGB images [H,W,3]: float64 [H,W]."""
+    return ciede2000(rgb_to_lab(original), rgb_to_lab(decoded))
+
+
+def mean_inside(error: np.ndarray, inside: int = 0) -> float:
+    """Mean of a per-pixel ``error`` [H,W]; with ``inside``, over the pixels at least that far from the
+    border (all of them in an image too small to leave any)."""
     if inside and min(error.shape) > 2 * inside:
         error = error[inside:-inside, inside:-inside]
     return float(error.mean())
+
+
+def mean_ciede2000(original: np.ndarray, decoded: np.ndarray, inside: int = 0) -> float:
+    """Mean CIEDE2000 over the pixels of two uint8 RGB images [H,W,3] (``inside``: see
+    :func:`mean_inside`)."""
+    return mean_inside(ciede2000_error(original, decoded), inside)
 
 
 def _patch_stats(lab: np.ndarray, patch: int) -> tuple[np.ndarray, np.ndarray]:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.colour import BORDER, grid_blocking, mean_ciede2000, patch_jumps
+from benchmarks.colour import BORDER, ciede2000_error, grid_blocking, mean_inside, patch_jumps
 from service.comparison.classic import largest_within
 
 __all__ = ["VIEWER_CODECS", "ViewerScore", "same_bytes_row"]
@@ -45,13 +45,14 @@ class ViewerScore:
 
 def _score(rgb: np.ndarray, decoded: np.ndarray, size: int) -> ViewerScore:
     jumps, largest = patch_jumps(rgb, decoded)
+    error = ciede2000_error(rgb, decoded)
     return ViewerScore(
         size,
         jumps,
         largest,
-        mean_ciede2000(rgb, decoded),
+        mean_inside(error),
         grid_blocking(rgb, decoded),
-        mean_ciede2000(rgb, decoded, inside=BORDER),
+        mean_inside(error, inside=BORDER),
     )
 
 

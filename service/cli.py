@@ -222,7 +222,7 @@ def compress(args: argparse.Namespace) -> None:
             )
             ladder = ""
             if measured:
-                rungs = measure_ladder(codec, result.bitstream, decoded.rgb, result.frames)
+                rungs = measure_ladder(codec, result.bitstream, decoded.rgb, result)
                 _ladder_path(out).write_text(json.dumps(ladder_to_json(rungs)))
                 ladder = "\n  ladder: " + ", ".join(f"{r.bytes} B MS-SSIM {r.msssim:.4f}" for r in rungs)
             return (

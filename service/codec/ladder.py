@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from service.codec.bitstream import Bitstream
-from service.codec.pipeline import ImageCodec
+from service.codec.pipeline import CompressResult, ImageCodec
 from service.codec.quality import msssim, psnr
 from service.errors import BadParameter, NotInLadder
 
@@ -41,16 +41,21 @@ def prefix_sizes(codec: ImageCodec, bitstream: bytes) -> list[tuple[int, int]]:
 
 
 def measure_ladder(
-    codec: ImageCodec, bitstream: bytes, rgb: np.ndarray, frames: list[np.ndarray] | None = None
+    codec: ImageCodec, bitstream: bytes, rgb: np.ndarray, compressed: CompressResult | None = None
 ) -> list[Rung]:
     """Every prefix of ``bitstream`` with its size and the quality of what it decodes to against the
-    original ``rgb`` (the frames a progressive receiver shows, which are exactly the prefixes' images):
-    ``frames`` where compress kept them (``CompressResult.frames``), else decoded here."""
+    original ``rgb`` (the frames a progressive receiver shows, which are exactly the prefixes' images).
+    ``compressed``, compress's answer that made ``bitstream``, gives the frames it kept (else they are
+    decoded here) and the quality it measured of the whole (else measured here)."""
     sizes = prefix_sizes(codec, bitstream)
+    frames = compressed.frames if compressed is not None else []
     rungs = []
     for (steps, size), frame in zip(sizes, frames or codec.step_images(bitstream), strict=True):
-        value = psnr(rgb, frame)
-        rungs.append(Rung(steps, size, msssim(rgb, frame), None if np.isinf(value) else value))
+        if compressed is not None and steps == sizes[-1][0]:  # the whole bitstream: measured by compress
+            quality, value = compressed.msssim, compressed.psnr
+        else:
+            quality, value = msssim(rgb, frame), psnr(rgb, frame)
+        rungs.append(Rung(steps, size, quality, None if np.isinf(value) else value))
     return rungs
 
 

@@ -123,7 +123,7 @@ async def compress_upload(
         if progress is not None:
             progress("measuring every prefix's quality", 0.97)
         ladder = await svc.limiter.run(
-            measure_ladder, svc.codec, result.bitstream, decoded.rgb, result.frames, pixels=pixels
+            measure_ladder, svc.codec, result.bitstream, decoded.rgb, result, pixels=pixels
         )
         await run_in_threadpool(svc.store.put_metadata, blob_id, {"ladder": ladder_to_json(ladder)})
     _observe(result)

@@ -89,7 +89,7 @@ def test_compress_keeps_what_each_prefix_decodes_to(
     for steps, frame in enumerate(result.frames, start=1):
         prefix = codec.truncations(result.bitstream, [steps])[0]
         assert np.array_equal(frame, codec.decompress(prefix).image)
-    assert measure_ladder(codec, result.bitstream, rgb, result.frames) == measure_ladder(
+    assert measure_ladder(codec, result.bitstream, rgb, result) == measure_ladder(
         codec, result.bitstream, rgb
     )
     assert codec.compress(rgb, Target("msssim", 0.95)).frames == []  # kept only when asked
