@@ -20,6 +20,7 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
+from benchmarks.colour import BORDER, mean_inside
 from model_export.data import IMAGE_SUFFIXES, image_paths
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights
@@ -40,7 +41,8 @@ LEARNING_CURVE_TARGETS = (0.90, 0.95)
 class Curves:
     """Per image and iteration count: raw bits per pixel, MS-SSIM, PSNR and mean CIEDE2000 (colour
     error; every model with the same bits per cell spends the same raw bits on a count, so the column
-    compares models at the same bytes); arrays [images, N]."""
+    compares models at the same bytes), over the whole image and ``BORDER`` px inside its border (where a
+    network's zero padding and a loss's window ring show, docs/decisions.md 37); arrays [images, N]."""
 
     names: list[str]
     pixels: np.ndarray  # per image
@@ -48,6 +50,7 @@ class Curves:
     msssim: np.ndarray
     psnr: np.ndarray
     ciede2000: np.ndarray
+    ciede2000_inside: np.ndarray
 
     def bytes_at(self, target: float) -> tuple[float, int]:
         """Raw bytes (before entropy coding) the uniform curve needs to reach MS-SSIM ``target``, summed
@@ -72,11 +75,12 @@ class Curves:
 
     def summary(self) -> str:
         """The mean curve and the ceiling counts as text."""
-        lines = ["iters  bpp(raw)  MS-SSIM   PSNR  CIEDE2000"]
+        lines = [f"iters  bpp(raw)  MS-SSIM   PSNR  CIEDE2000  {BORDER}px inside"]
         for t in range(self.bpp.shape[1]):
             lines.append(
                 f"{t + 1:5d}  {self.bpp[:, t].mean():8.3f}  {self.msssim[:, t].mean():.4f}"
                 f"  {self.psnr[:, t].mean():6.2f}  {self.ciede2000[:, t].mean():9.3f}"
+                f"  {self.ciede2000_inside[:, t].mean():11.3f}"
             )
         best_ssim, best_psnr = self.msssim.max(axis=1), self.psnr.max(axis=1)
         n = len(self.names)
@@ -94,7 +98,7 @@ def evaluate_images(
     codec: RecurrentCodec, images: list[tuple[str, np.ndarray]], iterations: int, progress: bool = True
 ) -> Curves:
     """Encode and decode every image with 1..``iterations`` uniform iterations (one fused run each)."""
-    bpp, ssim, psnr, colour = [], [], [], []
+    bpp, ssim, psnr, colour, colour_inside = [], [], [], [], []
     for _, rgb in tqdm(images, desc="evaluating", unit="image", disable=not progress):
         height, width = rgb.shape[:2]
         pad_h, pad_w = -height % CELL_SIZE, -width % CELL_SIZE
@@ -108,10 +112,20 @@ def evaluate_images(
         ssim.append(msssim_batch(rgb, decoded))
         psnr.append(psnr_batch(rgb, decoded))
         original = srgb_to_lab(rgb)
-        colour.append([ciede2000(original, srgb_to_lab(image)).mean() for image in decoded])
+        errors = [ciede2000(original, srgb_to_lab(image)) for image in decoded]
+        colour.append([error.mean() for error in errors])
+        colour_inside.append([mean_inside(error, BORDER) for error in errors])
     pixels = np.array([rgb.shape[0] * rgb.shape[1] for _, rgb in images])
     names = [name for name, _ in images]
-    return Curves(names, pixels, np.array(bpp), np.array(ssim), np.array(psnr), np.array(colour))
+    return Curves(
+        names,
+        pixels,
+        np.array(bpp),
+        np.array(ssim),
+        np.array(psnr),
+        np.array(colour),
+        np.array(colour_inside),
+    )
 
 
 def load_run_codec(run_dir: Path) -> RecurrentCodec:

@@ -232,6 +232,7 @@ class RecurrentCodec(tf.Module):
         early_weight: float = 1.0,
         msssim_weight: float = 0.0,
         colour_weight: float = 0.0,
+        msssim_covers_border: bool = False,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Unrolled training pass.
 
@@ -247,7 +248,8 @@ class RecurrentCodec(tf.Module):
         With ``msssim_weight`` w > 0 (and ``log_loss``), each iteration's term is
         (1 − w)·log L1 + w·log(1 − MS-SSIM): the log of MS-SSIM's distance from 1, the quantity every
         MS-SSIM target of the service sets (``images`` need a static size; 88-pixel crops hold four of
-        its five scales).
+        its five scales). With ``msssim_covers_border`` its windows are centred on every pixel, the
+        crop's border mirrored (:func:`msssim_per_image`).
 
         With ``colour_weight`` c > 0, the term adds c·log L1 of the chroma averaged over 8×8 blocks
         (:func:`local_chroma`): MS-SSIM hardly sees a patch's colour drift, which CIEDE2000 measured as
@@ -271,7 +273,7 @@ class RecurrentCodec(tf.Module):
             if msssim_weight > 0.0:
                 pixels = tf.clip_by_value((images + 0.5) * 255.0, 0.0, 255.0)
                 decoded = tf.clip_by_value((reconstruction + 0.5) * 255.0, 0.0, 255.0)
-                distance = tf.reduce_mean(1.0 - msssim_per_image(pixels, decoded))
+                distance = tf.reduce_mean(1.0 - msssim_per_image(pixels, decoded, msssim_covers_border))
                 term = (1.0 - msssim_weight) * term + msssim_weight * tf.math.log(distance + 1e-6)
             if colour_weight > 0.0:
                 drift = tf.reduce_mean(tf.abs(local_chroma(images) - local_chroma(reconstruction)))

@@ -132,7 +132,7 @@ def whole_image_quality(
     return tf.reduce_mean(per_channel, axis=-1), 10.0 * tf.math.log(255.0**2 / mse) / tf.math.log(10.0)
 
 
-def msssim_per_image(reference: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
+def msssim_per_image(reference: tf.Tensor, image: tf.Tensor, cover_border: bool = False) -> tf.Tensor:
     """Differentiable MS-SSIM of each image [B], the training loss's quality term.
 
     ``reference`` and ``image`` are float32 [B,H,W,3] in [0, 255] with a static size. As
@@ -140,6 +140,11 @@ def msssim_per_image(reference: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
     11-pixel window are left out with the weights renormalised, as the gateway measures small
     images, and the last scale that fits carries the luminance term, so that a 128-pixel training
     crop (four scales) still rewards the right brightness and colour.
+
+    With ``cover_border``, each scale is mirrored by half a window at its edges before its map, so
+    that a window is centred on every pixel: MS-SSIM's own windows stay inside the image, and at
+    scale 4 of a 128-pixel crop none is centred within 40 px of its border, a ring the network
+    would otherwise learn to neglect (docs/decisions.md 37).
     """
     kernel = gaussian_window()
     x, y = reference, image
@@ -151,7 +156,14 @@ def msssim_per_image(reference: tf.Tensor, image: tf.Tensor) -> tf.Tensor:
         if scale:
             x = tf.nn.avg_pool2d(x, 2, 2, "VALID")
             y = tf.nn.avg_pool2d(y, 2, 2, "VALID")
-        value = ssim_map(x, y, kernel, scale == fitting[-1])
+        if cover_border:
+            half = _FILTER_SIZE // 2
+            mirror = [[0, 0], [half, half], [half, half], [0, 0]]
+            value = ssim_map(
+                tf.pad(x, mirror, "REFLECT"), tf.pad(y, mirror, "REFLECT"), kernel, scale == fitting[-1]
+            )
+        else:
+            value = ssim_map(x, y, kernel, scale == fitting[-1])
         mean = tf.maximum(tf.reduce_mean(value, axis=[1, 2]), 1e-4)  # [B,3]
         log_msssim += POWER_FACTORS[scale] / total * tf.math.log(mean)
     return tf.reduce_mean(tf.exp(log_msssim), axis=-1)

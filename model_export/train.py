@@ -159,6 +159,7 @@ def train(args: argparse.Namespace) -> None:
                 early_weight=args.early_weight,
                 msssim_weight=args.msssim_weight,
                 colour_weight=args.colour_weight,
+                msssim_covers_border=args.msssim_covers_border,
             )
         grads = tape.gradient(loss, variables)
         grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
@@ -183,6 +184,7 @@ def train(args: argparse.Namespace) -> None:
             [
                 f"# iterations={args.iterations} log_loss={args.log_loss} early_weight={args.early_weight}"
                 f" msssim_weight={args.msssim_weight} colour_weight={args.colour_weight}"
+                f" msssim_covers_border={args.msssim_covers_border}"
                 f" crop={args.crop} batch={args.batch}",
                 "",
                 "",
@@ -259,6 +261,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=0.0,
         help="weight of log L1 of the 8x8-block chroma added to each iteration's loss",
+    )
+    parser.add_argument(
+        "--msssim-covers-border",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="centre MS-SSIM's windows on every pixel of the crop, its border mirrored",
     )
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")

@@ -49,3 +49,19 @@ def test_the_training_loss_msssim_on_a_small_crop_rewards_the_right_brightness(k
     assert float(msssim_per_image(crop, crop)[0]) == pytest.approx(1.0, abs=1e-6)
     brighter = tf.clip_by_value(crop + 40.0, 0.0, 255.0)
     assert float(msssim_per_image(crop, brighter)[0]) < 0.99
+
+
+def test_the_training_loss_msssim_covering_the_border_sees_an_error_in_the_outer_ring(kodak_image) -> None:
+    """Noise in the crop's outer 4 px lies in few of MS-SSIM's own windows; centring a window on every
+    pixel (the border mirrored) makes it cost more, and the image itself still scores 1."""
+    from model_export.quality_terms import msssim_per_image
+
+    crop = tf.constant(kodak_image[None, :128, :128], tf.float32)
+    assert float(msssim_per_image(crop, crop, cover_border=True)[0]) == pytest.approx(1.0, abs=1e-6)
+    ring = np.ones((1, 128, 128, 1), np.float32)
+    ring[:, 4:-4, 4:-4] = 0.0
+    noise = np.random.default_rng(0).normal(0.0, 30.0, (1, 128, 128, 3)).astype(np.float32)
+    noisy = tf.clip_by_value(crop + noise * ring, 0.0, 255.0)
+    inside = float(msssim_per_image(crop, noisy)[0])
+    covering = float(msssim_per_image(crop, noisy, cover_border=True)[0])
+    assert covering < inside - 0.01
