@@ -508,6 +508,34 @@ class ImageCodec:
         timings["total_seconds"] = time.perf_counter() - start
         return Decoded(stream, image, timings)
 
+    def _decoded_batches(
+        self,
+        geometry: Geometry,
+        version: int,
+        bits: np.ndarray,
+        cell_iterations: np.ndarray,
+        every_iteration: bool,
+        progress: Progress | None = None,
+    ) -> Iterator[tuple[list[Tile], np.ndarray]]:
+        """One fused ``decompress`` call per batch of tiles that has iterations (no state through gRPC):
+        each batch with its images after every iteration, [tiles, T, h, w, 3] (``every_iteration``), or
+        its final images, [tiles, h, w, 3]; ``progress`` hears the share of the batches done."""
+        # From version 4, ask for the final image alone rather than every iteration's.
+        final_only = (
+            not every_iteration and "reconstruction" in self._signatures(version)["decompress"].outputs
+        )
+        batches = _batches(geometry.tiles(), cell_iterations)
+        for done, (iterations, batch) in enumerate(batches, start=1):
+            if progress is not None:
+                progress("decoding", (done - 1) / len(batches))
+            if iterations == 0:  # a tile with no iteration at all keeps the network's starting point
+                continue
+            tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])
+            output = "reconstruction" if final_only else "reconstructions"
+            out = self.client.predict(self.model_name, version, "decompress", {"bits": tile_bits}, [output])
+            images = out[output]
+            yield batch, images if final_only or every_iteration else images[:, -1]
+
     def decode_bits(
         self,
         geometry: Geometry,
@@ -517,31 +545,33 @@ class ImageCodec:
         progress: Progress | None = None,
         deblocked: bool = True,
     ) -> np.ndarray:
-        """The receiver's image, uint8 [H,W,3], from its bits (one ``decompress`` call per batch),
-        deblocked as bitstream formats 8 and 9 say (``deblocked``: what compress writes now)."""
-        # A tile with no iteration at all is the network's starting point: mid-grey.
-        image = grey_image(geometry.padded_height, geometry.padded_width)
-        # From version 4, ask for the final image alone rather than every iteration's.
-        final_only = "reconstruction" in self._signatures(version)["decompress"].outputs
-        batches = _batches(geometry.tiles(), cell_iterations)
-        for done, (iterations, batch) in enumerate(batches, start=1):
-            if progress is not None:
-                progress("decoding", (done - 1) / len(batches))
-            if iterations == 0:
-                continue
-            tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])
-            if final_only:
-                final = self.client.predict(
-                    self.model_name, version, "decompress", {"bits": tile_bits}, ["reconstruction"]
-                )["reconstruction"]
-            else:
-                final = self.client.predict(self.model_name, version, "decompress", {"bits": tile_bits})[
-                    "reconstructions"
-                ][:, -1]
+        """The receiver's image, uint8 [H,W,3], from its bits, deblocked as bitstream formats 8 and 9 say
+        (``deblocked``: what compress writes now)."""
+        image = grey_image(geometry.padded_height, geometry.padded_width)  # the network's starting point
+        for batch, final in self._decoded_batches(geometry, version, bits, cell_iterations, False, progress):
             for i, tile in enumerate(batch):
                 image[tile.pixel_slice] = final[i]
         image = np.ascontiguousarray(geometry.crop(image))
         return deblock_network(image) if deblocked else image
+
+    def _frames(
+        self,
+        geometry: Geometry,
+        version: int,
+        bits: np.ndarray,
+        cell_iterations: np.ndarray,
+        deblocked: bool,
+    ) -> Iterator[np.ndarray]:
+        """The receiver's image after each iteration, shown one at a time from the padded images the
+        backend's calls gave (every iteration's at once: for images of a few megapixels)."""
+        steps = int(cell_iterations.max(initial=0))
+        padded = np.repeat(grey_image(geometry.padded_height, geometry.padded_width)[None], steps, axis=0)
+        for batch, images in self._decoded_batches(geometry, version, bits, cell_iterations, True):
+            for i, tile in enumerate(batch):
+                _place(padded, images[i], tile.pixel_slice)
+        shown = deblock_network if deblocked else np.ascontiguousarray
+        for frame in padded:
+            yield shown(geometry.crop(frame))
 
     def decode_frames(
         self,
@@ -552,34 +582,20 @@ class ImageCodec:
         deblocked: bool = True,
     ) -> list[np.ndarray]:
         """The receiver's image after each iteration, uint8 [H,W,3] each (what the first k iterations of
-        these bits decode to), from one fused ``decompress`` call per batch of tiles that returns every
-        iteration's image (no state through gRPC). Holds every iteration's image at once: for images
-        of a few megapixels."""
-        steps = int(cell_iterations.max(initial=0))
-        padded = np.repeat(grey_image(geometry.padded_height, geometry.padded_width)[None], steps, axis=0)
-        for iterations, batch in _batches(geometry.tiles(), cell_iterations):
-            if iterations == 0:
-                continue
-            tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])
-            out = self.client.predict(
-                self.model_name, version, "decompress", {"bits": tile_bits}, ["reconstructions"]
-            )["reconstructions"]
-            for i, tile in enumerate(batch):
-                _place(padded, out[i], tile.pixel_slice)
-        shown = deblock_network if deblocked else np.ascontiguousarray
-        return [shown(geometry.crop(frame)) for frame in padded]
+        these bits decode to), from one fused ``decompress`` call per batch of tiles."""
+        return list(self._frames(geometry, version, bits, cell_iterations, deblocked))
 
     def step_images(self, data: bytes) -> Iterator[np.ndarray]:
         """The image after each of ``data``'s steps, as a progressive receiver shows them (each is what
-        the prefix of that many steps decodes to): the network's (:meth:`decode_frames`), then the
+        the prefix of that many steps decodes to): the network's (as :meth:`decode_frames`), then the
         refinement layer's."""
         stream, bits, cell_iterations = self._parse(data)
         geometry = stream.geometry
-        frames = self.decode_frames(
+        last = grey_image(geometry.height, geometry.width)
+        for last in self._frames(
             geometry, stream.model_version, bits, cell_iterations, stream.network_deblocked
-        )
-        yield from frames
-        last = frames[-1] if frames else grey_image(geometry.height, geometry.width)
+        ):
+            yield last
         for payload in _layer_steps(stream, None):
             yield refinement.decode(last, payload, stream.layer_format)
 
