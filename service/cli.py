@@ -235,7 +235,7 @@ def compress(args: argparse.Namespace) -> None:
 
 
 def cut(args: argparse.Namespace) -> None:
-    from service.codec.ladder import choose_rung, ladder_from_json
+    from service.codec.ladder import choose_rung, ladder_from_json, rung_bitstream
 
     ladder_file = _ladder_path(args.bitstream)
     if not ladder_file.exists():
@@ -244,14 +244,17 @@ def cut(args: argparse.Namespace) -> None:
         ladder_from_json(json.loads(ladder_file.read_text())), args.msssim, args.psnr, args.bytes
     )
     data = args.bitstream.read_bytes()
-    out = args.out or args.bitstream.with_name(f"{args.bitstream.stem}.{rung.steps}{BITSTREAM_SUFFIX}")
+    name = f"{rung.steps}" if rung.counts is None else f"{rung.steps}p"
+    out = args.out or args.bitstream.with_name(f"{args.bitstream.stem}.{name}{BITSTREAM_SUFFIX}")
     with _codec() as codec:
-        prefix = codec.truncations(data, [rung.steps])[0]
+        prefix = rung_bitstream(codec, data, rung)
     out.write_bytes(prefix)
-    print(
-        f"{args.bitstream} -> {out}: {len(prefix)} of {len(data)} bytes, {rung.steps} steps, "
-        f"MS-SSIM {rung.msssim:.4f}"
+    kind = (
+        f"{rung.steps} steps"
+        if rung.counts is None
+        else f"each patch cut at its own count (at most {rung.steps})"
     )
+    print(f"{args.bitstream} -> {out}: {len(prefix)} of {len(data)} bytes, {kind}, MS-SSIM {rung.msssim:.4f}")
 
 
 def decompress(args: argparse.Namespace) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +67,12 @@ class Settings(BaseSettings):
         "measured smallest, 8-12 % below 4 iterations at MS-SSIM 0.98-0.99 (docs/decisions.md 28)",
     )
     default_msssim: float = 0.95
+    ladder_msssims: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
+        [0.85, 0.9, 0.93],
+        description="MS-SSIMs below a bitstream's own at which its quality ladder also holds the allocation "
+        "a compress at that target would choose, each patch cut at its own count (docs/decisions.md 40): "
+        "one decode more each",
+    )
     ladder_max_pixels: int = Field(
         4_194_304,
         ge=0,

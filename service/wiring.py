@@ -47,4 +47,5 @@ def image_codec(settings: Settings, client: BackendClient) -> ImageCodec:
         smooth_patch_delta_e=settings.smooth_patch_delta_e,
         refinement_base_iterations=settings.refinement_base_iterations if settings.refinement else None,
         max_pixels=settings.max_pixels,
+        ladder_msssims=tuple(settings.ladder_msssims),
     )

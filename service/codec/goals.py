@@ -18,6 +18,7 @@ by side, the network (its first pass and rate control's allocations) and the ref
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -26,11 +27,12 @@ from service.codec.encoding import EarlyExit
 from service.codec.layer_coder import LayerCoder
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import Target
-from service.codec.run import Candidate, CompressRun
+from service.codec.run import Candidate, CompressRun, NetworkCoder
 
 __all__ = [
     "QualityGoal",
     "SizeGoal",
+    "allocations_below",
     "goal_for",
     "next_aim",
 ]
@@ -101,12 +103,14 @@ class QualityGoal:
             if pending is not None:
                 self.layer = pending.result()
 
+    def settles_colour(self, codec: NetworkCoder) -> bool:
+        """Whether smooth patches get iterations until their colour settles at this target."""
+        return codec.smooth_patch_delta_e > 0 and self.target.value >= _SETTLE_COLOUR_FROM[self.kind]
+
     def _network_pass(self, run: CompressRun) -> None:
         """The first pass through the backend."""
         codec = run.codec
-        run.settle_colour = (
-            codec.smooth_patch_delta_e > 0 and self.target.value >= _SETTLE_COLOUR_FROM[self.kind]
-        )
+        run.settle_colour = self.settles_colour(codec)
         # Tiles with smooth patches run one iteration past the aim: where their colour settles
         # (minimum_counts); a big image's other tiles do not pay for it.
         one_more = (
@@ -311,6 +315,37 @@ class SizeGoal:
     def refine(self, run: CompressRun, chosen: Candidate, achieved: float) -> tuple[Candidate, float]:
         """Size targets are filled by the network's iterations alone."""
         return chosen, achieved
+
+
+def allocations_below(run: CompressRun, values: Sequence[float], ceiling: np.ndarray) -> list[Candidate]:
+    """For each MS-SSIM in ``values`` (below what the chosen network bitstream reaches), the allocation
+    a compress at that target would choose from the same first pass, each patch kept within
+    ``ceiling`` (the chosen counts, so that its bits are all in the chosen bitstream), decoded and
+    measured: the quality ladder's rungs that cut each patch at its own count (decision 40). A value
+    that no such allocation meets, or whose allocation cuts every patch at one count (a prefix the
+    ladder has anyway), gives none."""
+    settle_colour = run.settle_colour
+    found: list[Candidate] = []
+    try:
+        for value in sorted(values):
+            goal = QualityGoal(Target("msssim", value))
+            run.settle_colour = goal.settles_colour(run.codec)
+            for candidate in sorted(goal.candidates(run), key=lambda c: c.raw_bits):
+                counts = np.minimum(candidate.counts, ceiling)
+                if np.array_equal(counts, np.minimum(ceiling, counts.max(initial=0))):
+                    break  # a prefix of the bitstream: no smaller allocation left to try
+                if candidate.decoded and np.array_equal(counts, candidate.counts):
+                    image = candidate.image
+                    measured = candidate.value if candidate.exact else msssim(run.rgb, image)
+                else:
+                    image = run.decoded(counts)
+                    measured = run.timed("metrics_seconds", msssim, run.rgb, image)
+                if measured >= value:
+                    found.append(Candidate(counts, image, None, measured, True, run.raw_bits(counts)))
+                    break
+    finally:
+        run.settle_colour = settle_colour
+    return found
 
 
 def goal_for(target: Target) -> QualityGoal | SizeGoal:

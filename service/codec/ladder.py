@@ -1,10 +1,13 @@
 """One bitstream, every lower quality: the prefixes of a bitstream's steps and what each decodes to.
 
 A bitstream's first k steps (the network's first k iterations, then the refinement layer's block means,
-then the rest) are a valid bitstream of their own (``ImageCodec.truncations``). The ladder records, at
-encode time while the original is at hand, the size and measured quality of every prefix, so that a
-stored master answers ``GET /bitstreams/{id}?msssim=0.9`` (or ``?bytes=N``) with the shortest prefix
-that meets it, without encoding again.
+then the rest) are a valid bitstream of their own (``ImageCodec.truncations``). So is the network's
+bitstream with each patch cut at its own count (``ImageCodec.cut``): compress finds, at a few lower
+MS-SSIMs, the allocation a compress at that target would choose within the bitstream's counts
+(``CompressResult.allocations_below``, decision 40), a tenth smaller than the prefix meeting the same
+target. The ladder records, at encode time while the original is at hand, the size and measured quality
+of every prefix and of those cuts, so that a stored master answers ``GET /bitstreams/{id}?msssim=0.9``
+(or ``?bytes=N``) with the smallest rung that meets it, without encoding again.
 """
 
 from __future__ import annotations
@@ -18,18 +21,29 @@ from service.codec.pipeline import CompressResult, ImageCodec
 from service.codec.quality import msssim, psnr
 from service.errors import BadParameter, NotInLadder
 
-__all__ = ["Rung", "choose_rung", "ladder_from_json", "ladder_to_json", "measure_ladder", "prefix_sizes"]
+__all__ = [
+    "Rung",
+    "choose_rung",
+    "ladder_from_json",
+    "ladder_to_json",
+    "measure_ladder",
+    "prefix_sizes",
+    "rung_bitstream",
+]
 
 
 @dataclass(frozen=True)
 class Rung:
-    """A prefix of ``steps`` steps: its size in bytes and its decoded image's quality (PSNR None when
+    """A prefix of ``steps`` steps, or with ``counts`` the network's bitstream cut at each patch's own
+    count (``steps`` its largest): its size in bytes and its decoded image's quality (PSNR None when
     the image is exact)."""
 
     steps: int
     bytes: int
     msssim: float
     psnr: float | None
+    #: iterations per patch [patches_y][patches_x] of a per-patch cut (None: a prefix of ``steps``)
+    counts: list[list[int]] | None = None
 
 
 def prefix_sizes(codec: ImageCodec, bitstream: bytes) -> list[tuple[int, int]]:
@@ -46,7 +60,8 @@ def measure_ladder(
     """Every prefix of ``bitstream`` with its size and the quality of what it decodes to against the
     original ``rgb`` (the frames a progressive receiver shows, which are exactly the prefixes' images).
     ``compressed``, compress's answer that made ``bitstream``, gives the frames it kept (else they are
-    decoded here) and the quality it measured of the whole (else measured here)."""
+    decoded here), the quality it measured of the whole (else measured here) and the allocations it found
+    below it, which become per-patch rungs. The rungs come in order of size."""
     sizes = prefix_sizes(codec, bitstream)
     frames = compressed.frames if compressed is not None else []
     rungs = []
@@ -55,15 +70,36 @@ def measure_ladder(
             quality, value = compressed.msssim, compressed.psnr
         else:
             quality, value = msssim(rgb, frame), psnr(rgb, frame)
-        rungs.append(Rung(steps, size, quality, None if np.isinf(value) else value))
-    return rungs
+        rungs.append(Rung(steps, size, quality, _finite(value)))
+    prefixes = list(rungs)
+    for allocation in compressed.allocations_below if compressed is not None else []:
+        size = len(codec.cut(bitstream, allocation.counts))
+        if any(r.bytes <= size and r.msssim >= allocation.msssim for r in prefixes):
+            continue  # a prefix as small gives more (the allocation kept smooth patches' colour floor)
+        counts = allocation.counts.astype(int).tolist()
+        value = _finite(psnr(rgb, allocation.image))
+        rungs.append(Rung(int(allocation.counts.max()), size, allocation.msssim, value, counts))
+    return sorted(rungs, key=lambda r: (r.bytes, r.counts is not None))
+
+
+def _finite(value: float) -> float | None:
+    return None if np.isinf(value) else value
+
+
+def rung_bitstream(codec: ImageCodec, bitstream: bytes, rung: Rung) -> bytes:
+    """The bytes of ``rung`` of ``bitstream``'s ladder: a prefix of its steps, or its per-patch cut."""
+    if rung.counts is not None:
+        return codec.cut(bitstream, np.array(rung.counts))
+    if rung.steps >= Bitstream.from_bytes(bitstream).steps:
+        return bitstream
+    return codec.truncations(bitstream, [rung.steps])[0]
 
 
 def choose_rung(
     ladder: list[Rung], msssim: float | None = None, psnr: float | None = None, max_bytes: int | None = None
 ) -> Rung:
-    """The shortest prefix meeting ``msssim`` or ``psnr``, or the longest within ``max_bytes`` (exactly
-    one of them); ``NotInLadder`` when no prefix can."""
+    """The smallest rung meeting ``msssim`` or ``psnr``, or the best (by MS-SSIM) within ``max_bytes``
+    (exactly one of them); ``NotInLadder`` when no rung can."""
     given = {k: v for k, v in {"msssim": msssim, "psnr": psnr, "bytes": max_bytes}.items() if v is not None}
     if len(given) != 1:
         raise BadParameter(f"give exactly one of msssim, psnr and bytes; got {sorted(given) or 'none'}")
@@ -71,21 +107,34 @@ def choose_rung(
     if kind == "bytes":
         fitting = [r for r in ladder if r.bytes <= value]
         if not fitting:
-            raise NotInLadder(f"the shortest prefix of this bitstream is {ladder[0].bytes} bytes")
-        return fitting[-1]
+            raise NotInLadder(
+                f"the smallest rung of this bitstream's ladder is {min(r.bytes for r in ladder)} bytes"
+            )
+        return max(fitting, key=lambda r: (r.msssim, r.bytes))
     quality = (lambda r: r.msssim) if kind == "msssim" else (lambda r: np.inf if r.psnr is None else r.psnr)
-    for rung in ladder:
-        if quality(rung) >= value:
-            return rung
-    best = quality(ladder[-1])
+    meeting = [r for r in ladder if quality(r) >= value]
+    if meeting:
+        return min(meeting, key=lambda r: r.bytes)
+    best = max(quality(r) for r in ladder)
     raise NotInLadder(
         f"this bitstream reaches {kind} {best:.4f} at most; {kind}={value:g} needs a new compress"
     )
 
 
-def ladder_to_json(ladder: list[Rung]) -> list[dict]:
-    return [asdict(rung) for rung in ladder]
+def ladder_to_json(ladder: list[Rung], counts: bool = True) -> list[dict]:
+    """The ladder as JSON, each rung with its ``cut`` ("prefix" or "per-patch"); without ``counts`` the
+    per-patch counts are left out (what clients read; the store keeps them to cut the rung again)."""
+    document = []
+    for rung in ladder:
+        fields = asdict(rung)
+        if not counts:
+            del fields["counts"]
+        document.append({**fields, "cut": "prefix" if rung.counts is None else "per-patch"})
+    return document
 
 
 def ladder_from_json(document: list[dict]) -> list[Rung]:
-    return [Rung(int(r["steps"]), int(r["bytes"]), float(r["msssim"]), r["psnr"]) for r in document]
+    return [
+        Rung(int(r["steps"]), int(r["bytes"]), float(r["msssim"]), r["psnr"], r.get("counts"))
+        for r in document
+    ]

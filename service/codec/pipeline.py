@@ -35,19 +35,20 @@ from service.codec.entropy import (
     encode_payload,
     truncate,
 )
-from service.codec.goals import goal_for
+from service.codec.goals import allocations_below, goal_for
 from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import QualityTable, Target
 from service.codec.run import FIRST_PASS_SHARE, Candidate, CompressRun, Progress
 from service.errors import (
     BackendUnavailable,
+    BadParameter,
     InvalidBitstream,
     ModelCannotCompress,
     ModelVersionNotServed,
 )
 
-__all__ = ["CompressResult", "Decoded", "ImageCodec", "Progress"]
+__all__ = ["Allocation", "CompressResult", "Decoded", "ImageCodec", "Progress"]
 
 #: Model versions whose bitstreams a later version decodes bit for bit, so that the earlier one's files can
 #: leave ``models/``: version 4 is version 3's weights and context model re-exported with one output more
@@ -57,6 +58,15 @@ EQUIVALENT_VERSIONS = {3: 4}
 #: One 1024-px tile per call: on a 12 Mpx image, a third less peak memory than 4 Mpx calls (+2.0 GB
 #: against +3.6 GB) and faster (113 s against 136 s), each call stopping at its own count (decision 22).
 MAX_PIXELS_PER_CALL = 1_048_576
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Per-patch iteration counts within a bitstream's own, the image they decode to and its MS-SSIM."""
+
+    counts: np.ndarray  # [patches_y, patches_x]
+    image: np.ndarray  # uint8 [H, W, 3]
+    msssim: float
 
 
 @dataclass
@@ -83,6 +93,9 @@ class CompressResult:
     #: prefix decodes to), when compress was asked to keep them and had them without another decode
     #: (the network's bitstreams); empty otherwise
     frames: list[np.ndarray] = field(default_factory=list)
+    #: for the quality ladder (with ``frames``), the allocations compress would choose at the codec's
+    #: ``ladder_msssims`` below this bitstream's quality, each within its counts (``ImageCodec.cut``)
+    allocations_below: list[Allocation] = field(default_factory=list)
 
 
 @dataclass
@@ -144,6 +157,7 @@ class ImageCodec:
         smooth_patch_iterations: int = 3,
         smooth_patch_delta_e: float = 1.2,
         refinement_base_iterations: int | None = 0,
+        ladder_msssims: tuple[float, ...] = (),
     ) -> None:
         self.client = client
         self.model_name = model_name
@@ -159,6 +173,9 @@ class ImageCodec:
         self.smooth_patch_delta_e = smooth_patch_delta_e
         #: network iterations under the refinement layer (None: no refinement layer)
         self.refinement_base_iterations = refinement_base_iterations
+        #: MS-SSIMs at which compress, asked for frames (the quality ladder), also finds the allocation
+        #: within the bitstream's counts that a compress at that target would choose (decision 40)
+        self.ladder_msssims = ladder_msssims
         self._signature_defs: dict[int, dict] = {}
         self._context_models: dict[int, ContextModel | None] = {}
 
@@ -363,12 +380,27 @@ class ImageCodec:
             elif layer:  # the network's bits as they are, the layer cut to its first step
                 cuts.append(dataclasses.replace(stream, refinement=layer[-1]).to_bytes())
             else:
-                counts = np.minimum(stream.patch_iterations, max(0, k))
-                network_only = FORMAT_VERSION if stream.network_deblocked else 3  # shown as the whole was
-                cuts.append(
-                    self._pack(stream.geometry, stream.model_version, bits, counts, None, b"", network_only)
-                )
+                cuts.append(self._network_cut(stream, bits, np.minimum(stream.patch_iterations, max(0, k))))
         return cuts
+
+    def cut(self, data: bytes, counts: np.ndarray) -> bytes:
+        """The network's bitstream ``data`` with each patch cut to its own count of ``counts``
+        [patches_y, patches_x] (at most its own): a valid, smaller bitstream, byte for byte the one
+        compress codes for those counts, made without encoding again."""
+        stream, bits, _ = self._parse(data)
+        counts = np.asarray(counts)
+        if stream.refinement:
+            raise BadParameter("a bitstream with a refinement layer is cut by steps, not per patch")
+        if counts.shape != stream.patch_iterations.shape or (counts > stream.patch_iterations).any():
+            raise BadParameter(
+                f"per-patch counts must be {stream.patch_iterations.shape} and at most the bitstream's own"
+            )
+        return self._network_cut(stream, bits, counts)
+
+    def _network_cut(self, stream: Bitstream, bits: np.ndarray, counts: np.ndarray) -> bytes:
+        """The network's iterations of ``stream`` cut to per-patch ``counts``, shown as the whole was."""
+        network_only = FORMAT_VERSION if stream.network_deblocked else 3
+        return self._pack(stream.geometry, stream.model_version, bits, counts, None, b"", network_only)
 
     def compress(
         self, rgb: np.ndarray, target: Target, progress: Progress | None = None, keep_frames: bool = False
@@ -402,8 +434,17 @@ class ImageCodec:
         run.report_progress("checking the choice", 0.9)
         chosen, achieved = goal.choose(run, candidates)
         chosen, achieved = goal.refine(run, chosen, achieved)
+        below: list[Allocation] = []
+        if keep_frames and target.kind == "msssim" and not chosen.refinement:
+            run.report_progress("finding the allocations of lower qualities", 0.92)
+            lower = [value for value in self.ladder_msssims if value < achieved]
+            below = [
+                Allocation(c.counts, c.image, c.value) for c in allocations_below(run, lower, chosen.counts)
+            ]
         run.report_progress("coding the bitstream", 0.95)
-        return self._report(run, target, chosen, achieved, start)
+        return dataclasses.replace(
+            self._report(run, target, chosen, achieved, start), allocations_below=below
+        )
 
     def _report(
         self, run: CompressRun, target: Target, chosen: Candidate, achieved: float, start: float

@@ -105,7 +105,7 @@ class CompressRun:
     timings: dict[str, float] = field(default_factory=dict)
     uniform: Encoding | None = None
     progress: Progress | None = None
-    _floor: tuple[Encoding, np.ndarray] | None = None
+    _floor: tuple[Encoding, bool, np.ndarray] | None = None
     #: whether smooth patches get iterations until their colour settles (high quality targets only)
     settle_colour: bool = False
     #: bytes of each coder's smallest bitstream meeting the target that was compared ("network", "layer")
@@ -151,8 +151,9 @@ class CompressRun:
         ``smooth_patch_delta_e`` of the original's (of those the first pass ran): two neighbours within
         it differ by about one just-noticeable difference (ΔE 2.3) at most (decision 25)."""
         assert self.uniform is not None
-        if self._floor is not None and self._floor[0] is self.uniform:
-            return self._floor[1]
+        cached = self._floor
+        if cached is not None and cached[0] is self.uniform and cached[1] == self.settle_colour:
+            return cached[2]
         floor = np.where(self.smooth, self.codec.smooth_patch_iterations, 1)
         tolerance = self.codec.smooth_patch_delta_e if self.settle_colour else 0.0
         if tolerance > 0 and self.smooth.any():
@@ -160,7 +161,7 @@ class CompressRun:
             for n in range(self.iterations_run, int(floor.max()) - 1, -1):
                 settled[self.colour_offsets(n) <= tolerance] = n
             floor = np.where(self.smooth, np.maximum(floor, settled), floor)
-        self._floor = (self.uniform, floor)
+        self._floor = (self.uniform, self.settle_colour, floor)
         return floor
 
     def visible_jumps(self, image: np.ndarray) -> int:

@@ -98,11 +98,11 @@ def test_compress_decompress_and_info_round_trip(backend_address: str, tmp_path:
     done = _rgic("cut", streams[1], "--msssim", str(lower), backend_address=backend_address)
     assert done.returncode == 0, done.stderr
     rung = next(r for r in ladder if r["msssim"] >= lower)
-    cut = out / f"b.{rung['steps']}.rgic"
+    cut = out / f"b.{rung['steps']}{'p' if rung['cut'] == 'per-patch' else ''}.rgic"
     assert cut.stat().st_size == rung["bytes"]
     done = _rgic("decompress", str(cut), "--out-dir", str(tmp_path), backend_address=backend_address)
     assert done.returncode == 0, done.stderr
-    decoded = np.asarray(Image.open(tmp_path / f"b.{rung['steps']}.png").convert("RGB"))
+    decoded = np.asarray(Image.open(tmp_path / cut.with_suffix(".png").name).convert("RGB"))
     assert msssim(crops["b"], decoded) == pytest.approx(rung["msssim"], abs=1e-6) and rung["msssim"] >= lower
     done = _rgic("cut", streams[1], "--msssim", "0.9999", backend_address=backend_address)
     assert done.returncode != 0 and "not_in_ladder" in done.stderr

@@ -8,7 +8,7 @@ from fastapi.responses import Response
 from service.api.deps import Services, require_api_key, services
 from service.api.responses import OCTET
 from service.codec.bitstream import Bitstream
-from service.codec.ladder import Rung, choose_rung, ladder_from_json, ladder_to_json
+from service.codec.ladder import Rung, choose_rung, ladder_from_json, ladder_to_json, rung_bitstream
 from service.errors import NotInLadder
 
 router = APIRouter(tags=["bitstreams"])
@@ -45,19 +45,21 @@ def stored_ladder(svc: Services, blob_id: str) -> list[Rung]:
     "/bitstreams/{blob_id}",
     dependencies=[Depends(require_api_key)],
     response_class=Response,
-    responses={200: {"content": {OCTET: {}}}, 422: {"description": "no prefix meets the quality or size"}},
+    responses={200: {"content": {OCTET: {}}}, 422: {"description": "no rung meets the quality or size"}},
 )
 def get_bitstream(
     blob_id: str,
-    msssim: float | None = Query(None, gt=0, le=1, description="the shortest prefix whose image meets it"),
-    psnr: float | None = Query(None, gt=0, description="the shortest prefix whose image meets it (dB)"),
-    max_bytes: int | None = Query(None, alias="bytes", gt=0, description="the longest prefix within it"),
+    msssim: float | None = Query(None, gt=0, le=1, description="the smallest rung whose image meets it"),
+    psnr: float | None = Query(None, gt=0, description="the smallest rung whose image meets it (dB)"),
+    max_bytes: int | None = Query(None, alias="bytes", gt=0, description="the best rung within it"),
     svc: Services = Depends(services),
 ) -> Response:
-    """The stored bitstream's bytes; with ``msssim``, ``psnr`` or ``bytes``, the shortest prefix of its
-    steps that meets that quality (the longest within that size), itself a valid bitstream, chosen from
-    the qualities compress measured on the decoded prefixes: no encode. ``X-RGIC-Steps`` and the
-    prefix's measured ``X-RGIC-MSSSIM`` / ``X-RGIC-PSNR`` describe it."""
+    """The stored bitstream's bytes; with ``msssim``, ``psnr`` or ``bytes``, the smallest rung of its
+    quality ladder that meets that quality (the best within that size), itself a valid bitstream: a
+    prefix of its steps, or (``X-RGIC-Cut: per-patch``) its network iterations with each patch cut at
+    the count a compress at a lower target chose. Chosen from the qualities compress measured on the
+    decoded rungs: no encode. ``X-RGIC-Steps`` and the rung's measured ``X-RGIC-MSSSIM`` /
+    ``X-RGIC-PSNR`` describe it."""
     data = svc.store.get(blob_id)
     if msssim is None and psnr is None and max_bytes is None:
         return Response(data, media_type=OCTET)
@@ -68,9 +70,10 @@ def get_bitstream(
             "RGIC_LADDER_MAX_PIXELS"
         )
     rung = choose_rung(ladder, msssim, psnr, max_bytes)
-    prefix = data if rung is ladder[-1] else svc.codec.truncations(data, [rung.steps])[0]
+    prefix = rung_bitstream(svc.codec, data, rung)
     headers = {
         "X-RGIC-Steps": str(rung.steps),
+        "X-RGIC-Cut": "prefix" if rung.counts is None else "per-patch",
         "X-RGIC-MSSSIM": f"{rung.msssim:.6f}",
         "X-RGIC-PSNR": "inf" if rung.psnr is None else f"{rung.psnr:.4f}",
     }
@@ -83,5 +86,5 @@ def get_bitstream_info(blob_id: str, svc: Services = Depends(services)) -> dict:
     data = svc.store.get(blob_id)
     return {
         **header_info(Bitstream.from_bytes(data), len(data)),
-        "ladder": ladder_to_json(stored_ladder(svc, blob_id)),
+        "ladder": ladder_to_json(stored_ladder(svc, blob_id), counts=False),
     }

@@ -5,7 +5,14 @@ import itertools
 import numpy as np
 import pytest
 
-from service.codec.ladder import Rung, choose_rung, ladder_from_json, ladder_to_json, measure_ladder
+from service.codec.ladder import (
+    Rung,
+    choose_rung,
+    ladder_from_json,
+    ladder_to_json,
+    measure_ladder,
+    rung_bitstream,
+)
 from service.codec.pipeline import ImageCodec
 from service.codec.quality import msssim
 from service.codec.rate_control import Target
@@ -44,8 +51,23 @@ def test_what_no_prefix_can_give_is_refused_with_the_reason() -> None:
         choose_rung(LADDER)
 
 
+def test_a_per_patch_rung_is_chosen_where_it_is_the_smallest_meeting_the_target() -> None:
+    cut = Rung(3, 150, 0.91, 23.5, [[3, 1], [2, 2]])
+    ladder = sorted([*LADDER, cut], key=lambda r: r.bytes)
+    assert choose_rung(ladder, msssim=0.9) is cut  # the prefix meeting 0.90 takes 180 bytes
+    assert choose_rung(ladder, msssim=0.905) is cut
+    assert choose_rung(ladder, msssim=0.92).steps == 3 and choose_rung(ladder, msssim=0.92).counts is None
+    assert choose_rung(ladder, max_bytes=179) is cut  # better than the 100-byte prefix
+    assert choose_rung(ladder, max_bytes=200).bytes == 150  # 0.91 beats 0.90 at 180 bytes
+
+
 def test_a_ladder_survives_json() -> None:
     assert ladder_from_json(ladder_to_json(LADDER)) == LADDER
+    cut = Rung(3, 150, 0.91, 23.5, [[3, 1], [2, 2]])
+    assert ladder_from_json(ladder_to_json([cut])) == [cut]
+    shown = ladder_to_json([LADDER[0], cut], counts=False)
+    assert [r["cut"] for r in shown] == ["prefix", "per-patch"]
+    assert all("counts" not in r for r in shown)
 
 
 @pytest.mark.parametrize("target", [Target("msssim", 0.95), Target("msssim", 0.8)])
@@ -93,3 +115,37 @@ def test_compress_keeps_what_each_prefix_decodes_to(
         codec, result.bitstream, rgb
     )
     assert codec.compress(rgb, Target("msssim", 0.95)).frames == []  # kept only when asked
+
+
+def test_compress_finds_allocations_below_within_its_counts_and_the_ladder_serves_them(
+    backend_client, kodak_image
+) -> None:
+    codec = ImageCodec(
+        backend_client,
+        "residual_gru",
+        patch_size=32,
+        tile_size=64,
+        max_iterations=8,
+        refinement_base_iterations=None,
+        ladder_msssims=(0.85, 0.9, 0.93),
+    )
+    rgb = np.ascontiguousarray(kodak_image[100:292, 300:556])  # mixed counts: per-patch cuts below
+    result = codec.compress(rgb, Target("msssim", 0.95), keep_frames=True)
+    assert result.allocations_below
+    ladder = measure_ladder(codec, result.bitstream, rgb, result)
+    cuts = [r for r in ladder if r.counts is not None]
+    assert len(cuts) == len(result.allocations_below)
+    assert [r.bytes for r in ladder] == sorted(r.bytes for r in ladder)
+    for allocation, rung in zip(result.allocations_below, sorted(cuts, key=lambda r: r.msssim), strict=True):
+        assert (allocation.counts <= result.patch_iterations).all()
+        assert not np.array_equal(
+            allocation.counts, np.minimum(result.patch_iterations, allocation.counts.max())
+        )
+        data = rung_bitstream(codec, result.bitstream, rung)
+        assert len(data) == rung.bytes < len(result.bitstream)
+        decoded = codec.decompress(data).image
+        assert np.array_equal(decoded, allocation.image)  # what compress measured is what is served
+        assert msssim(rgb, decoded) == pytest.approx(rung.msssim, abs=1e-9) and rung.msssim >= 0.85
+    with pytest.raises(BadParameter, match="at most"):
+        codec.cut(result.bitstream, result.patch_iterations + 1)
+    assert codec.compress(rgb, Target("msssim", 0.95)).allocations_below == []  # only with the ladder

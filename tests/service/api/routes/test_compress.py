@@ -95,29 +95,38 @@ def test_an_exact_reconstruction_reports_no_psnr(http: httpx.Client) -> None:
     assert headers["X-RGIC-PSNR"] == "inf"
 
 
-def test_a_stored_bitstream_answers_its_shortest_prefix_meeting_a_lower_quality(
+def test_a_stored_bitstream_answers_its_smallest_rung_meeting_a_lower_quality(
     http: httpx.Client, kodak_image: np.ndarray
 ) -> None:
-    rgb = np.ascontiguousarray(kodak_image[100:219, 200:371])  # 119 x 171
+    rgb = np.ascontiguousarray(kodak_image[100:292, 300:556])  # mixed counts: per-patch rungs below
     made = http.post("/compress", files={"image": ("k.png", _png(rgb), "image/png")}, data={"msssim": "0.95"})
     assert made.status_code == 200, made.text
     report = made.json()
     ladder = report["ladder"]
     assert ladder[-1]["bytes"] == report["bytes"] and len(ladder) >= 2
     url = report["urls"]["bitstream"]
-    for wanted in (0.85, 0.9, 0.93):
+    cuts = set()
+    per_patch = [r["msssim"] for r in ladder if r["cut"] == "per-patch"]
+    assert per_patch
+    for wanted in (0.85, 0.9, 0.93, *per_patch):
         answer = http.get(url, params={"msssim": wanted})
         assert answer.status_code == 200, answer.text
-        steps = int(answer.headers["x-rgic-steps"])
-        rung = next(r for r in ladder if r["steps"] == steps)
-        assert rung["msssim"] >= wanted and len(answer.content) == rung["bytes"] <= report["bytes"]
-        assert all(r["msssim"] < wanted for r in ladder if r["steps"] < steps)  # the shortest that meets it
+        rung = next(r for r in ladder if r["bytes"] == len(answer.content))
+        assert (rung["steps"], rung["cut"]) == (
+            int(answer.headers["x-rgic-steps"]),
+            answer.headers["x-rgic-cut"],
+        )
+        assert rung["msssim"] >= wanted and rung["bytes"] <= report["bytes"]
+        smaller = [r for r in ladder if r["bytes"] < rung["bytes"]]
+        assert all(r["msssim"] < wanted for r in smaller)  # the smallest rung meeting it
+        cuts.add(rung["cut"])
         decoded = http.post(
             "/decompress", content=answer.content, headers={"content-type": "application/octet-stream"}
         )
         assert decoded.status_code == 200, decoded.text
         image = np.asarray(Image.open(io.BytesIO(decoded.content)).convert("RGB"))
         assert msssim(rgb, image) >= wanted
+    assert cuts == {"prefix", "per-patch"}
     by_size = http.get(url, params={"bytes": ladder[0]["bytes"]})
     assert by_size.status_code == 200 and len(by_size.content) == ladder[0]["bytes"]
     too_high = http.get(url, params={"msssim": 0.999})
