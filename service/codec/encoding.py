@@ -36,6 +36,17 @@ class Encoding:
     #: stop at different counts, and a patch can be given no more bits than its tile has
     limits: np.ndarray
 
+    def first(self, iterations: int) -> Encoding:
+        """This pass's first ``iterations``, as a pass that stopped there gives them."""
+        return Encoding(
+            self.geometry,
+            self.version,
+            self.bits[:iterations],
+            self.reconstructions[:iterations],
+            self.quality.first(iterations),
+            np.minimum(self.limits, iterations),
+        )
+
     def within_limits(self, counts: np.ndarray) -> np.ndarray:
         """Per-patch ``counts`` cut to what each patch's tile ran."""
         return np.minimum(counts, self.limits)

@@ -121,6 +121,20 @@ class QualityGoal:
         if run.iterations_run < min(codec.max_iterations, floor):  # smooth patches need more: that far
             run.first_pass(min(codec.max_iterations, floor), None)
 
+    def reach(self, run: CompressRun) -> int:
+        """How many iterations :meth:`first_pass` runs for this target on ``run``'s image, from the quality
+        table of a first pass that ran at least as far (as one call: tiles that stop sooner are not
+        told apart)."""
+        assert run.uniform is not None
+        codec, table = run.codec, run.uniform.quality
+        counts = (run.uniform_counts(n) for n in range(1, run.iterations_run + 1))
+        met = next((n for n, c in enumerate(counts, 1) if table.estimate(self.kind, c) >= self.aim), None)
+        if met is None:
+            return run.iterations_run
+        smooth = self.settles_colour(codec) and bool(run.smooth.any())
+        floor = codec.smooth_patch_iterations if smooth else 1
+        return min(run.iterations_run, max(met + codec.extra_iterations + int(smooth), floor))
+
     def candidates(self, run: CompressRun) -> list[Candidate]:
         """The fewest uniform iterations estimated to meet the aim (or all), then rate control's
         allocations: each settled on a composite image before it is decoded and measured, unless the
@@ -317,19 +331,26 @@ class SizeGoal:
         return chosen, achieved
 
 
-def allocations_below(run: CompressRun, values: Sequence[float], ceiling: np.ndarray) -> list[Candidate]:
+def allocations_below(
+    run: CompressRun, values: Sequence[float], ceiling: np.ndarray
+) -> list[tuple[float, Candidate]]:
     """For each MS-SSIM in ``values`` (below what the chosen network bitstream reaches), the allocation
     a compress at that target would choose from the same first pass, each patch kept within
     ``ceiling`` (the chosen counts, so that its bits are all in the chosen bitstream), decoded and
-    measured: the quality ladder's rungs that cut each patch at its own count (decision 40). A value
-    that no such allocation meets, or whose allocation cuts every patch at one count (a prefix the
-    ladder has anyway), gives none."""
-    settle_colour = run.settle_colour
-    found: list[Candidate] = []
+    measured: the quality ladder's rungs that cut each patch at its own count (decision 40), each with
+    its value. A value that no such allocation meets, or whose allocation cuts every patch at one count
+    (a prefix the ladder has anyway), gives none."""
+    settle_colour, uniform = run.settle_colour, run.uniform
+    assert uniform is not None
+    found: list[tuple[float, Candidate]] = []
     try:
         for value in sorted(values):
             goal = QualityGoal(Target("msssim", value))
             run.settle_colour = goal.settles_colour(run.codec)
+            # The first pass as it would have stopped for this target: a patch's floor and rate
+            # control's choices depend on the iterations it ran.
+            run.uniform = uniform
+            run.uniform = uniform.first(goal.reach(run))
             for candidate in sorted(goal.candidates(run), key=lambda c: c.raw_bits):
                 counts = np.minimum(candidate.counts, ceiling)
                 if np.array_equal(counts, np.minimum(ceiling, counts.max(initial=0))):
@@ -341,10 +362,12 @@ def allocations_below(run: CompressRun, values: Sequence[float], ceiling: np.nda
                     image = run.decoded(counts)
                     measured = run.timed("metrics_seconds", msssim, run.rgb, image)
                 if measured >= value:
-                    found.append(Candidate(counts, image, None, measured, True, run.raw_bits(counts)))
+                    found.append(
+                        (value, Candidate(counts, image, None, measured, True, run.raw_bits(counts)))
+                    )
                     break
     finally:
-        run.settle_colour = settle_colour
+        run.settle_colour, run.uniform = settle_colour, uniform
     return found
 
 

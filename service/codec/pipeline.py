@@ -62,8 +62,10 @@ MAX_PIXELS_PER_CALL = 1_048_576
 
 @dataclass(frozen=True)
 class Allocation:
-    """Per-patch iteration counts within a bitstream's own, the image they decode to and its MS-SSIM."""
+    """Per-patch iteration counts within a bitstream's own, chosen for an MS-SSIM ``target``, the image
+    they decode to and its MS-SSIM."""
 
+    target: float
     counts: np.ndarray  # [patches_y, patches_x]
     image: np.ndarray  # uint8 [H, W, 3]
     msssim: float
@@ -439,7 +441,8 @@ class ImageCodec:
             run.report_progress("finding the allocations of lower qualities", 0.92)
             lower = [value for value in self.ladder_msssims if value < achieved]
             below = [
-                Allocation(c.counts, c.image, c.value) for c in allocations_below(run, lower, chosen.counts)
+                Allocation(value, c.counts, c.image, c.value)
+                for value, c in allocations_below(run, lower, chosen.counts)
             ]
         run.report_progress("coding the bitstream", 0.95)
         return dataclasses.replace(

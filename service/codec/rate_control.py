@@ -12,6 +12,7 @@ around the current allocation and re-linearised a few times. Flat patches stop e
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -86,6 +87,12 @@ class QualityTable:
     @property
     def iterations(self) -> int:
         return self.msssim_sums.shape[0]
+
+    def first(self, iterations: int) -> QualityTable:
+        """The terms of the first ``iterations`` only."""
+        return dataclasses.replace(
+            self, msssim_sums=self.msssim_sums[:iterations], squared_errors=self.squared_errors[:iterations]
+        )
 
     def _gather(self, values: np.ndarray, counts: np.ndarray) -> np.ndarray:
         rows, cols = np.indices(counts.shape)
