@@ -340,8 +340,9 @@ def allocations_below(
     measured: the quality ladder's rungs that cut each patch at its own count (decision 40), each with
     its value. A value that no such allocation meets, or whose allocation cuts every patch at one count
     (a prefix the ladder has anyway), gives none."""
-    settle_colour, uniform = run.settle_colour, run.uniform
+    settle_colour, uniform, keep_frames = run.settle_colour, run.uniform, run.keep_frames
     assert uniform is not None
+    run.keep_frames = False  # a rung's decode needs its final image alone
     found: list[tuple[float, Candidate]] = []
     try:
         for value in sorted(values):
@@ -367,7 +368,7 @@ def allocations_below(
                     )
                     break
     finally:
-        run.settle_colour, run.uniform = settle_colour, uniform
+        run.settle_colour, run.uniform, run.keep_frames = settle_colour, uniform, keep_frames
     return found
 
 
