@@ -13,7 +13,7 @@ from service.codec.goals import next_aim
 from service.codec.patches import Geometry
 from service.codec.pipeline import ImageCodec
 from service.codec.rate_control import Target
-from service.errors import InvalidBitstream, ModelCannotCompress
+from service.errors import BadParameter, InvalidBitstream, ModelCannotCompress
 from tests.conftest import KODAK
 
 
@@ -305,6 +305,8 @@ def test_a_refinement_layer_over_no_network_iteration_decodes_from_grey(
     means, last = list(frames)
     np.testing.assert_array_equal(means, whole.decompress(result.bitstream, iterations=1).image)
     np.testing.assert_array_equal(last, result.reconstruction)
+    with pytest.raises(BadParameter, match="refinement layer"):  # the layer's steps are cut by steps alone
+        whole.cut(result.bitstream, stream.patch_iterations)
 
 
 def test_version_3_streams_still_decode_after_its_files_left_models(codec: ImageCodec, kodak_image) -> None:

@@ -40,6 +40,15 @@ def test_msssim_estimate_leaves_out_scales_without_positions() -> None:
     assert table.msssim(np.ones((1, 1), int)) == pytest.approx(0.5)  # renormalised weights sum to 1
 
 
+def test_the_first_iterations_of_a_table_estimate_as_the_whole_table_did_and_no_further() -> None:
+    errors = np.array([[[1.0, 400.0]], [[0.9, 200.0]], [[0.8, 100.0]], [[0.7, 50.0]]])
+    table, first = _table(errors), _table(errors).first(2)
+    assert first.iterations == 2
+    for counts in (np.array([[1, 2]]), np.array([[2, 2]])):
+        assert first.psnr(counts) == table.psnr(counts)
+    assert first.psnr(np.array([[4, 4]])) == table.psnr(np.array([[2, 2]]))  # clipped to what it holds
+
+
 def test_allocate_gives_iterations_where_they_buy_the_most_quality() -> None:
     # Patch 0 is flat (one iteration is enough), patch 1 is busy (error falls slowly).
     errors = np.array([[[1.0, 400.0]], [[0.9, 200.0]], [[0.8, 100.0]], [[0.7, 50.0]]])
