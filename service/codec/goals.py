@@ -358,7 +358,8 @@ def allocations_below(
                     break  # a prefix of the bitstream: no smaller allocation left to try
                 if candidate.decoded and np.array_equal(counts, candidate.counts):
                     image = candidate.image
-                    measured = candidate.value if candidate.exact else msssim(run.rgb, image)
+                    exact = candidate.value if candidate.exact else None
+                    measured = exact or run.timed("metrics_seconds", msssim, run.rgb, image)
                 else:
                     image = run.decoded(counts)
                     measured = run.timed("metrics_seconds", msssim, run.rgb, image)

@@ -420,7 +420,9 @@ class ImageCodec:
         The target's kind decides each step (``service/codec/goals.py``). ``progress`` hears each
         step (and each backend call of the first pass) with the share done. With ``keep_frames``, decodes
         keep every iteration's image, so that the result carries the image after each step for the
-        quality ladder (``CompressResult.frames``) without decoding the bitstream once more.
+        quality ladder (``CompressResult.frames``) without decoding the bitstream once more, and a network
+        bitstream also carries the allocations a compress at each of ``ladder_msssims`` below it would
+        choose within its counts (``CompressResult.allocations_below``, decision 40).
         """
         start = time.perf_counter()
         self.client.reset_timing()
