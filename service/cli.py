@@ -224,7 +224,10 @@ def compress(args: argparse.Namespace) -> None:
             if measured:
                 rungs = measure_ladder(codec, result.bitstream, decoded.rgb, result)
                 _ladder_path(out).write_text(json.dumps(ladder_to_json(rungs)))
-                ladder = "\n  ladder: " + ", ".join(f"{r.bytes} B MS-SSIM {r.msssim:.4f}" for r in rungs)
+                ladder = "\n  ladder: " + ", ".join(
+                    f"{r.bytes} B MS-SSIM {r.msssim:.4f}{'' if r.counts is None else ' (per-patch)'}"
+                    for r in rungs
+                )
             return (
                 f"{path} -> {out}: {len(result.bitstream)} bytes, {result.bpp:.4f} bpp, "
                 f"MS-SSIM {result.msssim:.4f}, PSNR {result.psnr:.2f} dB, coder {result.coder}, "
