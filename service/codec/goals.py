@@ -117,30 +117,42 @@ class QualityGoal:
             run.geometry.cell_iterations(run.smooth.astype(np.int32)) > 0 if run.settle_colour else None
         )
         run.first_pass(codec.max_iterations, EarlyExit(self.kind, self.aim, codec.extra_iterations, one_more))
-        floor = codec.smooth_patch_iterations if run.settle_colour and run.smooth.any() else 1
+        floor = self._smooth_floor(run)
         if run.iterations_run < min(codec.max_iterations, floor):  # smooth patches need more: that far
             run.first_pass(min(codec.max_iterations, floor), None)
+
+    def _settles_smooth_patches(self, run: CompressRun) -> bool:
+        """Whether this target settles the colour of smooth patches and the image has any."""
+        return self.settles_colour(run.codec) and bool(run.smooth.any())
+
+    def _smooth_floor(self, run: CompressRun) -> int:
+        """Iterations the first pass runs at least: smooth patches' floor where their colour settles."""
+        return run.codec.smooth_patch_iterations if self._settles_smooth_patches(run) else 1
+
+    def _uniform_curve(self, run: CompressRun) -> list[float]:
+        """The estimated quality of every uniform count the first pass ran, 1..N."""
+        assert run.uniform is not None
+        table = run.uniform.quality
+        return [table.estimate(self.kind, run.uniform_counts(n)) for n in range(1, run.iterations_run + 1)]
 
     def reach(self, run: CompressRun) -> int:
         """How many iterations :meth:`first_pass` runs for this target on ``run``'s image, from the quality
         table of a first pass that ran at least as far (as one call: tiles that stop sooner are not
         told apart)."""
-        assert run.uniform is not None
-        codec, table = run.codec, run.uniform.quality
-        counts = (run.uniform_counts(n) for n in range(1, run.iterations_run + 1))
-        met = next((n for n, c in enumerate(counts, 1) if table.estimate(self.kind, c) >= self.aim), None)
+        met = next((n for n, q in enumerate(self._uniform_curve(run), 1) if q >= self.aim), None)
         if met is None:
             return run.iterations_run
-        smooth = self.settles_colour(codec) and bool(run.smooth.any())
-        floor = codec.smooth_patch_iterations if smooth else 1
-        return min(run.iterations_run, max(met + codec.extra_iterations + int(smooth), floor))
+        one_more = int(self._settles_smooth_patches(run))  # EarlyExit's one more for smooth tiles
+        return min(
+            run.iterations_run, max(met + run.codec.extra_iterations + one_more, self._smooth_floor(run))
+        )
 
     def candidates(self, run: CompressRun) -> list[Candidate]:
         """The fewest uniform iterations estimated to meet the aim (or all), then rate control's
         allocations: each settled on a composite image before it is decoded and measured, unless the
         layer beats it anyway."""
         table = run.uniform.quality
-        curve = [table.estimate(self.kind, run.uniform_counts(n)) for n in range(1, run.iterations_run + 1)]
+        curve = self._uniform_curve(run)
         n = next((n for n, q in enumerate(curve, 1) if q >= self.aim), run.iterations_run)
         uniform = run.uniform_candidate(n, curve[n - 1])
         floored = run.uniform.within_limits(np.maximum(uniform.counts, run.minimum_counts()))

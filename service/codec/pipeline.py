@@ -447,12 +447,16 @@ class ImageCodec:
                 for value, c in allocations_below(run, lower, chosen.counts)
             ]
         run.report_progress("coding the bitstream", 0.95)
-        return dataclasses.replace(
-            self._report(run, target, chosen, achieved, start), allocations_below=below
-        )
+        return self._report(run, target, chosen, achieved, start, below)
 
     def _report(
-        self, run: CompressRun, target: Target, chosen: Candidate, achieved: float, start: float
+        self,
+        run: CompressRun,
+        target: Target,
+        chosen: Candidate,
+        achieved: float,
+        start: float,
+        below: list[Allocation],
     ) -> CompressResult:
         """The chosen candidate's bitstream (coded now if it was not yet) and its measured quality."""
         reported = {target.kind: achieved}
@@ -480,6 +484,7 @@ class ImageCodec:
             coder=chosen.coder,
             coder_bytes=dict(run.coder_bytes),
             frames=[] if chosen.refinement else run.frames(chosen.counts),
+            allocations_below=below,
         )
 
     # ------------------------------------------------------------------ decompress
