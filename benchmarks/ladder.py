@@ -5,9 +5,10 @@
 For each image, a master is compressed at MS-SSIM 0.95 and at 0.98 (as ``POST /compress`` does, its
 ladder measured as compress records it, with the per-patch rungs at ``RGIC_LADDER_MSSSIMS``); for each
 lower target (0.90, 0.93) the ladder's answer (``GET /bitstreams/{id}?msssim=x``: the smallest rung
-meeting x, a prefix or a per-patch cut) is set against a fresh compress at x. Prints the total bytes of
-each, the ratio, how many answers were per-patch cuts, and how many answers, decoded here, met their
-target (they all must: the ladder holds measured qualities).
+meeting x: a prefix, a per-patch cut, or below a master the layer made an alternate) is set against a
+fresh compress at x. Prints the total bytes of each, the ratio, how many answers were per-patch cuts and
+alternates, and how many answers, decoded here, met their target (they all must: the ladder holds
+measured qualities).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     ladder_bytes = {(m, x): 0 for m in MASTERS for x in LOWER}
     met = {(m, x): 0 for m in MASTERS for x in LOWER}
-    cuts = {(m, x): 0 for m in MASTERS for x in LOWER}
+    cuts = {(m, x): {"per-patch": 0, "alternate": 0} for m in MASTERS for x in LOWER}
     fresh = dict.fromkeys(LOWER, 0)
     with embedded_codec(settings) as (codec, _):
         version = codec.current_version()
@@ -59,18 +60,20 @@ def main(argv: list[str] | None = None) -> None:
                         rung = ladder[-1]
                     answer = rung_bitstream(codec, compressed.bitstream, rung)
                     ladder_bytes[master, target] += len(answer)
-                    cuts[master, target] += rung.counts is not None
+                    if rung.cut in cuts[master, target]:
+                        cuts[master, target][rung.cut] += 1
                     met[master, target] += msssim(rgb, codec.decompress(answer).image) >= target
     print(f"{args.set}, {len(images)} images, model {settings.model_name}/{version}")
     print(
         "| master | target | ladder's answer bytes | fresh compress bytes | ladder / fresh "
-        "| per-patch cuts | answers meeting it (decoded) |"
+        "| per-patch cuts | alternates | answers meeting it (decoded) |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
     for (master, target), size in ladder_bytes.items():
         print(
             f"| {master} | {target} | {size:,} | {fresh[target]:,} | {size / fresh[target]:.3f} "
-            f"| {cuts[master, target]} | {met[master, target]} / {len(images)} |"
+            f"| {cuts[master, target]['per-patch']} | {cuts[master, target]['alternate']} "
+            f"| {met[master, target]} / {len(images)} |"
         )
 
 

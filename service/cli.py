@@ -225,7 +225,7 @@ def compress(args: argparse.Namespace) -> None:
                 rungs = measure_ladder(codec, result.bitstream, decoded.rgb, result)
                 _ladder_path(out).write_text(json.dumps(ladder_to_json(rungs)))
                 ladder = "\n  ladder: " + ", ".join(
-                    f"{r.bytes} B MS-SSIM {r.msssim:.4f}{'' if r.counts is None else ' (per-patch)'}"
+                    f"{r.bytes} B MS-SSIM {r.msssim:.4f}{'' if r.cut == 'prefix' else f' ({r.cut})'}"
                     for r in rungs
                 )
             return (
@@ -247,17 +247,17 @@ def cut(args: argparse.Namespace) -> None:
         ladder_from_json(json.loads(ladder_file.read_text())), args.msssim, args.psnr, args.bytes
     )
     data = args.bitstream.read_bytes()
-    name = f"{rung.steps}" if rung.counts is None else f"{rung.steps}p"
+    name = f"{rung.steps}" + {"prefix": "", "per-patch": "p", "alternate": "a"}[rung.cut]
     out = args.out or args.bitstream.with_name(f"{args.bitstream.stem}.{name}{BITSTREAM_SUFFIX}")
     with _codec() as codec:
-        prefix = rung_bitstream(codec, data, rung)
-    out.write_bytes(prefix)
-    kind = (
-        f"{rung.steps} steps"
-        if rung.counts is None
-        else f"each patch cut at its own count (at most {rung.steps})"
-    )
-    print(f"{args.bitstream} -> {out}: {len(prefix)} of {len(data)} bytes, {kind}, MS-SSIM {rung.msssim:.4f}")
+        answer = rung_bitstream(codec, data, rung)
+    out.write_bytes(answer)
+    kind = {
+        "prefix": f"{rung.steps} steps",
+        "per-patch": f"each patch cut at its own count (at most {rung.steps})",
+        "alternate": f"the network's bitstream compress coded beside it ({rung.steps} iterations at most)",
+    }[rung.cut]
+    print(f"{args.bitstream} -> {out}: {len(answer)} of {len(data)} bytes, {kind}, MS-SSIM {rung.msssim:.4f}")
 
 
 def decompress(args: argparse.Namespace) -> None:
@@ -320,7 +320,8 @@ def main(argv: list[str] | None = None) -> None:
     p.set_defaults(run=decompress)
 
     p = commands.add_parser(
-        "cut", help="the shortest prefix of a bitstream meeting a lower quality (its ladder from compress)"
+        "cut",
+        help="the smallest rung of a bitstream's quality ladder meeting a lower quality",
     )
     p.add_argument("bitstream", type=Path)
     group = p.add_mutually_exclusive_group(required=True)

@@ -344,14 +344,17 @@ class SizeGoal:
 
 
 def allocations_below(
-    run: CompressRun, values: Sequence[float], ceiling: np.ndarray
+    run: CompressRun, values: Sequence[float], ceiling: np.ndarray | None
 ) -> list[tuple[float, Candidate]]:
-    """For each MS-SSIM in ``values`` (below what the chosen network bitstream reaches), the allocation
-    a compress at that target would choose from the same first pass, each patch kept within
-    ``ceiling`` (the chosen counts, so that its bits are all in the chosen bitstream), decoded and
-    measured: the quality ladder's rungs that cut each patch at its own count (decision 40), each with
-    its value. A value that no such allocation meets, or whose allocation cuts every patch at one count
-    (a prefix the ladder has anyway), gives none."""
+    """For each MS-SSIM in ``values`` (below what the chosen bitstream reaches), the allocation a
+    compress at that target would choose from the same first pass, decoded and measured, with its value.
+
+    With ``ceiling`` (the chosen network bitstream's counts) each patch is kept within it, so that its
+    bits are all in the chosen bitstream: the quality ladder's rungs that cut each patch at its own count
+    (decision 40); a value whose allocation cuts every patch at one count (a prefix the ladder has anyway)
+    gives none. Without it (the layer made the bitstream, which holds no network bits) any allocation of
+    the first pass will do: the ladder's alternates, coded beside the master (decision 41). A value that no
+    allocation meets gives none."""
     settle_colour, uniform, keep_frames = run.settle_colour, run.uniform, run.keep_frames
     assert uniform is not None
     run.keep_frames = False  # a rung's decode needs its final image alone
@@ -365,8 +368,8 @@ def allocations_below(
             run.uniform = uniform
             run.uniform = uniform.first(goal.reach(run))
             for candidate in sorted(goal.candidates(run), key=lambda c: c.raw_bits):
-                counts = np.minimum(candidate.counts, ceiling)
-                if np.array_equal(counts, np.minimum(ceiling, counts.max(initial=0))):
+                counts = candidate.counts if ceiling is None else np.minimum(candidate.counts, ceiling)
+                if ceiling is not None and np.array_equal(counts, np.minimum(ceiling, counts.max(initial=0))):
                     break  # a prefix of the bitstream: no smaller allocation left to try
                 if candidate.decoded and np.array_equal(counts, candidate.counts):
                     image = candidate.image

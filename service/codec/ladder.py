@@ -5,13 +5,16 @@ then the rest) are a valid bitstream of their own (``ImageCodec.truncations``). 
 bitstream with each patch cut at its own count (``ImageCodec.cut``): compress finds, at a few lower
 MS-SSIMs, the allocation a compress at that target would choose within the bitstream's counts
 (``CompressResult.allocations_below``, decision 40), a tenth smaller than the prefix meeting the same
-target. The ladder records, at encode time while the original is at hand, the size and measured quality
-of every prefix and of those cuts, so that a stored master answers ``GET /bitstreams/{id}?msssim=0.9``
-(or ``?bytes=N``) with the smallest rung that meets it, without encoding again.
+target. A bitstream the refinement layer made holds no network bits to cut: its rungs below are the
+network's own bitstreams, coded by compress beside it (alternates, decision 41). The ladder records, at
+encode time while the original is at hand, the size and measured quality of every prefix, cut and
+alternate, so that a stored master answers ``GET /bitstreams/{id}?msssim=0.9`` (or ``?bytes=N``) with
+the smallest rung that meets it, without encoding again.
 """
 
 from __future__ import annotations
 
+import base64
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -32,11 +35,16 @@ __all__ = [
 ]
 
 
+#: how a rung's bytes are made from its master, in the order the ladder lists rungs of one size
+CUTS = ("prefix", "per-patch", "alternate")
+
+
 @dataclass(frozen=True)
 class Rung:
-    """A prefix of ``steps`` steps, or with ``counts`` the network's bitstream cut at each patch's own
-    count (``steps`` its largest): its size in bytes and its decoded image's quality (PSNR None when
-    the image is exact)."""
+    """A prefix of ``steps`` steps, with ``counts`` the network's bitstream cut at each patch's own
+    count, or with ``bitstream`` a network bitstream of its own coded beside the master (``steps`` the
+    largest count of either): its size in bytes and its decoded image's quality (PSNR None when the
+    image is exact)."""
 
     steps: int
     bytes: int
@@ -44,6 +52,15 @@ class Rung:
     psnr: float | None
     #: iterations per patch [patches_y][patches_x] of a per-patch cut (None: a prefix of ``steps``)
     counts: list[list[int]] | None = None
+    #: an alternate's own bytes
+    bitstream: bytes | None = None
+
+    @property
+    def cut(self) -> str:
+        """One of ``CUTS``."""
+        if self.bitstream is not None:
+            return "alternate"
+        return "prefix" if self.counts is None else "per-patch"
 
 
 def prefix_sizes(codec: ImageCodec, bitstream: bytes) -> list[tuple[int, int]]:
@@ -61,7 +78,7 @@ def measure_ladder(
     original ``rgb`` (the frames a progressive receiver shows, which are exactly the prefixes' images).
     ``compressed``, compress's answer that made ``bitstream``, gives the frames it kept (else they are
     decoded here), the quality it measured of the whole (else measured here) and the allocations it found
-    below it, which become per-patch rungs. The rungs come in order of size."""
+    below it, which become per-patch rungs or alternates. The rungs come in order of size."""
     sizes = prefix_sizes(codec, bitstream)
     frames = compressed.frames if compressed is not None else []
     rungs = []
@@ -71,15 +88,19 @@ def measure_ladder(
         else:
             quality, value = msssim(rgb, frame), psnr(rgb, frame)
         rungs.append(Rung(steps, size, quality, _finite(value)))
-    prefixes = list(rungs)
     for allocation in compressed.allocations_below if compressed is not None else []:
-        size = len(codec.cut(bitstream, allocation.counts))
-        if any(r.bytes <= size and r.msssim >= allocation.msssim for r in prefixes):
-            continue  # a prefix as small gives more (the allocation kept smooth patches' colour floor)
-        counts = allocation.counts.astype(int).tolist()
-        value = _finite(psnr(rgb, allocation.image))
-        rungs.append(Rung(int(allocation.counts.max()), size, allocation.msssim, value, counts))
-    return sorted(rungs, key=lambda r: (r.bytes, r.counts is not None))
+        alternate = allocation.bitstream
+        size = len(alternate if alternate is not None else codec.cut(bitstream, allocation.counts))
+        if any(r.bytes <= size and r.msssim >= allocation.msssim for r in rungs):
+            # a rung as small gives as much: a prefix (the allocation kept smooth patches' colour
+            # floor), or the same allocation found for a lower target
+            continue
+        steps, value = int(allocation.counts.max()), _finite(psnr(rgb, allocation.image))
+        if alternate is not None:
+            rungs.append(Rung(steps, size, allocation.msssim, value, bitstream=alternate))
+        else:
+            rungs.append(Rung(steps, size, allocation.msssim, value, allocation.counts.astype(int).tolist()))
+    return sorted(rungs, key=lambda r: (r.bytes, CUTS.index(r.cut)))
 
 
 def _finite(value: float) -> float | None:
@@ -87,7 +108,10 @@ def _finite(value: float) -> float | None:
 
 
 def rung_bitstream(codec: ImageCodec, bitstream: bytes, rung: Rung) -> bytes:
-    """The bytes of ``rung`` of ``bitstream``'s ladder: a prefix of its steps, or its per-patch cut."""
+    """The bytes of ``rung`` of ``bitstream``'s ladder: a prefix of its steps, its per-patch cut, or an
+    alternate's own."""
+    if rung.bitstream is not None:
+        return rung.bitstream
     if rung.counts is not None:
         return codec.cut(bitstream, np.array(rung.counts))
     if rung.steps >= Bitstream.from_bytes(bitstream).steps:
@@ -121,20 +145,31 @@ def choose_rung(
     )
 
 
-def ladder_to_json(ladder: list[Rung], counts: bool = True) -> list[dict]:
-    """The ladder as JSON, each rung with its ``cut`` ("prefix" or "per-patch"); without ``counts`` the
-    per-patch counts are left out (what clients read; the store keeps them to cut the rung again)."""
+def ladder_to_json(ladder: list[Rung], stored: bool = True) -> list[dict]:
+    """The ladder as JSON, each rung with its ``cut`` (one of ``CUTS``). ``stored`` keeps what makes a
+    rung's bytes again (per-patch counts, an alternate's bytes in base64); clients get the rest."""
     document = []
     for rung in ladder:
         fields = asdict(rung)
-        if not counts:
+        del fields["bitstream"]
+        if not stored:
             del fields["counts"]
-        document.append({**fields, "cut": "prefix" if rung.counts is None else "per-patch"})
+        elif rung.bitstream is not None:
+            fields["bitstream"] = base64.b64encode(rung.bitstream).decode("ascii")
+        document.append({**fields, "cut": rung.cut})
     return document
 
 
 def ladder_from_json(document: list[dict]) -> list[Rung]:
+    """The ladder ``ladder_to_json`` stored."""
     return [
-        Rung(int(r["steps"]), int(r["bytes"]), float(r["msssim"]), r["psnr"], r.get("counts"))
+        Rung(
+            int(r["steps"]),
+            int(r["bytes"]),
+            float(r["msssim"]),
+            r["psnr"],
+            r.get("counts"),
+            base64.b64decode(r["bitstream"]) if r.get("bitstream") else None,
+        )
         for r in document
     ]

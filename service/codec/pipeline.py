@@ -6,7 +6,7 @@
                     per iteration, stopping early) ─▶ rate control (allocation on the quality table)
                     ─▶ backend "decompress" of the allocation ─▶ measured ─▶ bitstream
     decompress: bitstream ─▶ bits per tile ─▶ backend "decompress" ─▶ stitch ─▶ crop
-    progressive: bitstream ─▶ backend "decode_step" per iteration, states carried ─▶ one image each
+    progressive: bitstream ─▶ bits per tile ─▶ backend "decompress", every iteration's image ─▶ one each
 
 Compress decodes too, so the reported quality is the quality the receiver sees.
 """
@@ -62,13 +62,16 @@ MAX_PIXELS_PER_CALL = 1_048_576
 
 @dataclass(frozen=True)
 class Allocation:
-    """Per-patch iteration counts within a bitstream's own, chosen for an MS-SSIM ``target``, the image
-    they decode to and its MS-SSIM."""
+    """Per-patch iteration counts chosen for an MS-SSIM ``target``, the image they decode to and its
+    MS-SSIM: within a network bitstream's own counts (``ImageCodec.cut`` makes its bytes), or, below a
+    bitstream the layer made, coded beside it (``bitstream``)."""
 
     target: float
     counts: np.ndarray  # [patches_y, patches_x]
     image: np.ndarray  # uint8 [H, W, 3]
     msssim: float
+    #: the allocation's own bitstream, where it is not a cut of the chosen one
+    bitstream: bytes | None = None
 
 
 @dataclass
@@ -95,8 +98,9 @@ class CompressResult:
     #: prefix decodes to), when compress was asked to keep them and had them without another decode
     #: (the network's bitstreams); empty otherwise
     frames: list[np.ndarray] = field(default_factory=list)
-    #: for the quality ladder (with ``frames``), the allocations compress would choose at the codec's
-    #: ``ladder_msssims`` below this bitstream's quality, each within its counts (``ImageCodec.cut``)
+    #: for the quality ladder, the allocations compress would choose at the codec's ``ladder_msssims``
+    #: below this bitstream's quality: within its counts (``ImageCodec.cut``), or coded beside a
+    #: bitstream the layer made
     allocations_below: list[Allocation] = field(default_factory=list)
 
 
@@ -420,9 +424,10 @@ class ImageCodec:
         The target's kind decides each step (``service/codec/goals.py``). ``progress`` hears each
         step (and each backend call of the first pass) with the share done. With ``keep_frames``, decodes
         keep every iteration's image, so that the result carries the image after each step for the
-        quality ladder (``CompressResult.frames``) without decoding the bitstream once more, and a network
-        bitstream also carries the allocations a compress at each of ``ladder_msssims`` below it would
-        choose within its counts (``CompressResult.allocations_below``, decision 40).
+        quality ladder (``CompressResult.frames``) without decoding the bitstream once more, and the result
+        also carries the allocations a compress at each of ``ladder_msssims`` below it would choose:
+        within a network bitstream's counts (decision 40), or coded beside a bitstream the layer made
+        (``CompressResult.allocations_below``, decision 41).
         """
         start = time.perf_counter()
         self.client.reset_timing()
@@ -439,12 +444,16 @@ class ImageCodec:
         chosen, achieved = goal.choose(run, candidates)
         chosen, achieved = goal.refine(run, chosen, achieved)
         below: list[Allocation] = []
-        if keep_frames and target.kind == "msssim" and not chosen.refinement:
+        if keep_frames and target.kind == "msssim" and run.uniform is not None:
             run.report_progress("finding the allocations of lower qualities", 0.92)
             lower = [value for value in self.ladder_msssims if value < achieved]
+            # A bitstream with a layer holds no network bits to cut: its allocations are coded beside it.
+            ceiling = None if chosen.refinement else chosen.counts
             below = [
-                Allocation(value, c.counts, c.image, c.value)
-                for value, c in allocations_below(run, lower, chosen.counts)
+                Allocation(
+                    value, c.counts, c.image, c.value, None if ceiling is not None else run.coded(c.counts)
+                )
+                for value, c in allocations_below(run, lower, ceiling)
             ]
         run.report_progress("coding the bitstream", 0.95)
         return self._report(run, target, chosen, achieved, start, below)
@@ -638,59 +647,28 @@ class ImageCodec:
 
     def step_images(self, data: bytes) -> Iterator[np.ndarray]:
         """The image after each of ``data``'s steps, as a progressive receiver shows them (each is what
-        the prefix of that many steps decodes to): the network's (as :meth:`decode_frames`), then the
-        refinement layer's."""
-        stream, bits, cell_iterations = self._parse(data)
+        the prefix of that many steps decodes to)."""
+        return self.decompress_progressive(data)[1]
+
+    def decompress_progressive(
+        self, data: bytes, iterations: int | None = None
+    ) -> tuple[Bitstream, Iterator[np.ndarray]]:
+        """Validate now, then return the header and an iterator of the image after each step (up to
+        ``iterations``), so that errors surface before streaming."""
+        stream, bits, cell_iterations = self._parse(data, iterations)
+        return stream, self._step_images(stream, bits, cell_iterations, _layer_steps(stream, iterations))
+
+    def _step_images(
+        self, stream: Bitstream, bits: np.ndarray, cell_iterations: np.ndarray, layer: list[bytes]
+    ) -> Iterator[np.ndarray]:
+        """The network's frames (as :meth:`decode_frames`: the fused ``decompress`` call whose final image
+        ``decompress`` shows, so that the last frame is exactly that image; decision 42), then the
+        refinement layer's ``layer`` steps over the last."""
         geometry = stream.geometry
         last = grey_image(geometry.height, geometry.width)
         for last in self._frames(
             geometry, stream.model_version, bits, cell_iterations, stream.network_deblocked
         ):
             yield last
-        for payload in _layer_steps(stream, None):
-            yield refinement.decode(last, payload, stream.layer_format)
-
-    def decompress_progressive(
-        self, data: bytes, iterations: int | None = None
-    ) -> tuple[Bitstream, Iterator[np.ndarray]]:
-        """Validate now, then return the header and an iterator of the image after each step (up to
-        ``iterations``; the network's decoded step by step with explicit states, then the refinement
-        layer's if any), so that errors surface before streaming."""
-        stream, bits, cell_iterations = self._parse(data, iterations)
-        layer = _layer_steps(stream, iterations)
-        return stream, self._progressive_frames(stream, bits, cell_iterations, layer)
-
-    def _progressive_frames(
-        self, stream: Bitstream, bits: np.ndarray, cell_iterations: np.ndarray, layer: list[bytes]
-    ) -> Iterator[np.ndarray]:
-        geometry = stream.geometry
-        channels = {k: v for k, v in self._channels(stream.model_version).items() if k != "bits"}
-        factors = {"dec_state_1": 16, "dec_state_2": 8, "dec_state_3": 4, "dec_state_4": 2}
-        batches = _batches(geometry.tiles(), cell_iterations)
-        states = []
-        for _, batch in batches:
-            b, h, w = len(batch), batch[0].height, batch[0].width
-            state = {
-                name: np.zeros((b, h // factors[name], w // factors[name], c), np.float32)
-                for name, c in channels.items()
-            }
-            state["reconstruction"] = np.zeros((b, h, w, 3), np.float32)
-            states.append(state)
-        image = grey_image(geometry.padded_height, geometry.padded_width)
-        shown = deblock_network if stream.network_deblocked else np.copy
-        for t in range(bits.shape[0]):
-            for (iterations, batch), state in zip(batches, states, strict=True):
-                if t >= iterations:  # this tile is finished: it keeps its image
-                    continue
-                inputs = dict(state)
-                inputs["bits"] = np.stack([bits[t, tile.cell_slice[0], tile.cell_slice[1]] for tile in batch])
-                inputs["iteration"] = np.full(len(batch), t, np.int32)
-                out = self.client.predict(self.model_name, stream.model_version, "decode_step", inputs)
-                for name in state:
-                    state[name] = out[name]
-                for i, tile in enumerate(batch):
-                    image[tile.pixel_slice] = out["image"][i]
-            yield shown(geometry.crop(image))
-        network = shown(geometry.crop(image))
         for payload in layer:
-            yield refinement.decode(network, payload, stream.layer_format)
+            yield refinement.decode(last, payload, stream.layer_format)

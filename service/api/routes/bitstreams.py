@@ -56,9 +56,10 @@ def get_bitstream(
 ) -> Response:
     """The stored bitstream's bytes; with ``msssim``, ``psnr`` or ``bytes``, the smallest rung of its
     quality ladder that meets that quality (the best within that size), itself a valid bitstream: a
-    prefix of its steps, or (``X-RGIC-Cut: per-patch``) its network iterations with each patch cut at
-    the count a compress at a lower target chose. Chosen from the qualities compress measured on the
-    decoded rungs: no encode. ``X-RGIC-Steps`` and the rung's measured ``X-RGIC-MSSSIM`` /
+    prefix of its steps, (``X-RGIC-Cut: per-patch``) its network iterations with each patch cut at
+    the count a compress at a lower target chose, or (``alternate``, below a bitstream the layer made)
+    the network bitstream compress coded beside it for that target. Chosen from the qualities compress
+    measured on the decoded rungs: no encode. ``X-RGIC-Steps`` and the rung's measured ``X-RGIC-MSSSIM`` /
     ``X-RGIC-PSNR`` describe it."""
     data = svc.store.get(blob_id)
     if msssim is None and psnr is None and max_bytes is None:
@@ -70,14 +71,14 @@ def get_bitstream(
             "RGIC_LADDER_MAX_PIXELS"
         )
     rung = choose_rung(ladder, msssim, psnr, max_bytes)
-    prefix = rung_bitstream(svc.codec, data, rung)
+    answer = rung_bitstream(svc.codec, data, rung)
     headers = {
         "X-RGIC-Steps": str(rung.steps),
-        "X-RGIC-Cut": "prefix" if rung.counts is None else "per-patch",
+        "X-RGIC-Cut": rung.cut,
         "X-RGIC-MSSSIM": f"{rung.msssim:.6f}",
         "X-RGIC-PSNR": "inf" if rung.psnr is None else f"{rung.psnr:.4f}",
     }
-    return Response(prefix, media_type=OCTET, headers=headers)
+    return Response(answer, media_type=OCTET, headers=headers)
 
 
 @router.get("/bitstreams/{blob_id}/info", dependencies=[Depends(require_api_key)])
@@ -86,5 +87,5 @@ def get_bitstream_info(blob_id: str, svc: Services = Depends(services)) -> dict:
     data = svc.store.get(blob_id)
     return {
         **header_info(Bitstream.from_bytes(data), len(data)),
-        "ladder": ladder_to_json(stored_ladder(svc, blob_id), counts=False),
+        "ladder": ladder_to_json(stored_ladder(svc, blob_id), stored=False),
     }

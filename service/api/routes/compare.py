@@ -60,7 +60,7 @@ async def compare_upload(
     )
     if progress:
         progress("measuring our progressive steps", _OURS_SHARE + _CLASSIC_SHARE)
-    prefixes = [(rung.steps, rung.bytes) for rung in ours.ladder if rung.counts is None]
+    prefixes = [(rung.steps, rung.bytes) for rung in ours.ladder if rung.cut == "prefix"]
     steps = prefixes or await svc.limiter.run(prefix_sizes, svc.codec, ours.result.bitstream)
     ids = [await run_in_threadpool(svc.store.put, e.file.data) if e.file else None for e in classic]
     return {

@@ -83,7 +83,7 @@ def report(
         "model": {"name": result.model_name, "version": result.model_version},
         "timings": result.timings,
         "notes": notes,
-        "ladder": ladder_to_json(ladder, counts=False),
+        "ladder": ladder_to_json(ladder, stored=False),
         "urls": {
             "bitstream": f"/bitstreams/{blob_id}",
             "decompress": f"/decompress/{blob_id}",

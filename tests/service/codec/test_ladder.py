@@ -17,6 +17,8 @@ from service.codec.pipeline import ImageCodec
 from service.codec.quality import msssim
 from service.codec.rate_control import Target
 from service.errors import BadParameter, NotInLadder
+from service.settings import Settings
+from service.wiring import image_codec
 
 LADDER = [
     Rung(1, 100, 0.80, 20.0),
@@ -65,7 +67,7 @@ def test_a_ladder_survives_json() -> None:
     assert ladder_from_json(ladder_to_json(LADDER)) == LADDER
     cut = Rung(3, 150, 0.91, 23.5, [[3, 1], [2, 2]])
     assert ladder_from_json(ladder_to_json([cut])) == [cut]
-    shown = ladder_to_json([LADDER[0], cut], counts=False)
+    shown = ladder_to_json([LADDER[0], cut], stored=False)
     assert [r["cut"] for r in shown] == ["prefix", "per-patch"]
     assert all("counts" not in r for r in shown)
 
@@ -160,3 +162,34 @@ def test_compress_finds_allocations_below_within_its_counts_and_the_ladder_serve
     with pytest.raises(BadParameter, match="at most"):
         codec.cut(result.bitstream, result.patch_iterations + 1)
     assert codec.compress(rgb, Target("msssim", 0.95)).allocations_below == []  # only with the ladder
+
+
+def test_below_a_bitstream_the_layer_made_the_ladder_holds_alternates_a_fresh_compress_would_write(
+    backend_client, kodak_image
+) -> None:
+    # the service's codec: kodim23's upper half at 0.95 is the layer's alone (no network bits to cut)
+    codec = image_codec(Settings(ladder_msssims=[0.85, 0.9]), backend_client)
+    rgb = np.ascontiguousarray(kodak_image[:256])
+    result = codec.compress(rgb, Target("msssim", 0.95), keep_frames=True)
+    assert result.coder == "layer" and result.target_met
+    assert result.allocations_below
+    ladder = measure_ladder(codec, result.bitstream, rgb, result)
+    alternates = [r for r in ladder if r.cut == "alternate"]
+    assert alternates
+    for allocation in result.allocations_below:
+        assert allocation.bitstream is not None and allocation.msssim >= allocation.target
+        decoded = codec.decompress(allocation.bitstream).image
+        assert np.array_equal(decoded, allocation.image)  # what compress measured is what is served
+        # what a compress at that target writes, where the network wins there
+        fresh = codec.compress(rgb, Target("msssim", allocation.target))
+        if fresh.coder == "network":
+            assert allocation.bitstream == fresh.bitstream
+    assert len({r.bitstream for r in alternates}) == len(alternates)  # one rung per bitstream
+    for rung in alternates:
+        assert rung_bitstream(codec, result.bitstream, rung) == rung.bitstream
+        assert rung.bytes == len(rung.bitstream) < len(result.bitstream)
+        chosen = choose_rung(ladder, msssim=rung.msssim)
+        assert chosen.bytes <= rung.bytes
+    assert ladder_from_json(ladder_to_json(ladder)) == ladder  # the store keeps the alternates' bytes
+    shown = ladder_to_json(ladder, stored=False)
+    assert "alternate" in [r["cut"] for r in shown] and all("bitstream" not in r for r in shown)

@@ -312,10 +312,12 @@ def test_a_refinement_layer_over_no_network_iteration_decodes_from_grey(
 def test_version_3_streams_still_decode_after_its_files_left_models(codec: ImageCodec, kodak_image) -> None:
     """Written by version 3 from kodim23[200:264, 300:396] at MS-SSIM 0.9 (0.910328 as encoded; version 4
     wrote the same bytes). Version 3's SavedModel left ``models/`` in session 13: version 4, its weights
-    bit for bit, decodes it (``EQUIVALENT_VERSIONS``)."""
+    bit for bit, decodes it (``EQUIVALENT_VERSIONS``). The MS-SSIM was measured on another machine:
+    oneDNN's kernels differ between CPUs by a unit in the last place here and there, which moves it by
+    about 1e-5; another model's weights would move it by far more."""
     from service.codec.quality import msssim
 
     data = (Path(__file__).parent / "data" / "version3_network.rgic").read_bytes()
     assert Bitstream.from_bytes(data).model_version == 3
     decoded = codec.decompress(data)
-    assert msssim(kodak_image[200:264, 300:396], decoded.image) == pytest.approx(0.910328, abs=1e-6)
+    assert msssim(kodak_image[200:264, 300:396], decoded.image) == pytest.approx(0.910328, abs=1e-4)

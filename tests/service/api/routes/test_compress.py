@@ -95,10 +95,17 @@ def test_an_exact_reconstruction_reports_no_psnr(http: httpx.Client) -> None:
     assert headers["X-RGIC-PSNR"] == "inf"
 
 
+@pytest.mark.parametrize(
+    ("rows", "columns", "below"),
+    [
+        (slice(100, 292), slice(300, 556), "per-patch"),  # the network's, mixed counts: cut per patch
+        (slice(0, 256), slice(0, 768), "alternate"),  # the layer's alone: network bitstreams beside it
+    ],
+)
 def test_a_stored_bitstream_answers_its_smallest_rung_meeting_a_lower_quality(
-    http: httpx.Client, kodak_image: np.ndarray
+    http: httpx.Client, kodak_image: np.ndarray, rows: slice, columns: slice, below: str
 ) -> None:
-    rgb = np.ascontiguousarray(kodak_image[100:292, 300:556])  # mixed counts: per-patch rungs below
+    rgb = np.ascontiguousarray(kodak_image[rows, columns])
     made = http.post("/compress", files={"image": ("k.png", _png(rgb), "image/png")}, data={"msssim": "0.95"})
     assert made.status_code == 200, made.text
     report = made.json()
@@ -106,9 +113,9 @@ def test_a_stored_bitstream_answers_its_smallest_rung_meeting_a_lower_quality(
     assert ladder[-1]["bytes"] == report["bytes"] and len(ladder) >= 2
     url = report["urls"]["bitstream"]
     cuts = set()
-    per_patch = [r["msssim"] for r in ladder if r["cut"] == "per-patch"]
-    assert per_patch
-    for wanted in (0.85, 0.9, 0.93, *per_patch):
+    lower = [r["msssim"] for r in ladder if r["cut"] == below]
+    assert lower
+    for wanted in (0.85, 0.9, 0.93, *lower):
         answer = http.get(url, params={"msssim": wanted})
         assert answer.status_code == 200, answer.text
         rung = next(r for r in ladder if r["bytes"] == len(answer.content))
@@ -126,7 +133,7 @@ def test_a_stored_bitstream_answers_its_smallest_rung_meeting_a_lower_quality(
         assert decoded.status_code == 200, decoded.text
         image = np.asarray(Image.open(io.BytesIO(decoded.content)).convert("RGB"))
         assert msssim(rgb, image) >= wanted
-    assert cuts == {"prefix", "per-patch"}
+    assert cuts == {"prefix", below}
     by_size = http.get(url, params={"bytes": ladder[0]["bytes"]})
     assert by_size.status_code == 200 and len(by_size.content) == ladder[0]["bytes"]
     too_high = http.get(url, params={"msssim": 0.999})
