@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.codec.colour import ciede2000, srgb_to_lab
+from service.codec.colour import BORDER, ciede2000, mean_inside, srgb_to_lab
 
 __all__ = [
     "BLOCK",
@@ -38,24 +38,9 @@ SMOOTH_L_STD = 6.0
 rgb_to_lab = srgb_to_lab
 
 
-#: How far from the image border ``mean_ciede2000(..., inside=BORDER)`` starts: Kodak's scans carry a
-#: frame of grey, black and white lines one to three pixels wide, and our network codes a frame's thin
-#: lines, and the patches beside them, with more colour error than WebP does at the same bytes
-#: (docs/decisions.md 37).
-BORDER = 16
-
-
 def ciede2000_error(original: np.ndarray, decoded: np.ndarray) -> np.ndarray:
     """CIEDE2000 of every pixel of two uint8 RGB images [H,W,3]: float64 [H,W]."""
     return ciede2000(rgb_to_lab(original), rgb_to_lab(decoded))
-
-
-def mean_inside(error: np.ndarray, inside: int = 0) -> float:
-    """Mean of a per-pixel ``error`` [H,W]; with ``inside``, over the pixels at least that far from the
-    border (all of them in an image too small to leave any)."""
-    if inside and min(error.shape) > 2 * inside:
-        error = error[inside:-inside, inside:-inside]
-    return float(error.mean())
 
 
 def mean_ciede2000(original: np.ndarray, decoded: np.ndarray, inside: int = 0) -> float:

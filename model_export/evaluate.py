@@ -20,12 +20,11 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from benchmarks.colour import BORDER, mean_inside
 from model_export.data import IMAGE_SUFFIXES, image_paths
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights
 from model_export.snapshot import restore_snapshot, snapshot_config
-from service.codec.colour import ciede2000, srgb_to_lab
+from service.codec.colour import BORDER, ciede2000, mean_inside, srgb_to_lab
 from service.codec.quality import msssim_batch, psnr_batch
 
 __all__ = ["Curves", "evaluate_images", "load_folder", "load_run_codec", "load_validation_images"]

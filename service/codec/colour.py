@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["ciede2000", "linear_to_lab", "srgb_to_lab", "srgb_to_linear"]
+__all__ = ["BORDER", "ciede2000", "linear_to_lab", "mean_inside", "srgb_to_lab", "srgb_to_linear"]
 
 _SRGB_LINEAR = (((np.arange(256) / 255.0 + 0.055) / 1.055) ** 2.4).astype(np.float64)
 _SRGB_LINEAR[:11] = np.arange(11) / 255.0 / 12.92  # the linear segment (values up to 0.04045)
@@ -70,3 +70,18 @@ def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
     s_h = 1 + 0.015 * cp_mean * t
     r_t = -np.sin(np.radians(2 * d_theta)) * r_c
     return np.sqrt((dl / s_l) ** 2 + (dc / s_c) ** 2 + (dhh / s_h) ** 2 + r_t * (dc / s_c) * (dhh / s_h))
+
+
+#: How far from the image border ``mean_inside(error, BORDER)`` starts: Kodak's scans carry a
+#: frame of grey, black and white lines one to three pixels wide, and our network codes a frame's thin
+#: lines, and the patches beside them, with more colour error than WebP does at the same bytes
+#: (docs/decisions.md 37).
+BORDER = 16
+
+
+def mean_inside(error: np.ndarray, inside: int = 0) -> float:
+    """Mean of a per-pixel ``error`` [H,W]; with ``inside``, over the pixels at least that far from the
+    border (all of them in an image too small to leave any)."""
+    if inside and min(error.shape) > 2 * inside:
+        error = error[inside:-inside, inside:-inside]
+    return float(error.mean())
