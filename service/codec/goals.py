@@ -355,36 +355,33 @@ def allocations_below(
     gives none. Without it (the layer made the bitstream, which holds no network bits) any allocation of
     the first pass will do: the ladder's alternates, coded beside the master (decision 41). A value that no
     allocation meets gives none."""
-    settle_colour, uniform, keep_frames = run.settle_colour, run.uniform, run.keep_frames
-    assert uniform is not None
-    run.keep_frames = False  # a rung's decode needs its final image alone
+    assert run.uniform is not None
     found: list[tuple[float, Candidate]] = []
-    try:
-        for value in sorted(values):
-            goal = QualityGoal(Target("msssim", value))
-            run.settle_colour = goal.settles_colour(run.codec)
-            # The first pass as it would have stopped for this target: a patch's floor and rate
-            # control's choices depend on the iterations it ran.
-            run.uniform = uniform
-            run.uniform = uniform.first(goal.reach(run))
-            for candidate in sorted(goal.candidates(run), key=lambda c: c.raw_bits):
-                counts = candidate.counts if ceiling is None else np.minimum(candidate.counts, ceiling)
-                if ceiling is not None and np.array_equal(counts, np.minimum(ceiling, counts.max(initial=0))):
-                    break  # a prefix of the bitstream: no smaller allocation left to try
-                if candidate.decoded and np.array_equal(counts, candidate.counts):
-                    image = candidate.image
-                    exact = candidate.value if candidate.exact else None
-                    measured = exact or run.timed("metrics_seconds", msssim, run.rgb, image)
-                else:
-                    image = run.decoded(counts)
-                    measured = run.timed("metrics_seconds", msssim, run.rgb, image)
-                if measured >= value:
-                    found.append(
-                        (value, Candidate(counts, image, None, measured, True, run.raw_bits(counts)))
-                    )
-                    break
-    finally:
-        run.settle_colour, run.uniform, run.keep_frames = settle_colour, uniform, keep_frames
+    for value in sorted(values):
+        goal = QualityGoal(Target("msssim", value))
+        # The first pass as it would have stopped for this target (a patch's floor and rate control's
+        # choices depend on the iterations it ran), in a run of its own that shares the timings; a
+        # rung's decode needs its final image alone.
+        trial = dataclasses.replace(
+            run,
+            uniform=run.uniform.first(goal.reach(run)),
+            settle_colour=goal.settles_colour(run.codec),
+            keep_frames=False,
+        )
+        for candidate in sorted(goal.candidates(trial), key=lambda c: c.raw_bits):
+            counts = candidate.counts if ceiling is None else np.minimum(candidate.counts, ceiling)
+            if ceiling is not None and np.array_equal(counts, np.minimum(ceiling, counts.max(initial=0))):
+                break  # a prefix of the bitstream: no smaller allocation left to try
+            if candidate.decoded and np.array_equal(counts, candidate.counts):
+                image = candidate.image
+                exact = candidate.value if candidate.exact else None
+                measured = exact or trial.timed("metrics_seconds", msssim, trial.rgb, image)
+            else:
+                image = trial.decoded(counts)
+                measured = trial.timed("metrics_seconds", msssim, trial.rgb, image)
+            if measured >= value:
+                found.append((value, Candidate(counts, image, None, measured, True, trial.raw_bits(counts))))
+                break
     return found
 
 
