@@ -192,6 +192,10 @@ def _stage_bar(name: str, shown: bool) -> Iterator[Progress | None]:
         yield progress
 
 
+#: what ``rgic cut`` adds to the steps in a rung's file name, by how the rung is cut (``Rung.cut``)
+CUT_SUFFIX = {"prefix": "", "per-patch": "p", "alternate": "a"}
+
+
 def _ladder_path(bitstream: Path) -> Path:
     """Where ``rgic compress`` keeps a bitstream's quality ladder: beside it, ``<name>.ladder.json``."""
     return bitstream.with_suffix(".ladder.json")
@@ -247,7 +251,7 @@ def cut(args: argparse.Namespace) -> None:
         ladder_from_json(json.loads(ladder_file.read_text())), args.msssim, args.psnr, args.bytes
     )
     data = args.bitstream.read_bytes()
-    name = f"{rung.steps}" + {"prefix": "", "per-patch": "p", "alternate": "a"}[rung.cut]
+    name = f"{rung.steps}{CUT_SUFFIX[rung.cut]}"
     out = args.out or args.bitstream.with_name(f"{args.bitstream.stem}.{name}{BITSTREAM_SUFFIX}")
     with _codec() as codec:
         answer = rung_bitstream(codec, data, rung)

@@ -3,6 +3,7 @@ over gRPC, and ``serve`` (what `make run` starts) stopping cleanly on SIGTERM.""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
@@ -18,6 +19,7 @@ import pytest
 from PIL import Image
 
 from benchmarks.service_process import running_service, start_service, wait_until_ready
+from service.cli import CUT_SUFFIX
 from service.codec.quality import msssim
 from service.settings import PROJECT_ROOT
 
@@ -98,7 +100,7 @@ def test_compress_decompress_and_info_round_trip(backend_address: str, tmp_path:
     done = _rgic("cut", streams[1], "--msssim", str(lower), backend_address=backend_address)
     assert done.returncode == 0, done.stderr
     rung = next(r for r in ladder if r["msssim"] >= lower)
-    cut = out / f"b.{rung['steps']}{'p' if rung['cut'] == 'per-patch' else ''}.rgic"
+    cut = out / f"b.{rung['steps']}{CUT_SUFFIX[rung['cut']]}.rgic"
     assert cut.stat().st_size == rung["bytes"]
     done = _rgic("decompress", str(cut), "--out-dir", str(tmp_path), backend_address=backend_address)
     assert done.returncode == 0, done.stderr
@@ -106,6 +108,26 @@ def test_compress_decompress_and_info_round_trip(backend_address: str, tmp_path:
     assert msssim(crops["b"], decoded) == pytest.approx(rung["msssim"], abs=1e-6) and rung["msssim"] >= lower
     done = _rgic("cut", streams[1], "--msssim", "0.9999", backend_address=backend_address)
     assert done.returncode != 0 and "not_in_ladder" in done.stderr
+
+
+def test_below_a_bitstream_the_layer_made_cut_writes_the_alternate(
+    backend_address: str, tmp_path: Path, kodak_image
+) -> None:
+    Image.fromarray(kodak_image[:256]).save(tmp_path / "sky.png")  # the layer's alone at 0.95
+    done = _rgic("compress", str(tmp_path / "sky.png"), "--msssim", "0.95", backend_address=backend_address)
+    assert done.returncode == 0, done.stderr
+    assert "coder layer" in done.stdout and "(alternate)" in done.stdout
+    ladder = json.loads((tmp_path / "sky.ladder.json").read_text())
+    rung = min((r for r in ladder if r["cut"] == "alternate"), key=lambda r: r["bytes"])
+    master = str(tmp_path / "sky.rgic")
+    done = _rgic("cut", master, "--msssim", str(rung["msssim"]), backend_address=backend_address)
+    assert done.returncode == 0, done.stderr
+    cut = tmp_path / f"sky.{rung['steps']}a.rgic"
+    assert cut.read_bytes() == base64.b64decode(rung["bitstream"])
+    done = _rgic("decompress", str(cut), backend_address=backend_address)
+    assert done.returncode == 0, done.stderr
+    decoded = np.asarray(Image.open(cut.with_suffix(".png")).convert("RGB"))
+    assert msssim(kodak_image[:256], decoded) == pytest.approx(rung["msssim"], abs=1e-6)
 
 
 def test_a_bad_file_is_reported_and_the_others_still_run(backend_address: str, tmp_path: Path) -> None:
