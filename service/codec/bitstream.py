@@ -26,9 +26,18 @@ import numpy as np
 from service.codec import refinement
 from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW
 from service.codec.patches import CELL_SIZE, Geometry
+from service.codec.postfilters import Postfilters
 from service.errors import InvalidBitstream
 
-__all__ = ["COLOUR_SRGB", "FORMAT_VERSION", "MAGIC", "REFINED_FORMAT_VERSION", "Bitstream", "declared_pixels"]
+__all__ = [
+    "COLOUR_SRGB",
+    "FORMAT_VERSION",
+    "MAGIC",
+    "NETWORK_ONLY_FORMAT",
+    "REFINED_FORMAT_VERSION",
+    "Bitstream",
+    "declared_pixels",
+]
 
 MAGIC = b"RGIC"
 #: Written by this version. 1: raw bits only; 2: adds the context-adaptive range coder;
@@ -37,16 +46,22 @@ MAGIC = b"RGIC"
 #: 5: as 4, the coefficients range-coded (service/codec/coefficient_coder.py); 6: as 5, the layer's
 #: block means at a finer step; 7: as 6, the means' step capped for coarse layers and, for MS-SSIM
 #: targets, an adaptive quantiser; 8: format 3 and 9: format 7, the network's image deblocked on the 8-px
-#: grid wherever the receiver shows it (service/codec/deblocking.py). 9 is written when the layer is used,
-#: 8 otherwise; 1-7 are read, no longer written.
-FORMAT_VERSION = 8
+#: grid wherever the receiver shows it (service/codec/deblocking.py); 10: format 8 and 11: format 9, the
+#: receiver's image, whichever coder made it, chroma-filtered with its luma as the guide
+#: (service/codec/postfilters.py). 11 is written when the layer is used, 10 otherwise; 1-9 are read, no
+#: longer written.
+FORMAT_VERSION = 10
 FIRST_REFINED_FORMAT_VERSION = 4
-REFINED_FORMAT_VERSION = 9
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
+REFINED_FORMAT_VERSION = 11
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)
 #: formats whose bitstreams carry the refinement layer's field
-_LAYERED = (4, 5, 6, 7, 9)
+_LAYERED = (4, 5, 6, 7, 9, 11)
 #: the refinement layer's own format in each layered bitstream format
-_LAYER_FORMAT = {4: 4, 5: 5, 6: 6, 7: 7, 9: refinement.FORMAT}
+_LAYER_FORMAT = {4: 4, 5: 5, 6: 6, 7: 7, 9: 7, 11: refinement.FORMAT}
+#: the layered format of a network-only one (a bitstream given a layer), and the network-only format of a
+#: layered one (a bitstream cut to the network's iterations): the same filters at the receiver
+_WITH_LAYER = {8: 9, 10: 11}
+NETWORK_ONLY_FORMAT = {9: 8, 11: 10}
 #: Entropy coders each format version may name.
 _CODERS = {
     1: (CODER_RAW,),
@@ -58,6 +73,8 @@ _CODERS = {
     7: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
     8: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
     9: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
+    10: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
+    11: (CODER_RAW, CODER_CONTEXT, CODER_LEARNED),
 }
 COLOUR_SRGB = 0
 MAX_DIMENSION = 1 << 20
@@ -81,18 +98,24 @@ class Bitstream:
     format_version: int = FORMAT_VERSION
     coder_params: bytes = b""
     colour: int = COLOUR_SRGB
-    #: the refinement layer's payload (formats 4-7 and 9; empty: none)
+    #: the refinement layer's payload (formats 4-7, 9 and 11; empty: none)
     refinement: bytes = b""
 
     def __post_init__(self) -> None:
         if self.refinement and self.format_version not in _LAYERED:
-            layered = REFINED_FORMAT_VERSION if self.network_deblocked else 7
-            object.__setattr__(self, "format_version", layered)
+            object.__setattr__(self, "format_version", _WITH_LAYER.get(self.format_version, 7))
 
     @property
     def network_deblocked(self) -> bool:
-        """The receiver deblocks the network's image (formats 8 and 9)."""
+        """The receiver deblocks the network's image (formats 8 and up)."""
         return self.format_version >= 8
+
+    @property
+    def postfilters(self) -> Postfilters:
+        """What the receiver does to the network's image before showing it (or the layer over it)."""
+        if self.format_version >= 10:
+            return Postfilters.DEBLOCK_AND_CHROMA
+        return Postfilters.DEBLOCK if self.network_deblocked else Postfilters.NONE
 
     @property
     def layer_format(self) -> int:

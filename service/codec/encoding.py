@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.codec.deblocking import deblock_network
 from service.codec.patches import CELL_SIZE, Geometry, Tile
+from service.codec.postfilters import WRITTEN, network_shown
 from service.codec.rate_control import QualityTable
 
 __all__ = ["EarlyExit", "Encoding", "grey_image"]
@@ -53,10 +53,10 @@ class Encoding:
 
     def reconstruction(self, iterations: int) -> np.ndarray:
         """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size,
-        deblocked as a receiver of what compress writes shows it (after none, the network's mid-grey)."""
+        post-filtered as a receiver of what compress writes shows it (after none, the network's mid-grey)."""
         if iterations == 0:
             return grey_image(self.geometry.height, self.geometry.width)
-        return deblock_network(self.geometry.crop(self.reconstructions[iterations - 1]))
+        return network_shown(self.geometry.crop(self.reconstructions[iterations - 1]), WRITTEN)
 
     def composite(self, cell_iterations: np.ndarray) -> np.ndarray:
         """Each cell's pixels after its own count [cells_y, cells_x] (0: grey), uint8 [H,W,3].
@@ -79,7 +79,7 @@ class Encoding:
                 continue
             cells = (cell_iterations == n)[:, None, :, None, None]  # broadcast, never a pixel mask
             np.copyto(by_cell(image), by_cell(self.reconstructions[min(int(n), last) - 1]), where=cells)
-        return deblock_network(self.geometry.crop(image))
+        return network_shown(self.geometry.crop(image), WRITTEN)
 
 
 def grey_image(height: int, width: int) -> np.ndarray:

@@ -23,9 +23,8 @@ import numpy as np
 
 from service.backend.client import BackendClient
 from service.codec import refinement
-from service.codec.bitstream import FORMAT_VERSION, Bitstream
+from service.codec.bitstream import FORMAT_VERSION, NETWORK_ONLY_FORMAT, Bitstream
 from service.codec.context_model import ContextModel
-from service.codec.deblocking import deblock_network
 from service.codec.encoding import EarlyExit, Encoding, grey_image
 from service.codec.entropy import (
     CODER_CONTEXT,
@@ -37,6 +36,7 @@ from service.codec.entropy import (
 )
 from service.codec.goals import allocations_below, goal_for
 from service.codec.patches import CELL_SIZE, Geometry, Tile
+from service.codec.postfilters import WRITTEN, Postfilters, network_shown
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import QualityTable, Target
 from service.codec.run import FIRST_PASS_SHARE, Candidate, CompressRun, Progress
@@ -405,7 +405,8 @@ class ImageCodec:
 
     def _network_cut(self, stream: Bitstream, bits: np.ndarray, counts: np.ndarray) -> bytes:
         """The network's iterations of ``stream`` cut to per-patch ``counts``, shown as the whole was."""
-        network_only = FORMAT_VERSION if stream.network_deblocked else 3
+        version = stream.format_version
+        network_only = NETWORK_ONLY_FORMAT.get(version, version) if stream.network_deblocked else 3
         return self._pack(stream.geometry, stream.model_version, bits, counts, None, b"", network_only)
 
     def compress(
@@ -556,7 +557,7 @@ class ImageCodec:
         stream, bits, cell_iterations = self._parse(data, iterations)
         parsed = time.perf_counter()
         image = self.decode_bits(
-            stream.geometry, stream.model_version, bits, cell_iterations, progress, stream.network_deblocked
+            stream.geometry, stream.model_version, bits, cell_iterations, progress, stream.postfilters
         )
         # entropy decoding with the header checks (a few ms)
         timings = {**self.client.timing(), "entropy_decoding_seconds": parsed - start}
@@ -603,16 +604,16 @@ class ImageCodec:
         bits: np.ndarray,
         cell_iterations: np.ndarray,
         progress: Progress | None = None,
-        deblocked: bool = True,
+        filters: Postfilters = WRITTEN,
     ) -> np.ndarray:
-        """The receiver's image, uint8 [H,W,3], from its bits, deblocked as bitstream formats 8 and 9 say
-        (``deblocked``: what compress writes now)."""
+        """The receiver's image, uint8 [H,W,3], from its bits, post-filtered as the bitstream's format says
+        (``filters``; by default as the format compress writes now)."""
         image = grey_image(geometry.padded_height, geometry.padded_width)  # the network's starting point
         for batch, final in self._decoded_batches(geometry, version, bits, cell_iterations, False, progress):
             for i, tile in enumerate(batch):
                 image[tile.pixel_slice] = final[i]
         image = np.ascontiguousarray(geometry.crop(image))
-        return deblock_network(image) if deblocked else image
+        return network_shown(image, filters)
 
     def _frames(
         self,
@@ -620,7 +621,7 @@ class ImageCodec:
         version: int,
         bits: np.ndarray,
         cell_iterations: np.ndarray,
-        deblocked: bool,
+        filters: Postfilters,
     ) -> Iterator[np.ndarray]:
         """The receiver's image after each iteration, shown one at a time from the padded images the
         backend's calls gave (every iteration's at once: for images of a few megapixels)."""
@@ -629,9 +630,8 @@ class ImageCodec:
         for batch, images in self._decoded_batches(geometry, version, bits, cell_iterations, True):
             for i, tile in enumerate(batch):
                 _place(padded, images[i], tile.pixel_slice)
-        shown = deblock_network if deblocked else np.ascontiguousarray
         for frame in padded:
-            yield shown(geometry.crop(frame))
+            yield network_shown(geometry.crop(frame), filters)
 
     def decode_frames(
         self,
@@ -639,11 +639,11 @@ class ImageCodec:
         version: int,
         bits: np.ndarray,
         cell_iterations: np.ndarray,
-        deblocked: bool = True,
+        filters: Postfilters = WRITTEN,
     ) -> list[np.ndarray]:
         """The receiver's image after each iteration, uint8 [H,W,3] each (what the first k iterations of
         these bits decode to), from one fused ``decompress`` call per batch of tiles."""
-        return list(self._frames(geometry, version, bits, cell_iterations, deblocked))
+        return list(self._frames(geometry, version, bits, cell_iterations, filters))
 
     def step_images(self, data: bytes) -> Iterator[np.ndarray]:
         """The image after each of ``data``'s steps, as a progressive receiver shows them (each is what
@@ -666,9 +666,7 @@ class ImageCodec:
         refinement layer's ``layer`` steps over the last."""
         geometry = stream.geometry
         last = grey_image(geometry.height, geometry.width)
-        for last in self._frames(
-            geometry, stream.model_version, bits, cell_iterations, stream.network_deblocked
-        ):
+        for last in self._frames(geometry, stream.model_version, bits, cell_iterations, stream.postfilters):
             yield last
         for payload in layer:
             yield refinement.decode(last, payload, stream.layer_format)

@@ -12,7 +12,8 @@ coefficient was coded as zero, the receiver puts in the ramp its neighbours' mea
 within what zero stands for (format 6): gradients come out as ramps, not 8×8 steps. Past step 48 the
 means' step grows no further (format 7), so that a coarse layer keeps smooth areas' colours; and for
 MS-SSIM targets each 32×32 region's steps are scaled by a level the payload carries (format 7's adaptive
-quantiser): coarser where the picture is busy, finer where it is smooth.
+quantiser): coarser where the picture is busy, finer where it is smooth. From format 8 the receiver runs
+the luma-guided chroma filter on the layer's image (service/codec/postfilters.py).
 
 Payload: ``step × 64`` u16 big-endian | (formats 6, 7) the mode, u8: bit 0 the block means at a finer step
 than the AC's, bit 1 (format 7) the adaptive quantiser's region levels | (format 7) the length of the first
@@ -35,6 +36,7 @@ import numpy as np
 
 from service.codec import coefficient_coder
 from service.codec.deblocking import deblock
+from service.codec.postfilters import filter_chroma
 from service.errors import InvalidBitstream
 
 __all__ = [
@@ -50,7 +52,7 @@ __all__ = [
 ]
 
 #: The bitstream format whose layer ``encode`` writes.
-FORMAT = 7
+FORMAT = 8
 
 BLOCK = 8
 MIN_STEP = 0.5
@@ -111,6 +113,8 @@ class _Layout:
     means_from: float = MAX_STEP
     #: each 32×32 region's steps scaled by its level (format 7), coarser where the picture is busy
     adaptive: bool = False
+    #: the luma-guided chroma filter on the image (format 8)
+    chroma_filter: bool = False
 
     def steps(self, step: float) -> np.ndarray:
         """The quantiser step per channel and band [3, 8, 8] at ``step``."""
@@ -123,7 +127,8 @@ class _Layout:
 #: means at a finer step than the AC's, which costs PSNR targets 3.5-4.6 % more bytes; bit 1, format 7: the
 #: adaptive quantiser, which costs PSNR what it saves MS-SSIM). 4: chroma ×2, coefficients LZMA-coded;
 #: 5: chroma ×1.25, deblocking; 6: ramps; 7 (written now): the means' step grows no further past step 48,
-#: so coarse steps keep smooth areas' colours, and the adaptive quantiser (decision 31).
+#: so coarse steps keep smooth areas' colours, and the adaptive quantiser (decision 31); 8 (written now):
+#: format 7's, the image chroma-filtered (decision 43).
 _LAYOUTS: dict[int, tuple[_Layout, ...]] = {
     4: (_Layout(_band_weights(2.0), deblock=False, ramps=False),),
     5: (_Layout(_band_weights(_CHROMA_STEP), deblock=True, ramps=False),),
@@ -135,13 +140,14 @@ _LAYOUTS: dict[int, tuple[_Layout, ...]] = {
 _LAYOUTS[7] = tuple(
     dataclasses.replace(_LAYOUTS[6][mode & 1], means_from=48.0, adaptive=bool(mode & 2)) for mode in range(4)
 )
+_LAYOUTS[8] = tuple(dataclasses.replace(layout, chroma_filter=True) for layout in _LAYOUTS[7])
 #: From format 7 the payload is two steps (the coefficient coder's two streams): step u16 | mode u8 |
 #: the first stream's length u32 | the levels and block means | the rest.
 _TWO_STEPS_FROM = 7
 _FORMAT_7_HEADER = 7
-#: The payload's header bytes in each format: the step, then the mode byte (6, 7), then the first
-#: stream's length (7).
-_HEADER_BYTES = {4: 2, 5: 2, 6: 3, 7: _FORMAT_7_HEADER}
+#: The payload's header bytes in each format: the step, then the mode byte (6-8), then the first
+#: stream's length (7, 8).
+_HEADER_BYTES = {4: 2, 5: 2, 6: 3, 7: _FORMAT_7_HEADER, 8: _FORMAT_7_HEADER}
 #: The modes the encoder writes: PSNR targets, MS-SSIM targets (finer means, adaptive quantiser).
 _FOR_PSNR, _FOR_MSSSIM = 0, 3
 #: The adaptive quantiser: blocks per region side (32 pixels), and region levels k within ±4, scaling the
@@ -286,7 +292,8 @@ def _reconstruct(
         image[pixels] = np.clip(np.round(base[pixels] + residual @ _YCC_TO_RGB.T), 0, 255)
     if layout.deblock:
         deblock(image, *(int(np.ceil(step * share)) for share in _DEBLOCK))
-    return np.clip(image, 0, 255).astype(np.uint8)
+    image = np.clip(image, 0, 255).astype(np.uint8)
+    return filter_chroma(image) if layout.chroma_filter else image
 
 
 def _ramp_slopes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -335,8 +342,8 @@ def _first_stream_length(payload: bytes) -> int:
 
 
 def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
-    """``base`` (uint8 [H,W,3], the network's image) refined by ``payload`` as bitstream
-    ``format_version`` (4-7) codes it; raises ``InvalidBitstream``."""
+    """``base`` (uint8 [H,W,3], the network's image) refined by ``payload`` as the
+    layer format ``format_version`` (4-8) codes it; raises ``InvalidBitstream``."""
     if format_version not in _LAYOUTS:
         raise InvalidBitstream(f"bitstream format {format_version} carries no refinement layer")
     layouts = _LAYOUTS[format_version]

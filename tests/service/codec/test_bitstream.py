@@ -8,6 +8,7 @@ import pytest
 from service.codec.bitstream import Bitstream, declared_pixels
 from service.codec.entropy import CODER_CONTEXT, CODER_RAW, encode_payload
 from service.codec.patches import Geometry
+from service.codec.postfilters import WRITTEN, Postfilters
 from service.errors import InvalidBitstream
 
 
@@ -30,17 +31,22 @@ def test_round_trip_preserves_every_field() -> None:
     assert parsed.payload == stream.payload
 
 
-def test_a_refinement_layer_makes_format_9_and_round_trips() -> None:
+def test_a_refinement_layer_makes_format_11_and_round_trips() -> None:
     plain = _stream()
     assert (
-        plain.format_version == 8
-        and plain.network_deblocked
+        plain.format_version == 10
+        and plain.postfilters == Postfilters.DEBLOCK_AND_CHROMA == WRITTEN
         and plain.steps == int(plain.patch_iterations.max())
     )
     refined = dataclasses.replace(plain, refinement=b"layer bytes")
     parsed = Bitstream.from_bytes(refined.to_bytes())
-    assert parsed.format_version == 9 and parsed.refinement == b"layer bytes" and parsed.layer_format == 7
-    assert parsed.steps == plain.steps + 1 and parsed.payload == plain.payload and parsed.network_deblocked
+    assert parsed.format_version == 11 and parsed.refinement == b"layer bytes" and parsed.layer_format == 8
+    assert parsed.steps == plain.steps + 1 and parsed.payload == plain.payload
+    assert parsed.postfilters == Postfilters.DEBLOCK_AND_CHROMA
+    # format 8 (deblocked, no chroma filter) layered is format 9, whose layer is format 7's
+    deblocked = Bitstream.from_bytes(dataclasses.replace(plain, format_version=8, refinement=b"x").to_bytes())
+    assert deblocked.format_version == 9 and deblocked.layer_format == 7
+    assert deblocked.postfilters == Postfilters.DEBLOCK
     assert Bitstream.from_bytes(plain.to_bytes()).refinement == b""
     assert len(plain.to_bytes()) == len(
         dataclasses.replace(plain, format_version=3).to_bytes()
@@ -48,7 +54,7 @@ def test_a_refinement_layer_makes_format_9_and_round_trips() -> None:
     older = dataclasses.replace(
         plain, format_version=3, refinement=b"layer bytes"
     )  # a format-3 stream layered
-    assert older.format_version == 7 and not older.network_deblocked
+    assert older.format_version == 7 and older.postfilters == Postfilters.NONE
     for version in (4, 5, 6, 7):
         older = Bitstream.from_bytes(dataclasses.replace(refined, format_version=version).to_bytes())
         assert older.format_version == version and older.refinement == b"layer bytes"

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 
 from service.codec.bitstream import Bitstream
-from service.codec.deblocking import deblock_network
 from service.codec.encoding import EarlyExit, Encoding
 from service.codec.entropy import CODER_RAW, encode_payload
 from service.codec.goals import next_aim
 from service.codec.patches import Geometry
 from service.codec.pipeline import ImageCodec
+from service.codec.postfilters import WRITTEN, network_shown
 from service.codec.rate_control import Target
 from service.errors import BadParameter, InvalidBitstream, ModelCannotCompress
 from tests.conftest import KODAK
@@ -147,7 +147,7 @@ def test_composite_takes_each_cell_from_its_own_iteration() -> None:
         cell = np.s_[cy * 16 : (cy + 1) * 16, cx * 16 : (cx + 1) * 16]
         if n:
             expected[cell] = reconstructions[n - 1][cell]
-    np.testing.assert_array_equal(composite, deblock_network(expected[:20, :40]))  # as the receiver shows it
+    np.testing.assert_array_equal(composite, network_shown(expected[:20, :40], WRITTEN))  # as shown
 
 
 def test_a_bitstream_cut_to_k_iterations_decodes_to_the_progressive_frame_k(
@@ -196,7 +196,7 @@ def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_al
     assert result.target_met and result.psnr >= 45.0 and result.refinement_bytes > 0
     stream = Bitstream.from_bytes(result.bitstream)
     # the network's iterations, then the layer's two steps: its block means, then the rest
-    assert stream.format_version == 9 and stream.steps == int(stream.patch_iterations.max()) + 2
+    assert stream.format_version == 11 and stream.steps == int(stream.patch_iterations.max()) + 2
     decoded = refined.decompress(result.bitstream).image
     np.testing.assert_array_equal(decoded, result.reconstruction)
     assert psnr(rgb, decoded) == pytest.approx(result.psnr, abs=1e-6)
@@ -273,7 +273,7 @@ def test_both_coders_compete_at_every_quality_target_and_the_smaller_bitstream_w
         assert result.coder == "layer" and result.iterations == 0
         assert len(result.bitstream) < sizes.get("network", np.inf)
         stream = Bitstream.from_bytes(result.bitstream)
-        assert stream.format_version == 9 and stream.steps == 2  # the layer's block means, then the rest
+        assert stream.format_version == 11 and stream.steps == 2  # the layer's block means, then the rest
         # finer block means and adaptive steps for MS-SSIM; PSNR keeps the means at the AC's step
         assert stream.refinement[2] == (3 if target.kind == "msssim" else 0)
         decoded = codec.decompress(result.bitstream)
@@ -285,7 +285,7 @@ def test_targets_the_network_meets_cheaply_get_no_refinement_layer(codec: ImageC
     rgb = np.ascontiguousarray(kodak_image[:96, :160])
     result = codec.compress(rgb, Target("msssim", 0.9))
     assert result.target_met and result.refinement_bytes == 0
-    assert Bitstream.from_bytes(result.bitstream).format_version == 8
+    assert Bitstream.from_bytes(result.bitstream).format_version == 10
 
 
 def test_a_refinement_layer_over_no_network_iteration_decodes_from_grey(

@@ -156,7 +156,9 @@ def test_the_adaptive_quantiser_steps_coarser_where_the_picture_is_busy() -> Non
     trial = refinement.ResidualTransform.of(original, base).trial(20.0)
     assert trial.levels is not None and trial.levels.shape == (2, 4)
     assert (trial.levels[:, :2] < 0).all() and (trial.levels[:, 2:] > 0).all()
-    np.testing.assert_array_equal(refinement.decode(base, refinement.encode(trial), 7), trial.image)
+    np.testing.assert_array_equal(
+        refinement.decode(base, refinement.encode(trial), refinement.FORMAT), trial.image
+    )
     levels = trial.levels.copy()
     levels[0, 0] = 5
     means, rest = coefficient_coder.encode(trial.quantised, levels)
