@@ -338,26 +338,6 @@ class SizeGoal:
         chosen = min(candidates, key=lambda c: (not self.target.met_by(c.value), -len(c.data or b"")))
         return chosen, chosen.value
 
-    def _allocation_past(self, run: CompressRun, chosen: Candidate, achieved: float) -> Candidate | None:
-        """Where ``chosen`` misses (its image measured ``achieved``), rate control's allocation aimed past
-        its estimate by the shortfall, within the iterations the first pass ran, decoded and measured:
-        kept if it meets the target in fewer bits than one more uniform iteration, which is where
-        :meth:`choose` goes otherwise (a whole iteration on every patch, for a miss of 0.0001)."""
-        n = int(chosen.counts.max()) + 1
-        if n > run.iterations_run:
-            return None
-        table = run.uniform.quality
-        shortfall = self.target.value - achieved
-        aim = table.estimate(self.kind, chosen.counts) + shortfall + _AIM_STEP[self.kind]
-        counts = run.allocate(self.kind, lambda c: table.estimate(self.kind, c) >= aim, True, chosen.counts)
-        if counts is None or run.raw_bits(counts) >= run.raw_bits(run.uniform_counts(n)):
-            return None
-        image = run.decoded(counts)
-        value = run.timed("metrics_seconds", self.measure, run.rgb, image)
-        if not self.target.met_by(value):
-            return None
-        return Candidate(counts, image, None, value, True, run.raw_bits(counts))
-
     def refine(self, run: CompressRun, chosen: Candidate, achieved: float) -> tuple[Candidate, float]:
         """Size targets are filled by the network's iterations alone."""
         return chosen, achieved
