@@ -31,6 +31,7 @@ from service.errors import InvalidBitstream
 
 __all__ = [
     "COLOUR_SRGB",
+    "DEBLOCKED_FORMAT_VERSION",
     "FORMAT_VERSION",
     "MAGIC",
     "NETWORK_ONLY_FORMAT",
@@ -48,9 +49,11 @@ MAGIC = b"RGIC"
 #: targets, an adaptive quantiser; 8: format 3 and 9: format 7, the network's image deblocked on the 8-px
 #: grid wherever the receiver shows it (service/codec/deblocking.py); 10: format 8 and 11: format 9, the
 #: receiver's image, whichever coder made it, chroma-filtered with its luma as the guide
-#: (service/codec/postfilters.py). 11 is written when the layer is used, 10 otherwise; 1-9 are read, no
-#: longer written.
+#: (service/codec/postfilters.py). 11 is written when the layer is used, 10 otherwise; 8 (9 with a layer over
+#: the network's iterations) where the chroma filter would lower the network's quality (decision 43); 1-7
+#: are read, no longer written.
 FORMAT_VERSION = 10
+DEBLOCKED_FORMAT_VERSION = 8
 FIRST_REFINED_FORMAT_VERSION = 4
 REFINED_FORMAT_VERSION = 11
 READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)

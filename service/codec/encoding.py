@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from service.codec.patches import CELL_SIZE, Geometry, Tile
-from service.codec.postfilters import WRITTEN, network_shown
+from service.codec.postfilters import WRITTEN, Postfilters, network_shown
 from service.codec.rate_control import QualityTable
 
 __all__ = ["EarlyExit", "Encoding", "grey_image"]
@@ -35,6 +35,8 @@ class Encoding:
     #: iterations the backend ran for each patch's tile, [patches_y, patches_x]: calls that stop early
     #: stop at different counts, and a patch can be given no more bits than its tile has
     limits: np.ndarray
+    #: what the receiver does to the network's image, as the bitstream coded from this pass will say
+    postfilters: Postfilters = WRITTEN
 
     def first(self, iterations: int) -> Encoding:
         """This pass's first ``iterations``, as a pass that stopped there gives them."""
@@ -45,18 +47,21 @@ class Encoding:
             self.reconstructions[:iterations],
             self.quality.first(iterations),
             np.minimum(self.limits, iterations),
+            self.postfilters,
         )
 
     def within_limits(self, counts: np.ndarray) -> np.ndarray:
         """Per-patch ``counts`` cut to what each patch's tile ran."""
         return np.minimum(counts, self.limits)
 
-    def reconstruction(self, iterations: int) -> np.ndarray:
+    def reconstruction(self, iterations: int, filters: Postfilters | None = None) -> np.ndarray:
         """The decoded image after ``iterations`` iterations, uint8 [H,W,3] at the original size,
-        post-filtered as a receiver of what compress writes shows it (after none, the network's mid-grey)."""
+        post-filtered as the receiver shows it (``filters``, by default this pass's; after none, the
+        network's mid-grey)."""
         if iterations == 0:
             return grey_image(self.geometry.height, self.geometry.width)
-        return network_shown(self.geometry.crop(self.reconstructions[iterations - 1]), WRITTEN)
+        image = self.geometry.crop(self.reconstructions[iterations - 1])
+        return network_shown(image, self.postfilters if filters is None else filters)
 
     def composite(self, cell_iterations: np.ndarray) -> np.ndarray:
         """Each cell's pixels after its own count [cells_y, cells_x] (0: grey), uint8 [H,W,3].
@@ -79,7 +84,7 @@ class Encoding:
                 continue
             cells = (cell_iterations == n)[:, None, :, None, None]  # broadcast, never a pixel mask
             np.copyto(by_cell(image), by_cell(self.reconstructions[min(int(n), last) - 1]), where=cells)
-        return network_shown(self.geometry.crop(image), WRITTEN)
+        return network_shown(self.geometry.crop(image), self.postfilters)
 
 
 def grey_image(height: int, width: int) -> np.ndarray:

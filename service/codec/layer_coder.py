@@ -8,6 +8,7 @@ from collections.abc import Callable
 import numpy as np
 
 from service.codec import refinement
+from service.codec.postfilters import Postfilters
 from service.codec.run import Candidate, CompressRun
 
 __all__ = ["LayerCoder"]
@@ -44,8 +45,15 @@ class LayerCoder:
         else:
             base, counts = run.uniform.reconstruction(base_count), run.uniform_counts(base_count)
         # finer block means and adaptive steps: fewer bytes and visible blocks for MS-SSIM, more for PSNR
+        # over no iteration the layer is always filtered (format 11); over iterations, as the network's image
+        filtered = base_count == 0 or run.postfilters == Postfilters.DEBLOCK_AND_CHROMA
         transform = run.timed(
-            "refinement_seconds", refinement.ResidualTransform.of, run.rgb, base, self.kind == "msssim"
+            "refinement_seconds",
+            refinement.ResidualTransform.of,
+            run.rgb,
+            base,
+            self.kind == "msssim",
+            filtered,
         )
         trial, value = run.timed("refinement_seconds", self.search, run, transform)
         payload = run.timed("refinement_seconds", refinement.encode, trial)

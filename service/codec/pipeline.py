@@ -16,14 +16,15 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 import numpy as np
 
 from service.backend.client import BackendClient
 from service.codec import refinement
-from service.codec.bitstream import FORMAT_VERSION, NETWORK_ONLY_FORMAT, Bitstream
+from service.codec.bitstream import DEBLOCKED_FORMAT_VERSION, FORMAT_VERSION, NETWORK_ONLY_FORMAT, Bitstream
 from service.codec.context_model import ContextModel
 from service.codec.encoding import EarlyExit, Encoding, grey_image
 from service.codec.entropy import (
@@ -97,7 +98,7 @@ class CompressResult:
     #: the image after each of the bitstream's steps, as a progressive receiver shows them (what each
     #: prefix decodes to), when compress was asked to keep them and had them without another decode
     #: (the network's bitstreams); empty otherwise
-    frames: list[np.ndarray] = field(default_factory=list)
+    frames: Sequence[np.ndarray] = field(default_factory=list)
     #: for the quality ladder, the allocations compress would choose at the codec's ``ladder_msssims``
     #: below this bitstream's quality: within its counts (``ImageCodec.cut``), or coded beside a
     #: bitstream the layer made
@@ -137,6 +138,36 @@ def _layer_steps(stream: Bitstream, iterations: int | None) -> list[bytes]:
     if refinement.steps(stream.refinement, stream.layer_format) == 1:
         return [stream.refinement]
     return [refinement.first_step(stream.refinement), stream.refinement][:layer]
+
+
+class _ShownFrames(Sequence[np.ndarray]):
+    """The receiver's image after each iteration, cropped and post-filtered when first asked for, from the
+    padded images [T, Hp, Wp, 3] of one decode."""
+
+    def __init__(self, padded: np.ndarray, geometry: Geometry, filters: Postfilters) -> None:
+        self._padded, self._geometry, self._filters = padded, geometry, filters
+        self._shown: dict[int, np.ndarray] = {}
+
+    def __len__(self) -> int:
+        return len(self._padded)
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        """Each frame once, not kept (a progressive stream of a big image holds one at a time)."""
+        for index, frame in enumerate(self._padded):
+            kept = self._shown.get(index)
+            yield kept if kept is not None else network_shown(self._geometry.crop(frame), self._filters)
+
+    @overload
+    def __getitem__(self, index: int) -> np.ndarray: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[np.ndarray]: ...
+    def __getitem__(self, index: int | slice) -> np.ndarray | list[np.ndarray]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]  # negative indices, and IndexError past the end
+        if index not in self._shown:
+            self._shown[index] = network_shown(self._geometry.crop(self._padded[index]), self._filters)
+        return self._shown[index]
 
 
 def _place(target: np.ndarray, values: np.ndarray, where: tuple[slice, slice]) -> None:
@@ -334,8 +365,16 @@ class ImageCodec:
         By default the model version's learned context coder (the count-based one for versions
         without a context model), unless raw bits are smaller (never worse than raw).
         """
+        # No network iteration shows no network image: the layer alone is always written filtered.
+        filtered = encoding.postfilters == Postfilters.DEBLOCK_AND_CHROMA or not patch_iterations.any()
         return self._pack(
-            encoding.geometry, encoding.version, encoding.bits, patch_iterations, coder_id, refinement
+            encoding.geometry,
+            encoding.version,
+            encoding.bits,
+            patch_iterations,
+            coder_id,
+            refinement,
+            FORMAT_VERSION if filtered else DEBLOCKED_FORMAT_VERSION,
         )
 
     def _pack(
@@ -451,9 +490,7 @@ class ImageCodec:
             # A bitstream with a layer holds no network bits to cut: its allocations are coded beside it.
             ceiling = None if chosen.refinement else chosen.counts
             below = [
-                Allocation(
-                    value, c.counts, c.image, c.value, None if ceiling is not None else run.coded(c.counts)
-                )
+                Allocation(value, c.counts, c.image, c.value, c.data)
                 for value, c in allocations_below(run, lower, ceiling)
             ]
         run.report_progress("coding the bitstream", 0.95)
@@ -622,7 +659,7 @@ class ImageCodec:
         bits: np.ndarray,
         cell_iterations: np.ndarray,
         filters: Postfilters,
-    ) -> Iterator[np.ndarray]:
+    ) -> _ShownFrames:
         """The receiver's image after each iteration, shown one at a time from the padded images the
         backend's calls gave (every iteration's at once: for images of a few megapixels)."""
         steps = int(cell_iterations.max(initial=0))
@@ -630,8 +667,7 @@ class ImageCodec:
         for batch, images in self._decoded_batches(geometry, version, bits, cell_iterations, True):
             for i, tile in enumerate(batch):
                 _place(padded, images[i], tile.pixel_slice)
-        for frame in padded:
-            yield network_shown(geometry.crop(frame), filters)
+        return _ShownFrames(padded, geometry, filters)
 
     def decode_frames(
         self,
@@ -640,10 +676,11 @@ class ImageCodec:
         bits: np.ndarray,
         cell_iterations: np.ndarray,
         filters: Postfilters = WRITTEN,
-    ) -> list[np.ndarray]:
+    ) -> Sequence[np.ndarray]:
         """The receiver's image after each iteration, uint8 [H,W,3] each (what the first k iterations of
-        these bits decode to), from one fused ``decompress`` call per batch of tiles."""
-        return list(self._frames(geometry, version, bits, cell_iterations, filters))
+        these bits decode to), from one fused ``decompress`` call per batch of tiles; each post-filtered
+        when first asked for (compress keeps every decode's frames and uses one decode's)."""
+        return self._frames(geometry, version, bits, cell_iterations, filters)
 
     def step_images(self, data: bytes) -> Iterator[np.ndarray]:
         """The image after each of ``data``'s steps, as a progressive receiver shows them (each is what

@@ -7,7 +7,8 @@ decoded luma as its guide: within every 5×5 window the chroma is fitted as a st
 so chroma that the luma does not explain (the network's and the layer's colour noise around edges and
 in flat areas) is smoothed, while colour edges that follow luma edges stay. The luma is left as it is.
 Measured on the 0.95 bitstreams of model version 7 at no extra byte: mean CIEDE2000 3.514 → 3.459 on
-Kodak and 3.968 → 3.914 on the validation split, MS-SSIM a hair higher on both.
+Kodak and 3.968 → 3.914 on the validation split, MS-SSIM a hair higher on both. On some photos it lowers
+MS-SSIM, so compress leaves it out of those (formats 8 and 9; ``QualityGoal.choose_postfilters``).
 Every operation is elementwise float32 (no reductions, no BLAS), so every receiver shows the same pixels.
 """
 
@@ -35,8 +36,8 @@ class Postfilters(IntEnum):
     DEBLOCK_AND_CHROMA = 2  # formats 10 and 11 (the chroma filter runs on the layer's image too)
 
 
-#: The filters of the formats compress writes (service/codec/bitstream.py's FORMAT_VERSION and
-#: REFINED_FORMAT_VERSION): what every image compress measures is shown with.
+#: The filters of the formats compress writes unless the goal leaves the chroma filter out
+#: (service/codec/bitstream.py's FORMAT_VERSION and REFINED_FORMAT_VERSION).
 WRITTEN = Postfilters.DEBLOCK_AND_CHROMA
 
 

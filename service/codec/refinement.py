@@ -51,8 +51,10 @@ __all__ = [
     "steps",
 ]
 
-#: The bitstream format whose layer ``encode`` writes.
+#: The bitstream format whose layer ``encode`` writes, and the one it writes under a network image that is not
+#: chroma-filtered (the same payload, decoded without the filter).
 FORMAT = 8
+_UNFILTERED_FORMAT = 7
 
 BLOCK = 8
 MIN_STEP = 0.5
@@ -189,11 +191,17 @@ class ResidualTransform:
     coefficients: np.ndarray
     mode: int = _FOR_MSSSIM
     levels: np.ndarray | None = None  # the adaptive quantiser's, where the mode has it
+    #: the layer format whose reconstruction the trials show (the payload is the same for 7 and 8)
+    layer_format: int = FORMAT
 
     @classmethod
-    def of(cls, original: np.ndarray, base: np.ndarray, msssim: bool = True) -> ResidualTransform:
+    def of(
+        cls, original: np.ndarray, base: np.ndarray, msssim: bool = True, chroma_filter: bool = True
+    ) -> ResidualTransform:
         """The transform of what ``base`` leaves of ``original`` (both uint8 [H,W,3]), to be quantised
-        for an MS-SSIM target (finer block means, steps adapted to each region) or a PSNR target."""
+        for an MS-SSIM target (finer block means, steps adapted to each region) or a PSNR target; its
+        trials' images chroma-filtered (layer format 8) or not (format 7, under a bitstream whose network
+        image is not filtered either)."""
         height, width = original.shape[:2]
         by, bx = _blocks(height, width)
         coefficients = np.empty((3, by, bx, BLOCK, BLOCK), np.float32)
@@ -206,12 +214,12 @@ class ResidualTransform:
             coefficients[:, rows] = _DCT @ blocks @ _DCT.T
         mode = _FOR_MSSSIM if msssim else _FOR_PSNR
         levels = _region_levels(original) if _LAYOUTS[FORMAT][mode].adaptive else None
-        return cls(base, coefficients, mode, levels)
+        return cls(base, coefficients, mode, levels, FORMAT if chroma_filter else _UNFILTERED_FORMAT)
 
     def trial(self, step: float) -> Trial:
         """The layer at ``step`` (rounded to what the payload can carry)."""
         step = _carried(step)
-        layout = _LAYOUTS[FORMAT][self.mode]
+        layout = _LAYOUTS[self.layer_format][self.mode]
         steps = layout.steps(step)[:, None, None]
         scales = _block_scales(self.levels, *self.coefficients.shape[1:3])
         quantised = np.empty(self.coefficients.shape, np.int32)

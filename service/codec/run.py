@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +19,7 @@ import numpy as np
 from service.codec.encoding import EarlyExit, Encoding, grey_image
 from service.codec.entropy import truncate
 from service.codec.patches import Geometry
+from service.codec.postfilters import WRITTEN, Postfilters
 from service.codec.rate_control import allocate
 
 __all__ = ["FIRST_PASS_SHARE", "Candidate", "CompressRun", "NetworkCoder", "Progress"]
@@ -52,12 +53,24 @@ class NetworkCoder(Protocol):
     ) -> Encoding: ...
 
     def decode_bits(
-        self, geometry: Geometry, version: int, bits: np.ndarray, cell_iterations: np.ndarray
+        self,
+        geometry: Geometry,
+        version: int,
+        bits: np.ndarray,
+        cell_iterations: np.ndarray,
+        *,
+        filters: Postfilters = WRITTEN,
     ) -> np.ndarray: ...
 
     def decode_frames(
-        self, geometry: Geometry, version: int, bits: np.ndarray, cell_iterations: np.ndarray
-    ) -> list[np.ndarray]: ...
+        self,
+        geometry: Geometry,
+        version: int,
+        bits: np.ndarray,
+        cell_iterations: np.ndarray,
+        *,
+        filters: Postfilters = WRITTEN,
+    ) -> Sequence[np.ndarray]: ...
 
     def bitstream(
         self,
@@ -112,7 +125,9 @@ class CompressRun:
     coder_bytes: dict[str, int] = field(default_factory=dict)
     #: whether decodes keep every iteration's image, for the quality ladder (``frames``)
     keep_frames: bool = False
-    _frames: dict[bytes, list[np.ndarray]] = field(default_factory=dict)
+    #: what the receiver does to the network's image (the goal may leave the chroma filter out: decision 43)
+    postfilters: Postfilters = WRITTEN
+    _frames: dict[bytes, Sequence[np.ndarray]] = field(default_factory=dict)
 
     def report_progress(self, stage: str, share: float) -> None:
         if self.progress is not None:
@@ -213,6 +228,7 @@ class CompressRun:
 
         encode = functools.partial(self.codec.encode, progress=calls_done)
         self.uniform = self.timed("encode_seconds", encode, self.rgb, iterations, self.version, early_exit)
+        self.uniform.postfilters = self.postfilters
         return self.uniform
 
     @property
@@ -236,13 +252,14 @@ class CompressRun:
         cells = self.geometry.cell_iterations(counts)
         bits = truncate(self.uniform.bits[: int(counts.max())], cells)
         decode = self.codec.decode_frames if self.keep_frames else self.codec.decode_bits
+        decode = functools.partial(decode, filters=self.postfilters)
         decoded = self.timed("decode_seconds", decode, self.geometry, self.version, bits, cells)
         if not self.keep_frames:
             return decoded
         self._frames[np.asarray(counts, np.int64).tobytes()] = decoded
         return decoded[-1]
 
-    def frames(self, counts: np.ndarray) -> list[np.ndarray]:
+    def frames(self, counts: np.ndarray) -> Sequence[np.ndarray]:
         """The image after each step of the network's bitstream with per-patch ``counts``, where known
         without a decode: kept from one (``keep_frames``), or a uniform count's, the first pass's own
         images (a tile that stopped sooner keeps its last, as the receiver does); else empty."""

@@ -285,7 +285,7 @@ def test_targets_the_network_meets_cheaply_get_no_refinement_layer(codec: ImageC
     rgb = np.ascontiguousarray(kodak_image[:96, :160])
     result = codec.compress(rgb, Target("msssim", 0.9))
     assert result.target_met and result.refinement_bytes == 0
-    assert Bitstream.from_bytes(result.bitstream).format_version == 10
+    assert Bitstream.from_bytes(result.bitstream).format_version in (8, 10)  # no layer: 9 and 11 carry one
 
 
 def test_a_refinement_layer_over_no_network_iteration_decodes_from_grey(
