@@ -55,6 +55,13 @@ class Settings(BaseSettings):
         "original's (of those the first pass ran; it runs one past the target when the image has smooth "
         "patches): neighbours cannot then differ by a visible step (docs/decisions.md 25). 0 turns it off",
     )
+    busy_patch_delta_e: float = Field(
+        2.3,
+        description="any other patch gets iterations until its mean colour is within this CIELAB ΔE*ab of "
+        "the original's (one JND; or within half of it of the closest the first pass comes): rate control, "
+        "following MS-SSIM, leaves the image's border patches and some busy ones tinted at 1-2 iterations "
+        "(docs/decisions.md 44). 0 turns it off",
+    )
     refinement: bool = Field(
         True,
         description="the refinement layer, a DCT coder, beside the network: both code the image at every "

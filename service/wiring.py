@@ -45,6 +45,7 @@ def image_codec(settings: Settings, client: BackendClient) -> ImageCodec:
         extra_iterations=settings.extra_iterations,
         smooth_patch_iterations=settings.smooth_patch_iterations,
         smooth_patch_delta_e=settings.smooth_patch_delta_e,
+        busy_patch_delta_e=settings.busy_patch_delta_e,
         refinement_base_iterations=settings.refinement_base_iterations if settings.refinement else None,
         max_pixels=settings.max_pixels,
         ladder_msssims=tuple(settings.ladder_msssims),

@@ -193,6 +193,7 @@ class ImageCodec:
         max_pixels: int = 24_000_000,
         smooth_patch_iterations: int = 3,
         smooth_patch_delta_e: float = 1.2,
+        busy_patch_delta_e: float = 2.3,
         refinement_base_iterations: int | None = 0,
         ladder_msssims: tuple[float, ...] = (),
     ) -> None:
@@ -208,6 +209,8 @@ class ImageCodec:
         #: fewest iterations rate control gives a smooth patch (blocks show beside 1-iteration patches)
         self.smooth_patch_iterations = smooth_patch_iterations
         self.smooth_patch_delta_e = smooth_patch_delta_e
+        #: any other patch gets iterations until its mean colour is within this ΔE*ab (0: no floor)
+        self.busy_patch_delta_e = busy_patch_delta_e
         #: network iterations under the refinement layer (None: no refinement layer)
         self.refinement_base_iterations = refinement_base_iterations
         #: MS-SSIMs at which compress, asked for frames (the quality ladder), also finds the allocation

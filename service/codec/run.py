@@ -41,6 +41,7 @@ class NetworkCoder(Protocol):
     extra_iterations: int
     smooth_patch_iterations: int
     smooth_patch_delta_e: float
+    busy_patch_delta_e: float
     refinement_base_iterations: int | None
 
     def encode(
@@ -164,18 +165,32 @@ class CompressRun:
         """The fewest iterations rate control may give each patch: a smooth patch gets at least
         ``smooth_patch_iterations`` and then as many as it takes its mean colour to come within
         ``smooth_patch_delta_e`` of the original's (of those the first pass ran): two neighbours within
-        it differ by about one just-noticeable difference (ΔE 2.3) at most (decision 25)."""
+        it differ by about one just-noticeable difference (ΔE 2.3) at most (decision 25). Any other
+        patch gets as many as it takes its mean colour to come within ``busy_patch_delta_e`` (or within
+        half of it of the closest it comes; decision 44)."""
         assert self.uniform is not None
         cached = self._floor
         if cached is not None and cached[0] is self.uniform and cached[1] == self.settle_colour:
             return cached[2]
-        floor = np.where(self.smooth, self.codec.smooth_patch_iterations, 1)
-        tolerance = self.codec.smooth_patch_delta_e if self.settle_colour else 0.0
-        if tolerance > 0 and self.smooth.any():
-            settled = np.full(self.geometry.patches, self.iterations_run)
-            for n in range(self.iterations_run, int(floor.max()) - 1, -1):
-                settled[self.colour_offsets(n) <= tolerance] = n
-            floor = np.where(self.smooth, np.maximum(floor, settled), floor)
+        codec = self.codec
+        floor = np.where(self.smooth, codec.smooth_patch_iterations, 1)
+        smooth_tolerance = codec.smooth_patch_delta_e if self.settle_colour else 0.0
+        busy_tolerance = codec.busy_patch_delta_e if self.settle_colour else 0.0
+        settles_smooth = smooth_tolerance > 0 and bool(self.smooth.any())
+        settles_busy = busy_tolerance > 0 and not bool(self.smooth.all())
+        counts = np.arange(1 if settles_busy else int(floor.max()), self.iterations_run + 1)
+        if (settles_smooth or settles_busy) and counts.size:
+            offsets = np.stack([self.colour_offsets(int(n)) for n in counts])  # [counts, py, px]
+            # A busy patch that never comes within its tolerance settles where it comes within half
+            # of it of the closest it gets: more iterations would buy a fraction of a JND.
+            busy_limit = np.maximum(busy_tolerance, offsets.min(axis=0) + busy_tolerance / 2)
+            tolerance = np.where(self.smooth, smooth_tolerance, busy_limit)
+            within = (offsets <= tolerance) & (counts[:, None, None] >= floor)
+            settled = np.where(within.any(axis=0), counts[within.argmax(axis=0)], self.iterations_run)
+            if settles_smooth:
+                floor = np.where(self.smooth, np.maximum(floor, settled), floor)
+            if settles_busy:
+                floor = np.where(self.smooth, floor, settled)
         self._floor = (self.uniform, self.settle_colour, floor)
         return floor
 

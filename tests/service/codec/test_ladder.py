@@ -139,6 +139,7 @@ def test_compress_finds_allocations_below_within_its_counts_and_the_ladder_serve
     cuts = [r for r in ladder if r.counts is not None]
     prefixes = [r for r in ladder if r.counts is None]
     assert cuts
+    nested = 0
     for allocation in result.allocations_below:
         assert (allocation.counts <= result.patch_iterations).all()
         assert not np.array_equal(
@@ -149,8 +150,13 @@ def test_compress_finds_allocations_below_within_its_counts_and_the_ladder_serve
         assert np.array_equal(decoded, allocation.image)  # what compress measured is what is served
         assert msssim(rgb, decoded) == pytest.approx(allocation.msssim, abs=1e-9)
         assert allocation.msssim >= allocation.target
-        # one tile, as the service sends an image this size: what a compress at that target writes
-        assert data == codec.compress(rgb, Target("msssim", allocation.target)).bitstream
+        # one tile, as the service sends an image this size: what a compress at that target writes,
+        # wherever that compress gives no patch more iterations than the master (rate control is not
+        # nested across targets everywhere: decision 44)
+        fresh = codec.compress(rgb, Target("msssim", allocation.target))
+        if (fresh.patch_iterations <= result.patch_iterations).all():
+            nested += 1
+            assert data == fresh.bitstream
         rung = next((r for r in cuts if r.counts == allocation.counts.tolist()), None)
         if rung is None:  # left out: a prefix as small gives more
             assert any(r.bytes <= len(data) and r.msssim >= allocation.msssim for r in prefixes)
@@ -159,6 +165,7 @@ def test_compress_finds_allocations_below_within_its_counts_and_the_ladder_serve
             assert (rung.bytes, rung.msssim) == (len(data), allocation.msssim) and rung.bytes < len(
                 result.bitstream
             )
+    assert nested >= len(result.allocations_below) - 1
     with pytest.raises(BadParameter, match="at most"):
         codec.cut(result.bitstream, result.patch_iterations + 1)
     assert codec.compress(rgb, Target("msssim", 0.95)).allocations_below == []  # only with the ladder
