@@ -56,6 +56,7 @@ class LayerCoder:
             filtered,
         )
         trial, value = run.timed("refinement_seconds", self.search, run, transform)
+        del transform  # its coefficients (float32, 4 bytes a sample) are not needed to code the payload
         payload = run.timed("refinement_seconds", refinement.encode, trial)
         return Candidate(counts, trial.image, None, value, True, 8.0 * len(payload), refinement=payload)
 

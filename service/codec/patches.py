@@ -129,13 +129,17 @@ class Geometry:
     def smooth_patches(self, rgb: np.ndarray, lightness_std: float = SMOOTH_LIGHTNESS_STD) -> np.ndarray:
         """Whether each patch of sRGB ``rgb`` [H,W,3] is smooth (CIELAB L* standard deviation below
         ``lightness_std``), bool [patches_y, patches_x]; edge patches are judged on their pixels inside
-        the image."""
+        the image. One band of patches at a time, so memory stays small."""
         p = self.patch_size
-        (patches_y, patches_x) = self.patches
-        padded = np.full((patches_y * p, patches_x * p), np.nan, np.float32)
-        padded[: self.height, : self.width] = lightness(rgb)
-        blocks = padded.reshape(patches_y, p, patches_x, p)
-        return np.nanstd(blocks, axis=(1, 3)) < lightness_std
+        patches_x = self.patches[1]
+        smooth = np.empty(self.patches, bool)
+        band = np.empty((p, patches_x * p), np.float32)
+        for row, top in enumerate(range(0, self.height, p)):
+            rows = min(p, self.height - top)
+            band.fill(np.nan)
+            band[:rows, : self.width] = lightness(rgb[top : top + rows])
+            smooth[row] = np.nanstd(band.reshape(p, patches_x, p), axis=(0, 2)) < lightness_std
+        return smooth
 
     def patch_colours(self, rgb: np.ndarray) -> np.ndarray:
         """CIELAB of each patch's mean linear-light colour in sRGB ``rgb`` [H,W,3] (pixels inside the

@@ -71,8 +71,9 @@ _LUMA_DC, _CHROMA_DC = 0.5, 0.45
 _DEAD_ZONE = np.full((BLOCK, BLOCK), 0.15, np.float32)
 _DEAD_ZONE[0, 0] = 0.0
 _LIMIT = 1 << 15
-#: block rows per band of the transform (1024 pixel rows)
-_STRIP_BLOCKS = 128
+#: block rows per band of the transform (256 pixel rows: a 6000-px-wide band's float32 temporaries take
+#: about 18 MB each, and a trial of a 24 MP photo about 150 MB of them at once)
+_STRIP_BLOCKS = 32
 #: The deblocking filter's thresholds in units of the step (edge step, flatness, largest change):
 #: on Kodak 1-8 % fewer bytes for the same MS-SSIM or PSNR, and fewer visible blocks (decision 29)
 _DEBLOCK = (1.5, 0.4, 0.3)
@@ -176,7 +177,7 @@ class Trial:
     """The layer at one quantiser step: its integers and the image the receiver decodes from them."""
 
     step: float
-    quantised: np.ndarray  # int32 [3, by, bx, 8, 8]
+    quantised: np.ndarray  # int16 [3, by, bx, 8, 8] (int32 or int64 where decoded)
     image: np.ndarray  # uint8 [H,W,3]
     mode: int  # the layout (the mode byte)
     levels: np.ndarray | None  # the adaptive quantiser's region levels [ry, rx], if the mode has them
@@ -222,7 +223,9 @@ class ResidualTransform:
         layout = _LAYOUTS[self.layer_format][self.mode]
         steps = layout.steps(step)[:, None, None]
         scales = _block_scales(self.levels, *self.coefficients.shape[1:3])
-        quantised = np.empty(self.coefficients.shape, np.int32)
+        # |levels| stay below 8·255 / (0.225 · 0.5) ≈ 18,000 (a block's DC over the finest step and the
+        # smallest region scale), so int16 holds them at half int32's memory (a 24 MP trial's: 144 MB)
+        quantised = np.empty(self.coefficients.shape, np.int16)
         for rows, _ in _strips(self.base.shape[0]):
             scaled = self.coefficients[:, rows] / (steps * scales[rows, :, None, None])
             rounded = np.floor(np.abs(scaled) + (np.float32(0.5) - _DEAD_ZONE))
@@ -300,7 +303,7 @@ def _reconstruct(
         image[pixels] = np.clip(np.round(base[pixels] + residual @ _YCC_TO_RGB.T), 0, 255)
     if layout.deblock:
         deblock(image, *(int(np.ceil(step * share)) for share in _DEBLOCK))
-    image = np.clip(image, 0, 255).astype(np.uint8)
+    image = np.clip(image, 0, 255, out=image).astype(np.uint8)
     return filter_chroma(image) if layout.chroma_filter else image
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from benchmarks.colour import grid_blocking
 from service.codec.bitstream import Bitstream
-from service.codec.deblocking import deblock_network
+from service.codec.deblocking import NETWORK_THRESHOLDS, deblock, deblock_network
 from service.codec.pipeline import ImageCodec
 from service.codec.rate_control import Target
 
@@ -26,6 +26,19 @@ def test_a_small_step_on_the_grid_is_smoothed_and_an_edge_is_kept() -> None:
     off_grid = np.ones(32, bool)
     off_grid[[6, 7, 8, 9, 14, 15, 16, 17, 22, 23, 24, 25]] = False
     np.testing.assert_array_equal(out[:, off_grid], image[:, off_grid].astype(int))
+
+
+def test_the_network_image_deblocked_in_bands_of_rows_is_the_whole_image_deblocked_at_once() -> None:
+    rng = np.random.default_rng(4)
+    for height, width in ((600, 40), (261, 17), (520, 9), (7, 30)):
+        # steps of up to 30 levels between flat 8×8 blocks: some edges below the thresholds, some above
+        blocks = rng.integers(100, 130, (-(-height // 8), -(-width // 8), 3))
+        image = np.repeat(np.repeat(blocks, 8, 0), 8, 1)[:height, :width]
+        image = (image + rng.integers(0, 3, image.shape)).astype(np.uint8)
+        whole = image.astype(np.int16)
+        deblock(whole, *NETWORK_THRESHOLDS)
+        assert not np.array_equal(whole, image)  # it does filter
+        np.testing.assert_array_equal(deblock_network(image), whole)
 
 
 def test_compress_measures_what_the_receiver_shows_and_the_grid_shows_less(

@@ -51,6 +51,14 @@ def test_images_smaller_than_the_window_pass_unchanged() -> None:
     np.testing.assert_array_equal(filter_chroma(np.zeros((0, 4, 3), np.uint8)), np.zeros((0, 4, 3), np.uint8))
 
 
+def test_filtering_in_bands_of_rows_gives_the_pixels_of_the_whole_image_at_once() -> None:
+    photo = np.asarray(Image.open(KODAK / "kodim23.png").convert("RGB"))[:203, :97]
+    whole = filter_chroma(photo, band_rows=photo.shape[0])
+    assert np.abs(whole.astype(int) - photo).max() > 0  # it does filter
+    for band_rows in (1, 3, 16, 128):
+        np.testing.assert_array_equal(filter_chroma(photo, band_rows=band_rows), whole)
+
+
 def test_the_layer_of_format_8_is_format_7_chroma_filtered() -> None:
     rng = np.random.default_rng(5)
     original = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
