@@ -15,7 +15,7 @@ __all__ = ["NETWORK_THRESHOLDS", "deblock", "deblock_network"]
 NETWORK_THRESHOLDS = (24, 7, 5)
 PERIOD = 8
 #: Rows of the network's image deblocked at a time (its int16 copy of a 6000-px-wide band: 9 MB, in cache
-#: where a 24 MP image's 144 MB took 1.8 s to convert, filter and clip, the same pixels in bands 0.6 s)
+#: where a 24 MP image's 144 MB took 1.8 s to convert, filter and clip; the same pixels in bands: 0.8 s)
 _BAND_ROWS = 256
 
 
