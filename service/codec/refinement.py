@@ -224,11 +224,14 @@ class ResidualTransform:
         steps = layout.steps(step)[:, None, None]
         scales = _block_scales(self.levels, *self.coefficients.shape[1:3])
         # |levels| stay below 8·255 / (0.225 · 0.5) ≈ 18,000 (a block's DC over the finest step and the
-        # smallest region scale), so int16 holds them at half int32's memory (a 24 MP trial's: 144 MB)
+        # smallest region scale), so int16 holds them at half int32's memory (a 24 MP trial's: 144 MB);
+        # the payload's limit is int16's, checked on each band before the cast
         quantised = np.empty(self.coefficients.shape, np.int16)
         for rows, _ in _strips(self.base.shape[0]):
             scaled = self.coefficients[:, rows] / (steps * scales[rows, :, None, None])
             rounded = np.floor(np.abs(scaled) + (np.float32(0.5) - _DEAD_ZONE))
+            if rounded.max(initial=0) >= _LIMIT:
+                raise ValueError("refinement step too small for this residual")
             quantised[:, rows] = np.sign(scaled) * rounded
         image = _reconstruct(self.base, quantised, step, layout, scales)
         return Trial(step, quantised, image, self.mode, self.levels)
@@ -327,8 +330,6 @@ def _ramp_slopes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def encode(trial: Trial) -> bytes:
     """The refinement payload of ``trial`` (bitstream format :data:`FORMAT`)."""
-    if np.abs(trial.quantised).max(initial=0) >= _LIMIT:
-        raise ValueError("refinement step too small for this residual")
     means, rest = coefficient_coder.encode(trial.quantised, trial.levels)
     return struct.pack(">HBI", round(trial.step * _STEP_SCALE), trial.mode, len(means)) + means + rest
 
