@@ -23,3 +23,13 @@ def test_an_int8_convolution_computes_with_its_dequantized_kernel() -> None:
     kernel = dequantize_kernel(conv.kernel, conv.kernel_scale)
     expected = tf.nn.conv2d(x, kernel, 2, "SAME") + tf.cast(conv.bias, tf.float32)
     np.testing.assert_array_equal(conv(x).numpy(), expected.numpy())
+
+
+def test_a_convolution_in_parts_gives_its_output_channels_in_order() -> None:
+    tf.random.set_seed(3)
+    conv = Conv2D(4, 9, 3, 2, tf.float16, kernel_dtype=tf.int8)
+    conv.bias.assign(tf.cast(tf.range(9, dtype=tf.float32) / 10, tf.float16))
+    x = tf.random.uniform([2, 8, 10, 4])
+    parts = conv.parts(x, 3)
+    assert [p.shape for p in parts] == [[2, 4, 5, 3]] * 3
+    np.testing.assert_allclose(tf.concat(parts, -1).numpy(), conv(x).numpy(), rtol=1e-5, atol=1e-6)

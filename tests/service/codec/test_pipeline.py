@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.codec.bitstream import Bitstream
+from service.codec.bitstream import NETWORK_ONLY_FORMAT, Bitstream
 from service.codec.encoding import EarlyExit, Encoding
 from service.codec.entropy import CODER_RAW, encode_payload
 from service.codec.goals import next_aim
@@ -195,8 +195,10 @@ def test_a_target_past_the_network_is_met_by_the_refinement_layer_and_decoded_al
     result = refined.compress(rgb, Target("psnr", 45.0))
     assert result.target_met and result.psnr >= 45.0 and result.refinement_bytes > 0
     stream = Bitstream.from_bytes(result.bitstream)
-    # the network's iterations, then the layer's two steps: its block means, then the rest
-    assert stream.format_version == 11 and stream.steps == int(stream.patch_iterations.max()) + 2
+    # the network's iterations, then the layer's two steps: its block means, then the rest; over the network's
+    # deblocked image, its chroma filtered (format 11) or not (9) as compress chose for this model and image
+    assert stream.format_version in NETWORK_ONLY_FORMAT
+    assert stream.steps == int(stream.patch_iterations.max()) + 2
     decoded = refined.decompress(result.bitstream).image
     np.testing.assert_array_equal(decoded, result.reconstruction)
     assert psnr(rgb, decoded) == pytest.approx(result.psnr, abs=1e-6)
