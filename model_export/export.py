@@ -38,6 +38,8 @@ from model_export.context_fit import fit_context_model, training_codes
 from model_export.model import CodecConfig, RecurrentCodec, to_uint8
 from model_export.shipped import (
     CODEC_METADATA,
+    GATES,
+    GRU_KERNEL_STORAGE,
     GRU_KERNELS,
     restore_codec_weights,
     shipped_config,
@@ -179,18 +181,27 @@ def export_saved_model(
     metadata: dict[str, object] | None = None,
     context_model: ContextModel | None = None,
     gru_kernels: str = "int8",
+    fused_gates: bool = False,
 ) -> Path:
     """Write ``codec`` (and the entropy coder's ``context_model`` for its codes, if given) as a
     SavedModel to ``version_dir`` atomically (temp dir, then rename).
 
     Weights are stored in float16, the GRU cells' kernels by default in int8 with a scale per output
-    channel (``gru_kernels``; half the size again, docs/decisions.md 36); compute stays float32.
+    channel (``gru_kernels``, one of ``GRU_KERNEL_STORAGE``; half the size again, docs/decisions.md 36);
+    compute stays float32. ``fused_gates`` writes each GRU convolution whole, as versions up to 7 were.
     """
     version_dir = Path(version_dir)
     if version_dir.exists():
         raise FileExistsError(f"{version_dir} exists: model versions are immutable, pick a new one")
     version_dir.parent.mkdir(parents=True, exist_ok=True)
-    shipped = RecurrentCodec(codec.config, weight_dtype=tf.float16, gru_kernel_dtype=tf.as_dtype(gru_kernels))
+    encoder_kernels, decoder_kernels = GRU_KERNEL_STORAGE[gru_kernels]
+    shipped = RecurrentCodec(
+        codec.config,
+        weight_dtype=tf.float16,
+        gru_kernel_dtype=encoder_kernels,
+        decoder_gru_kernel_dtype=decoder_kernels,
+        fused_gates=fused_gates,
+    )
     shipped.copy_weights_from(codec)
     root = ExportedCodec(shipped, context_model)
     with tempfile.TemporaryDirectory(dir=version_dir.parent) as tmp:
@@ -200,6 +211,7 @@ def export_saved_model(
             "model_name": MODEL_NAME,
             "config": json.loads(codec.config.to_json()),
             GRU_KERNELS: gru_kernels,
+            GATES: "fused" if fused_gates else "parts",
             **(metadata or {}),
         }
         (staging / "assets").mkdir(exist_ok=True)
@@ -230,9 +242,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--gru-kernels",
-        choices=["int8", "float16"],
+        choices=sorted(GRU_KERNEL_STORAGE),
         default="int8",
-        help="how the GRU cells' kernels are stored (int8: a scale per output channel)",
+        help="how the GRU cells' kernels are stored (int8: a scale per output channel; int8-encoder: "
+        "the encoder's only)",
+    )
+    parser.add_argument(
+        "--fused-gates",
+        action="store_true",
+        help="each GRU convolution whole, its output split, as versions up to 7 (re-exports of them)",
     )
     parser.add_argument("--models-dir", default="models")
     parser.add_argument("--version", type=int, required=True)
@@ -245,17 +263,20 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
 
-    context_model, context_images = None, args.context_images
+    context_model, context_images, refit = None, args.context_images, True
     if args.init_from:
         source = Path(args.init_from)
         codec = RecurrentCodec(shipped_config(source))
-        restore_codec_weights(codec, source)
+        restore_codec_weights(codec, source, warm_start=False)
         metadata = shipped_metadata(source)
         steps, origin = int(metadata.get("training_steps", 0)), str(source)
         training_iterations = shipped_trained_iterations(source)
-        if not args.refit_context:  # the same weights make the same codes: its fit still holds
+        # The same weights make the same codes: its fit still holds. A version that shipped none (up to
+        # 2) coded its bits without one, and its re-export must decode them the same.
+        refit = args.refit_context
+        if not refit:
             context_model = shipped_context_model(source)
-            context_images = metadata.get("context_model_images", context_images)
+            context_images = metadata.get("context_model_images")
     elif args.snapshot_dir:
         source = Path(args.snapshot_dir)
         codec = RecurrentCodec(snapshot_config(source))
@@ -272,19 +293,24 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint.restore(origin).expect_partial()
         steps = int(step_counter)
         training_iterations = args.training_iterations
-    if context_model is None:
+    if refit:
         codes = training_codes(codec, args.data, args.context_images, args.context_iterations)
         context_model = fit_context_model(codes, args.context_iterations)
     out = export_saved_model(
         codec,
         Path(args.models_dir) / MODEL_NAME / str(args.version),
         {
-            "training_steps": steps,
-            "training_iterations": training_iterations,
-            "context_model_images": context_images,
+            key: value
+            for key, value in {
+                "training_steps": steps,
+                "training_iterations": training_iterations,
+                "context_model_images": context_images,
+            }.items()
+            if value is not None
         },
         context_model,
         args.gru_kernels,
+        args.fused_gates,
     )
     print(f"exported {origin} (step {steps}) to {out}")
 

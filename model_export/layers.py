@@ -96,8 +96,9 @@ class ConvGRUCell(tf.Module):
         h' = (1 − z) ⊙ h + z ⊙ n
 
     Each of the two convolutions holds the three gates' kernels (one variable each); it runs as three
-    convolutions, one per gate (``Conv2D.parts``). The state has ``units`` channels at the output
-    resolution.
+    convolutions, one per gate (``Conv2D.parts``), or with ``fused_gates`` as one whose output is split,
+    as versions up to 7 were exported (a re-export of one decodes its bitstreams exactly as before;
+    docs/decisions.md 47). The state has ``units`` channels at the output resolution.
     """
 
     def __init__(
@@ -110,10 +111,12 @@ class ConvGRUCell(tf.Module):
         weight_dtype: tf.DType = tf.float32,
         name: str | None = None,
         kernel_dtype: tf.DType | None = None,
+        fused_gates: bool = False,
     ) -> None:
         super().__init__(name=name)
         self.units = units
         self.stride = stride
+        self.fused_gates = fused_gates
         self.input_conv = Conv2D(
             in_channels, 3 * units, kernel, stride, weight_dtype, name="input_conv", kernel_dtype=kernel_dtype
         )
@@ -126,8 +129,12 @@ class ConvGRUCell(tf.Module):
         self.input_conv.bias.assign(tf.cast(gate_bias, weight_dtype))
 
     def __call__(self, x: tf.Tensor, h: tf.Tensor) -> tf.Tensor:
-        xz, xr, xn = self.input_conv.parts(x, 3)
-        hz, hr, hn = self.hidden_conv.parts(h, 3)
+        if self.fused_gates:
+            xz, xr, xn = tf.split(self.input_conv(x), 3, axis=-1)
+            hz, hr, hn = tf.split(self.hidden_conv(h), 3, axis=-1)
+        else:
+            xz, xr, xn = self.input_conv.parts(x, 3)
+            hz, hr, hn = self.hidden_conv.parts(h, 3)
         z = tf.sigmoid(xz + hz)
         r = tf.sigmoid(xr + hr)
         n = tf.tanh(xn + r * hn)

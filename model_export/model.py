@@ -95,29 +95,44 @@ class RecurrentCodec(tf.Module):
         weight_dtype: tf.DType = tf.float32,
         name: str = "recurrent_codec",
         gru_kernel_dtype: tf.DType | None = None,
+        decoder_gru_kernel_dtype: tf.DType | None = None,
+        fused_gates: bool = False,
     ) -> None:
         """``weight_dtype`` stores every weight (float16 in shipped models); ``gru_kernel_dtype`` int8
-        stores the GRU cells' kernels, 93 % of the weights, as int8 with a scale per channel instead."""
+        stores the GRU cells' kernels, 93 % of the weights, as int8 with a scale per channel instead;
+        ``decoder_gru_kernel_dtype``, if given, the decoder's cells' kernels otherwise. ``fused_gates``
+        runs each GRU convolution whole and splits its output (:class:`ConvGRUCell`)."""
         super().__init__(name=name)
         self.config = config
         e, d, bits = config.encoder_channels, config.decoder_channels, config.bits_per_cell
         w = weight_dtype
 
-        def gru(in_channels: int, units: int, kernel: int, stride: int, name: str) -> ConvGRUCell:
+        def gru(
+            in_channels: int, units: int, kernel: int, stride: int, name: str, kernel_dtype: tf.DType | None
+        ) -> ConvGRUCell:
             return ConvGRUCell(
-                in_channels, units, kernel, stride, weight_dtype=w, name=name, kernel_dtype=gru_kernel_dtype
+                in_channels,
+                units,
+                kernel,
+                stride,
+                weight_dtype=w,
+                name=name,
+                kernel_dtype=kernel_dtype,
+                fused_gates=fused_gates,
             )
 
+        enc_kernels = gru_kernel_dtype
+        dec_kernels = decoder_gru_kernel_dtype or gru_kernel_dtype
         self.enc_conv = Conv2D(3, e[0], 3, 2, w, name="enc_conv")
-        self.enc_gru1 = gru(e[0], e[1], 3, 2, "enc_gru1")
-        self.enc_gru2 = gru(e[1], e[2], 3, 2, "enc_gru2")
-        self.enc_gru3 = gru(e[2], e[3], 3, 2, "enc_gru3")
+        self.enc_gru1 = gru(e[0], e[1], 3, 2, "enc_gru1", enc_kernels)
+        self.enc_gru2 = gru(e[1], e[2], 3, 2, "enc_gru2", enc_kernels)
+        self.enc_gru3 = gru(e[2], e[3], 3, 2, "enc_gru3", enc_kernels)
         self.binarizer = Conv2D(e[3], bits, 1, 1, w, name="binarizer")
         self.dec_conv = Conv2D(bits, d[0], 1, 1, w, name="dec_conv")
-        self.dec_gru1 = gru(d[0], d[0], 2, 1, "dec_gru1")
-        self.dec_gru2 = gru(d[0] // 4, d[1], 3, 1, "dec_gru2")
-        self.dec_gru3 = gru(d[1] // 4, d[2], 3, 1, "dec_gru3")
-        self.dec_gru4 = gru(d[2] // 4, d[3], 3, 1, "dec_gru4")
+        self.dec_gru1 = gru(d[0], d[0], 2, 1, "dec_gru1", dec_kernels)
+        self.dec_gru2 = gru(d[0] // 4, d[1], 3, 1, "dec_gru2", dec_kernels)
+        self.dec_gru3 = gru(d[1] // 4, d[2], 3, 1, "dec_gru3", dec_kernels)
+        self.dec_gru4 = gru(d[2] // 4, d[3], 3, 1, "dec_gru4", dec_kernels)
         self.dec_out = Conv2D(d[3] // 4, 3, 1, 1, w, name="dec_out")
         # log of the residual gain per iteration; grows with t because residuals shrink.
         # Kept in float32 even in shipped models: it is tiny and sets every iteration's scale.

@@ -17,7 +17,9 @@ from service.codec.context_model import ContextModel
 
 __all__ = [
     "CODEC_METADATA",
+    "GATES",
     "GRU_KERNELS",
+    "GRU_KERNEL_STORAGE",
     "restore_codec_weights",
     "shipped_config",
     "shipped_context_model",
@@ -27,8 +29,19 @@ __all__ = [
 
 #: The file under ``assets/`` of every exported version that records its configuration and origin.
 CODEC_METADATA = "codec.json"
-#: The metadata key naming how the GRU cells' kernels are stored: "int8" (from version 7) or "float16".
+#: The metadata key naming how the GRU cells' kernels are stored, one of ``GRU_KERNEL_STORAGE``.
 GRU_KERNELS = "gru_kernels"
+#: Each storage's kernel dtypes, (encoder's cells, decoder's cells): "int8" from version 7; "int8-encoder"
+#: for re-exports of earlier versions, whose bitstreams the decoder's float16 kernels decode exactly
+#: as before (docs/decisions.md 47); "float16" before, and when the metadata does not say.
+GRU_KERNEL_STORAGE = {
+    "int8": (tf.int8, tf.int8),
+    "int8-encoder": (tf.int8, tf.float16),
+    "float16": (tf.float16, tf.float16),
+}
+#: The metadata key naming how each GRU cell's gates are computed: "parts" (one convolution per gate,
+#: from version 8) or "fused" (one convolution, its output split; versions up to 7 and their re-exports).
+GATES = "gates"
 
 
 def shipped_metadata(version_dir: Path) -> dict:
@@ -41,16 +54,25 @@ def shipped_config(version_dir: Path) -> CodecConfig:
     return CodecConfig.from_json(json.dumps(shipped_metadata(version_dir)["config"]))
 
 
-def restore_codec_weights(codec: RecurrentCodec, version_dir: Path) -> None:
+def restore_codec_weights(codec: RecurrentCodec, version_dir: Path, warm_start: bool = True) -> None:
     """Load the codec's variables from an exported SavedModel (weights may be stored in float16, GRU
     kernels in int8); the version's configuration may differ from ``codec``'s where a warm start allows
-    (:meth:`RecurrentCodec.copy_weights_from`)."""
-    kernels = tf.as_dtype(shipped_metadata(version_dir).get(GRU_KERNELS, "float16"))
-    shipped = RecurrentCodec(shipped_config(version_dir), weight_dtype=tf.float16, gru_kernel_dtype=kernels)
+    (:meth:`RecurrentCodec.copy_weights_from`). With ``warm_start`` the gains of the iterations the
+    version was not trained on continue its trained ones; without, every weight is the version's own
+    (a re-export decodes the version's bitstreams as it does)."""
+    storage = shipped_metadata(version_dir).get(GRU_KERNELS, "float16")
+    encoder_kernels, decoder_kernels = GRU_KERNEL_STORAGE[storage]
+    shipped = RecurrentCodec(
+        shipped_config(version_dir),
+        weight_dtype=tf.float16,
+        gru_kernel_dtype=encoder_kernels,
+        decoder_gru_kernel_dtype=decoder_kernels,
+    )
     checkpoint = tf.train.Checkpoint(codec=shipped)
     status = checkpoint.read(str(Path(version_dir) / "variables" / "variables"))
     status.expect_partial().assert_existing_objects_matched()
-    codec.copy_weights_from(shipped, trained_iterations=shipped_trained_iterations(version_dir))
+    trained = shipped_trained_iterations(version_dir) if warm_start else None
+    codec.copy_weights_from(shipped, trained_iterations=trained)
 
 
 def shipped_trained_iterations(version_dir: Path) -> int:

@@ -1,9 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from model_export.export import export_saved_model
+from model_export.export import main as export_main
 from model_export.model import RecurrentCodec, variables_by_path
 from model_export.shipped import restore_codec_weights, shipped_metadata
 from tests.model_export.test_model import TINY
@@ -76,13 +79,11 @@ def test_saved_model_matches_in_memory_codec_within_its_stored_weights(exported)
 
 def test_the_gru_kernels_are_stored_in_int8_and_every_function_once(exported) -> None:
     _, path = exported
-    reader = tf.train.load_checkpoint(str(path / "variables" / "variables"))
-    stored = reader.get_variable_to_dtype_map().items()
-    dtypes = {name.split("/.ATTRIBUTES")[0]: dtype for name, dtype in stored}
+    dtypes = _stored_dtypes(path)
     assert dtypes["codec/enc_gru1/input_conv/kernel"] == tf.int8
     assert dtypes["codec/enc_gru1/input_conv/kernel_scale"] == tf.float16
     assert dtypes["codec/enc_conv/kernel"] == tf.float16
-    assert shipped_metadata(path)["gru_kernels"] == "int8"
+    assert (shipped_metadata(path)["gru_kernels"], shipped_metadata(path)["gates"]) == ("int8", "parts")
     graph = saved_model_pb2.SavedModel.FromString((path / "saved_model.pb").read_bytes()).meta_graphs[0]
     names = [f.signature.name for f in graph.graph_def.library.function]
     for signature in ("compress", "decompress", "encode_step", "decode_step"):
@@ -122,3 +123,36 @@ def test_export_refuses_to_overwrite_a_version(exported) -> None:
     codec, path = exported
     with pytest.raises(FileExistsError):
         export_saved_model(codec, path)
+
+
+def test_a_reexport_with_int8_encoder_kernels_decodes_the_versions_bitstreams_exactly(tmp_path) -> None:
+    # A version as written before decision 36 (float16 kernels, gates fused, no context model), trained on
+    # fewer iterations than it runs: a warm start would move its later gains, a re-export must not.
+    tf.random.set_seed(5)
+    codec, metadata = RecurrentCodec(TINY), {"training_iterations": 1}
+    old = export_saved_model(codec, tmp_path / "1", metadata, gru_kernels="float16", fused_gates=True)
+    flags = ["--gru-kernels", "int8-encoder", "--fused-gates"]
+    export_main(["--init-from", str(old), "--models-dir", str(tmp_path), "--version", "2", *flags])
+    new = tmp_path / "residual_gru" / "2"
+    old_sigs, new_sigs = (tf.saved_model.load(str(p)).signatures for p in (old, new))
+    assert "context_model" not in new_sigs
+    image = tf.cast(tf.random.uniform([1, 32, 48, 3], 0, 255, seed=6), tf.uint8)
+    counts = tf.constant([[[TINY.max_iterations, 1, 2], [3, TINY.max_iterations, 2]]])
+    bits = old_sigs["compress"](image=image, iterations=counts, **_NO_EARLY_EXIT)["bits"]
+    np.testing.assert_array_equal(
+        new_sigs["decompress"](bits=bits)["reconstructions"].numpy(),
+        old_sigs["decompress"](bits=bits)["reconstructions"].numpy(),
+    )
+    dtypes = _stored_dtypes(new)
+    assert dtypes["codec/enc_gru3/input_conv/kernel"] == tf.int8
+    assert dtypes["codec/dec_gru1/input_conv/kernel"] == tf.float16
+    metadata = shipped_metadata(new)
+    assert (metadata["gru_kernels"], metadata["gates"]) == ("int8-encoder", "fused")
+    assert metadata["training_iterations"] == 1 and "context_model_images" not in metadata
+
+
+def _stored_dtypes(version_dir: Path) -> dict[str, tf.DType]:
+    """Each stored variable's dtype, by its path in the codec."""
+    reader = tf.train.load_checkpoint(str(version_dir / "variables" / "variables"))
+    stored = reader.get_variable_to_dtype_map().items()
+    return {name.split("/.ATTRIBUTES")[0]: dtype for name, dtype in stored}
