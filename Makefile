@@ -55,7 +55,7 @@ load-big: $(STAMP)
 train: $(STAMP)
 	nice -n 15 $(BIN)/python -m model_export.train --snapshot-dir checkpoints/residual_gru \
 	  --init-from $$(ls -d models/residual_gru/* | sort -V | tail -1) --adaptive-gain --max-iterations 24 \
-	  --crop 128 --batch 6 --iterations 8 --msssim-weight 0.8 --colour-weight 0.25 --lr 1e-4 $(TRAIN_ARGS)
+	  --crop 128 --batch 6 --iterations 8 --long-iterations 16 --msssim-weight 0.8 --colour-weight 0.25 --lr 1e-4 $(TRAIN_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache var

@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
         from model_export.shipped import shipped_config
 
         codec = RecurrentCodec(shipped_config(args.version_dir))
-        restore_codec_weights(codec, args.version_dir)
+        restore_codec_weights(codec, args.version_dir, warm_start=False)  # as it serves
     images = (
         load_folder(args.images, args.limit) if args.images else load_validation_images(args.data, args.limit)
     )

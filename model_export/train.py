@@ -17,7 +17,7 @@ import math
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from model_export.model import CELL_SIZE, EARLY_ITERATIONS, CodecConfig, Recurre
 from model_export.shipped import restore_codec_weights, shipped_config, shipped_metadata
 from model_export.snapshot import has_snapshot, restore_snapshot, snapshot_config, write_snapshot
 
-__all__ = ["Adam", "learning_rate", "train"]
+__all__ = ["Adam", "learning_rate", "train", "unrolled_iterations"]
 
 DEFAULT_TRAIN_DIR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "train"
 
@@ -90,6 +90,14 @@ def _stop_requests() -> Iterator[threading.Event]:
             signal.signal(number, handler)
 
 
+def unrolled_iterations(step: int, iterations: int, long_iterations: int, long_every: int) -> int:
+    """How many iterations ``step`` unrolls: ``long_iterations`` on every ``long_every``-th step (if
+    set), else ``iterations``."""
+    if long_iterations and step % long_every == long_every - 1:
+        return long_iterations
+    return iterations
+
+
 def train(args: argparse.Namespace) -> None:
     """Run the training loop described by the command-line ``args``."""
     tf.random.set_seed(args.seed)  # the initial weights of a fresh run
@@ -104,8 +112,9 @@ def train(args: argparse.Namespace) -> None:
         config = shipped_config(Path(args.init_from)) if args.init_from else CodecConfig()
         changes = {"adaptive_gain": args.adaptive_gain, "max_iterations": args.max_iterations}
         config = dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
-        if config.max_iterations < args.iterations:
-            config = dataclasses.replace(config, max_iterations=args.iterations)
+        unrolled = max(args.iterations, args.long_iterations)
+        if config.max_iterations < unrolled:
+            config = dataclasses.replace(config, max_iterations=unrolled)
     config_path.write_text(config.to_json())
 
     snapshot = Path(args.snapshot_dir) if args.snapshot_dir else None
@@ -127,10 +136,12 @@ def train(args: argparse.Namespace) -> None:
         global_step.assign(start)
         print(f"initialised from {args.init_from} (trained {start} steps)")
 
+    trained_iterations = max(args.iterations, args.long_iterations)
+
     def save() -> None:
         path = manager.save(checkpoint_number=int(global_step))
         if snapshot is not None:
-            write_snapshot(codec, snapshot, int(global_step), args.iterations)
+            write_snapshot(codec, snapshot, int(global_step), trained_iterations)
         return path
 
     start_step = int(global_step)
@@ -141,31 +152,36 @@ def train(args: argparse.Namespace) -> None:
     sampler = CropSampler(images, crop=args.crop, batch=args.batch, seed=seed + 1)
     cells = args.crop // CELL_SIZE
 
-    @tf.function(
-        input_signature=[
-            tf.TensorSpec([args.batch, args.crop, args.crop, 3], tf.float32),
-            tf.TensorSpec([args.batch, cells, cells], tf.int32),
-            tf.TensorSpec([], tf.float32),
-        ]
-    )
-    def train_step(batch: tf.Tensor, stop_at: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            loss, _ = codec.forward(
-                batch,
-                args.iterations,
-                stop_at=stop_at,
-                training=True,
-                log_loss=args.log_loss,
-                early_weight=args.early_weight,
-                msssim_weight=args.msssim_weight,
-                colour_weight=args.colour_weight,
-                msssim_covers_border=args.msssim_covers_border,
-            )
-        grads = tape.gradient(loss, variables)
-        grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
-        optimizer.apply(grads, variables, learning_rate)
-        global_step.assign_add(1)
-        return loss
+    def make_train_step(iterations: int) -> Callable[[tf.Tensor, tf.Tensor, tf.Tensor], tf.Tensor]:
+        @tf.function(
+            input_signature=[
+                tf.TensorSpec([args.batch, args.crop, args.crop, 3], tf.float32),
+                tf.TensorSpec([args.batch, cells, cells], tf.int32),
+                tf.TensorSpec([], tf.float32),
+            ]
+        )
+        def train_step(batch: tf.Tensor, stop_at: tf.Tensor, learning_rate: tf.Tensor) -> tf.Tensor:
+            with tf.GradientTape() as tape:
+                loss, _ = codec.forward(
+                    batch,
+                    iterations,
+                    stop_at=stop_at,
+                    training=True,
+                    log_loss=args.log_loss,
+                    early_weight=args.early_weight,
+                    msssim_weight=args.msssim_weight,
+                    colour_weight=args.colour_weight,
+                    msssim_covers_border=args.msssim_covers_border,
+                )
+            grads = tape.gradient(loss, variables)
+            grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
+            optimizer.apply(grads, variables, learning_rate)
+            global_step.assign_add(1)
+            return loss
+
+        return train_step
+
+    train_steps = {n: make_train_step(n) for n in {args.iterations, args.long_iterations} if n}
 
     started = time.monotonic()
     deadline = started + args.hours * 3600.0
@@ -182,7 +198,8 @@ def train(args: argparse.Namespace) -> None:
             log.writerow(["step", "loss", "learning_rate", "unix_time"])
         log.writerow(
             [
-                f"# iterations={args.iterations} log_loss={args.log_loss} early_weight={args.early_weight}"
+                f"# iterations={args.iterations} long_iterations={args.long_iterations}"
+                f" long_every={args.long_every} log_loss={args.log_loss} early_weight={args.early_weight}"
                 f" msssim_weight={args.msssim_weight} colour_weight={args.colour_weight}"
                 f" msssim_covers_border={args.msssim_covers_border}"
                 f" crop={args.crop} batch={args.batch}",
@@ -195,8 +212,9 @@ def train(args: argparse.Namespace) -> None:
         while not stopping.is_set() and int(global_step) < args.steps and time.monotonic() < deadline:
             step = int(global_step)
             lr = learning_rate(step, args.lr, args.lr_half_life, args.lr_decay_start)
-            stop_at = _stop_masks(rng, args.batch, cells, args.iterations, args.stop_fraction)
-            loss = float(train_step(sampler.next_batch(), stop_at, tf.constant(lr, tf.float32)))
+            iterations = unrolled_iterations(step, args.iterations, args.long_iterations, args.long_every)
+            stop_at = _stop_masks(rng, args.batch, cells, iterations, args.stop_fraction)
+            loss = float(train_steps[iterations](sampler.next_batch(), stop_at, tf.constant(lr, tf.float32)))
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at step {step}")
             ema = loss if ema is None else 0.98 * ema + 0.02 * loss
@@ -226,6 +244,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--crop", type=int, default=32)
     parser.add_argument("--iterations", type=int, default=10, help="unrolled iterations per step")
+    parser.add_argument(
+        "--long-iterations",
+        type=int,
+        default=0,
+        help="unrolled iterations of every --long-every-th step instead (0: none), so that the iterations "
+        "past --iterations, which high targets use, train too",
+    )
+    parser.add_argument("--long-every", type=int, default=4)
     parser.add_argument(
         "--snapshot-dir",
         default="",

@@ -8,7 +8,7 @@ from PIL import Image
 from model_export import train as training
 from model_export.model import RecurrentCodec
 from model_export.snapshot import restore_snapshot, snapshot_metadata
-from model_export.train import learning_rate
+from model_export.train import learning_rate, unrolled_iterations
 from tests.model_export.test_model import TINY
 
 
@@ -17,6 +17,11 @@ def test_learning_rate_is_constant_then_halves_from_the_decay_start() -> None:
     assert learning_rate(900, 4e-4, 3000, decay_start=1000) == 4e-4
     assert learning_rate(4000, 4e-4, 3000, decay_start=1000) == pytest.approx(2e-4)
     assert learning_rate(7000, 4e-4, 3000, decay_start=1000) == pytest.approx(1e-4)
+
+
+def test_every_long_every_th_step_unrolls_the_long_iterations() -> None:
+    assert [unrolled_iterations(step, 8, 16, 4) for step in range(8)] == [8, 8, 8, 16, 8, 8, 8, 16]
+    assert {unrolled_iterations(step, 8, 0, 4) for step in range(8)} == {8}
 
 
 def test_training_checkpoints_logs_and_resumes_with_fresh_crops(tmp_path, monkeypatch) -> None:
@@ -59,8 +64,10 @@ def test_a_new_machine_resumes_from_the_repository_snapshot(tmp_path) -> None:
     first_run.mkdir()
     (first_run / "config.json").write_text(TINY.to_json())
     common = ["--data", str(data), "--batch", "2", "--iterations", "2", "--snapshot-dir", str(snapshot)]
-    training.main([*common, "--run-dir", str(first_run), "--steps", "3"])
+    long_steps = ["--long-iterations", "3", "--long-every", "2"]  # step 1 unrolls 3 iterations
+    training.main([*common, "--run-dir", str(first_run), "--steps", "3", *long_steps])
     assert snapshot_metadata(snapshot)["step"] == 3
+    assert snapshot_metadata(snapshot)["training_iterations"] == 3
     trained = RecurrentCodec(TINY)
     assert restore_snapshot(trained, snapshot) == 3
 
