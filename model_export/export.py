@@ -241,6 +241,14 @@ def main(argv: list[str] | None = None) -> None:
         "--refit-context", action="store_true", help="fit a new context model even if --init-from has one"
     )
     parser.add_argument(
+        "--context-from",
+        type=Path,
+        default=None,
+        help="a version dir whose context model to ship instead of fitting one (a quick measurement of "
+        "a snapshot: its codes' statistics differ a little from that version's, so bitstreams are a "
+        "little larger than with its own fit; a version to ship gets its own)",
+    )
+    parser.add_argument(
         "--gru-kernels",
         choices=sorted(GRU_KERNEL_STORAGE),
         default="int8",
@@ -293,7 +301,10 @@ def main(argv: list[str] | None = None) -> None:
         checkpoint.restore(origin).expect_partial()
         steps = int(step_counter)
         training_iterations = args.training_iterations
-    if refit:
+    if args.context_from is not None:
+        context_model = shipped_context_model(args.context_from)
+        context_images = shipped_metadata(args.context_from).get("context_model_images")
+    elif refit:
         codes = training_codes(codec, args.data, args.context_images, args.context_iterations)
         context_model = fit_context_model(codes, args.context_iterations)
     out = export_saved_model(

@@ -8,7 +8,8 @@ from tensorflow.core.protobuf import saved_model_pb2
 from model_export.export import export_saved_model
 from model_export.export import main as export_main
 from model_export.model import RecurrentCodec, variables_by_path
-from model_export.shipped import restore_codec_weights, shipped_metadata
+from model_export.shipped import restore_codec_weights, shipped_context_model, shipped_metadata
+from model_export.snapshot import write_snapshot
 from tests.model_export.test_model import TINY
 from tests.service.codec.test_entropy import random_context_model
 
@@ -156,3 +157,17 @@ def _stored_dtypes(version_dir: Path) -> dict[str, tf.DType]:
     reader = tf.train.load_checkpoint(str(version_dir / "variables" / "variables"))
     stored = reader.get_variable_to_dtype_map().items()
     return {name.split("/.ATTRIBUTES")[0]: dtype for name, dtype in stored}
+
+
+def test_a_snapshot_exports_with_another_versions_context_model(exported, tmp_path) -> None:
+    codec, path = exported
+    snapshot = tmp_path / "snapshot"
+    write_snapshot(codec, snapshot, 11, 2)
+    flags = ["--snapshot-dir", str(snapshot), "--context-from", str(path)]
+    export_main([*flags, "--models-dir", str(tmp_path), "--version", "3"])
+    new = tmp_path / "residual_gru" / "3"
+    shipped = shipped_context_model(new)
+    assert shipped is not None
+    expected = random_context_model(TINY.bits_per_cell, iterations=2)
+    np.testing.assert_array_equal(shipped.table, expected.table)
+    assert shipped_metadata(new)["training_steps"] == 11
