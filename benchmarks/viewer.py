@@ -27,8 +27,14 @@ __all__ = ["VIEWER_CODECS", "ViewerScore", "same_bytes_row"]
 #: The classic codecs the viewer comparison puts beside ours.
 VIEWER_CODECS = ("JPEG 4:2:0", "WebP")
 ZOOM = 2
-#: A smooth background, a smooth-to-textured transition and fine texture.
-DEFAULT_CROPS = ("kodim23.png:560,20,128", "kodim07.png:300,0,128", "kodim13.png:300,200,128")
+#: A smooth background, a smooth-to-textured transition, fine texture, and (from the validation split) an
+#: edge between two smooth areas, where the layer's blocks still show (docs/decisions.md 48).
+DEFAULT_CROPS = (
+    "kodim23.png:560,20,128",
+    "kodim07.png:300,0,128",
+    "kodim13.png:300,200,128",
+    "bsds500-val/3096.jpg:200,100,128",
+)
 
 
 @dataclass
@@ -117,9 +123,9 @@ def _crop_argument(text: str) -> tuple[Path, int, int, int]:
     x, y, side = (int(v) for v in box.split(","))
     path = Path(name)
     if not path.exists():
-        from benchmarks.rd_kodak import KODAK
+        from benchmarks.rd_kodak import KODAK, TRAIN
 
-        path = KODAK / name
+        path = KODAK / name if (KODAK / name).exists() else TRAIN / name
     return path, x, y, side
 
 
@@ -133,15 +139,13 @@ def main(argv: list[str] | None = None) -> None:
         "--crop",
         action="append",
         type=_crop_argument,
-        help="image:x,y,side (a Kodak name or a path); default: smooth and textured crops of Kodak",
+        help="image:x,y,side (a Kodak name, a path, or one under the training folder); default: smooth "
+        "and textured crops of Kodak and an edge on a validation photo",
     )
     parser.add_argument("--target", type=float, default=0.95, help="our MS-SSIM target")
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "viewer_sheet.png")
     args = parser.parse_args(argv)
-    crops = args.crop or [
-        _crop_argument(c)
-        for c in ("kodim23.png:560,20,128", "kodim07.png:300,0,128", "kodim13.png:300,200,128")
-    ]
+    crops = args.crop or [_crop_argument(c) for c in DEFAULT_CROPS]
     picture_sheet(crops, args.target, args.out)
     print(f"wrote {args.out}")
 
