@@ -46,6 +46,7 @@ from model_export.shipped import (
     shipped_context_model,
     shipped_metadata,
     shipped_trained_iterations,
+    stored_codec,
 )
 from model_export.snapshot import restore_snapshot, snapshot_config, snapshot_metadata
 from model_export.warmup import write_warmup_requests
@@ -194,14 +195,7 @@ def export_saved_model(
     if version_dir.exists():
         raise FileExistsError(f"{version_dir} exists: model versions are immutable, pick a new one")
     version_dir.parent.mkdir(parents=True, exist_ok=True)
-    encoder_kernels, decoder_kernels = GRU_KERNEL_STORAGE[gru_kernels]
-    shipped = RecurrentCodec(
-        codec.config,
-        weight_dtype=tf.float16,
-        gru_kernel_dtype=encoder_kernels,
-        decoder_gru_kernel_dtype=decoder_kernels,
-        fused_gates=fused_gates,
-    )
+    shipped = stored_codec(codec.config, gru_kernels, fused_gates)
     shipped.copy_weights_from(codec)
     root = ExportedCodec(shipped, context_model)
     with tempfile.TemporaryDirectory(dir=version_dir.parent) as tmp:

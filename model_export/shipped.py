@@ -25,6 +25,7 @@ __all__ = [
     "shipped_context_model",
     "shipped_metadata",
     "shipped_trained_iterations",
+    "stored_codec",
 ]
 
 #: The file under ``assets/`` of every exported version that records its configuration and origin.
@@ -54,6 +55,19 @@ def shipped_config(version_dir: Path) -> CodecConfig:
     return CodecConfig.from_json(json.dumps(shipped_metadata(version_dir)["config"]))
 
 
+def stored_codec(config: CodecConfig, gru_kernels: str, fused_gates: bool = False) -> RecurrentCodec:
+    """A codec with a version's storage: float16 weights, the GRU kernels as ``gru_kernels`` (a key of
+    ``GRU_KERNEL_STORAGE``) says; ``fused_gates`` as :class:`ConvGRUCell` takes it."""
+    encoder_kernels, decoder_kernels = GRU_KERNEL_STORAGE[gru_kernels]
+    return RecurrentCodec(
+        config,
+        weight_dtype=tf.float16,
+        gru_kernel_dtype=encoder_kernels,
+        decoder_gru_kernel_dtype=decoder_kernels,
+        fused_gates=fused_gates,
+    )
+
+
 def restore_codec_weights(codec: RecurrentCodec, version_dir: Path, warm_start: bool = True) -> None:
     """Load the codec's variables from an exported SavedModel (weights may be stored in float16, GRU
     kernels in int8); the version's configuration may differ from ``codec``'s where a warm start allows
@@ -61,13 +75,7 @@ def restore_codec_weights(codec: RecurrentCodec, version_dir: Path, warm_start: 
     version was not trained on continue its trained ones; without, every weight is the version's own
     (a re-export decodes the version's bitstreams as it does)."""
     storage = shipped_metadata(version_dir).get(GRU_KERNELS, "float16")
-    encoder_kernels, decoder_kernels = GRU_KERNEL_STORAGE[storage]
-    shipped = RecurrentCodec(
-        shipped_config(version_dir),
-        weight_dtype=tf.float16,
-        gru_kernel_dtype=encoder_kernels,
-        decoder_gru_kernel_dtype=decoder_kernels,
-    )
+    shipped = stored_codec(shipped_config(version_dir), storage)
     checkpoint = tf.train.Checkpoint(codec=shipped)
     status = checkpoint.read(str(Path(version_dir) / "variables" / "variables"))
     status.expect_partial().assert_existing_objects_matched()
