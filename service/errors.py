@@ -6,7 +6,6 @@ __all__ = [
     "BackendUnavailable",
     "BadParameter",
     "InvalidBitstream",
-    "ModelCannotCompress",
     "ModelVersionNotServed",
     "NotAnImage",
     "NotFound",
@@ -64,12 +63,6 @@ class ModelVersionNotServed(ServiceError):
     """The bitstream names a model version that the backend does not serve."""
 
     status, code = 422, "model_version_not_served"
-
-
-class ModelCannotCompress(ServiceError):
-    """The configured model version predates what compress needs (a deployment problem)."""
-
-    status, code = 503, "model_cannot_compress"
 
 
 class RetryLater(ServiceError):

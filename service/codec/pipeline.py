@@ -45,7 +45,6 @@ from service.errors import (
     BackendUnavailable,
     BadParameter,
     InvalidBitstream,
-    ModelCannotCompress,
     ModelVersionNotServed,
 )
 
@@ -255,14 +254,6 @@ class ImageCodec:
                 model = ContextModel.from_arrays({name: value[0] for name, value in out.items()})
             self._context_models[version] = model
         return self._context_models[version]
-
-    def _check_compresses(self, version: int) -> None:
-        """Rate control needs the quality outputs of ``compress`` (model versions from 3 on)."""
-        if "msssim_sums" not in self._signatures(version)["compress"].outputs:
-            raise ModelCannotCompress(
-                f"model {self.model_name!r} version {version} predates the quality outputs rate control "
-                "needs; it still decodes its bitstreams, but compress with version 3 or later"
-            )
 
     # ------------------------------------------------------------------ compress
 
@@ -475,7 +466,6 @@ class ImageCodec:
         start = time.perf_counter()
         self.client.reset_timing()
         version = self.current_version()
-        self._check_compresses(version)
         geometry = Geometry(rgb.shape[1], rgb.shape[0], self.patch_size, self.tile_size)
         cost = geometry.cells_per_patch * self._channels(version)["bits"]  # raw bits per iteration
         run = CompressRun(self, rgb, geometry, version, cost, progress=progress, keep_frames=keep_frames)
@@ -621,10 +611,6 @@ class ImageCodec:
         """One fused ``decompress`` call per batch of tiles that has iterations (no state through gRPC):
         each batch with its images after every iteration, [tiles, T, h, w, 3] (``every_iteration``), or
         its final images, [tiles, h, w, 3]; ``progress`` hears the share of the batches done."""
-        # From version 4, ask for the final image alone rather than every iteration's.
-        final_only = (
-            not every_iteration and "reconstruction" in self._signatures(version)["decompress"].outputs
-        )
         batches = _batches(geometry.tiles(), cell_iterations)
         for done, (iterations, batch) in enumerate(batches, start=1):
             if progress is not None:
@@ -632,10 +618,9 @@ class ImageCodec:
             if iterations == 0:  # a tile with no iteration at all keeps the network's starting point
                 continue
             tile_bits = np.stack([bits[:iterations, t.cell_slice[0], t.cell_slice[1]] for t in batch])
-            output = "reconstruction" if final_only else "reconstructions"
+            output = "reconstructions" if every_iteration else "reconstruction"
             out = self.client.predict(self.model_name, version, "decompress", {"bits": tile_bits}, [output])
-            images = out[output]
-            yield batch, images if final_only or every_iteration else images[:, -1]
+            yield batch, out[output]
 
     def decode_bits(
         self,

@@ -13,7 +13,7 @@ from service.codec.patches import Geometry
 from service.codec.pipeline import ImageCodec
 from service.codec.postfilters import WRITTEN, network_shown
 from service.codec.rate_control import Target
-from service.errors import BadParameter, InvalidBitstream, ModelCannotCompress
+from service.errors import BadParameter, InvalidBitstream
 from tests.conftest import KODAK
 
 
@@ -104,17 +104,19 @@ def test_next_aim_interpolates_instead_of_shifting_by_the_shortfall() -> None:
     assert next_aim((0.9510, 0.94999), (0.9600, 0.9600), 0.95, 1e-4) > 0.9510 + 1e-4  # always moves
 
 
-def test_a_model_version_without_quality_outputs_cannot_compress(backend_client, kodak_image) -> None:
-    old = ImageCodec(backend_client, "residual_gru", model_version=2)
-    with pytest.raises(ModelCannotCompress, match="version 2"):
-        old.compress(np.ascontiguousarray(kodak_image[:64, :64]), Target("msssim", 0.9))
+def test_every_served_version_has_the_outputs_the_gateway_asks_for(backend_client) -> None:
+    """Rate control reads ``compress``'s quality outputs and decodes ask ``decompress`` for the final
+    image alone: every shipped version has both (version 2 since its re-export, decision 49)."""
+    versions = backend_client.available_versions("residual_gru")
+    assert 2 in versions and len(versions) >= 2
+    for version in versions:
+        signatures = backend_client.signature_defs("residual_gru", version)
+        assert {"msssim_sums", "msssim_positions", "squared_errors"} <= set(signatures["compress"].outputs)
+        assert {"reconstruction", "reconstructions"} <= set(signatures["decompress"].outputs)
 
 
-def test_a_version_without_the_final_image_output_decodes_through_every_iteration(
-    backend_client, kodak_image
-) -> None:
-    """Version 2's ``decompress`` returns every iteration's image only (from version 4 it also returns
-    the final one, which the gateway asks for alone): the gateway takes the last."""
+def test_a_format_3_bitstream_of_version_2_decodes_to_the_backends_image(backend_client, kodak_image) -> None:
+    """Format 3 shows the network's image as the backend gives it (8 and 9 deblock it)."""
     rgb = np.ascontiguousarray(kodak_image[:64, :96])
     encoding = ImageCodec(backend_client, "residual_gru").encode(rgb, 3)
     geometry = encoding.geometry
@@ -127,8 +129,8 @@ def test_a_version_without_the_final_image_output_decodes_through_every_iteratio
     )  # format 3: the network's image as the backend gives it (8 and 9 deblock it)
     decoded = ImageCodec(backend_client, "residual_gru").decompress(stream.to_bytes())
     direct = backend_client.predict("residual_gru", 2, "decompress", {"bits": encoding.bits[None, :3]})
-    assert "reconstruction" not in direct
-    np.testing.assert_array_equal(decoded.image, geometry.crop(direct["reconstructions"][0, -1]))
+    np.testing.assert_array_equal(decoded.image, geometry.crop(direct["reconstruction"][0]))
+    np.testing.assert_array_equal(direct["reconstruction"][0], direct["reconstructions"][0, -1])
 
 
 def test_composite_takes_each_cell_from_its_own_iteration() -> None:
