@@ -98,10 +98,26 @@ def test_a_mixed_allocation_is_found_where_the_estimate_is_far_off(backend_clien
 
 def test_next_aim_interpolates_instead_of_shifting_by_the_shortfall() -> None:
     short, meets = (0.9507, 0.9321), (0.9629, 0.9629)  # kodim20's first composite, and uniform 3
-    aim = next_aim(short, meets, 0.95, 1e-4)
+    aim = next_aim([short], meets, 0.95, 1e-4)
     assert 0.9507 < aim < 0.9629 < 0.9507 + (0.95 - 0.9321)
     assert aim == pytest.approx(0.9507 + (0.95 - 0.9321) / (0.9629 - 0.9321) * (0.9629 - 0.9507) + 1e-4)
-    assert next_aim((0.9510, 0.94999), (0.9600, 0.9600), 0.95, 1e-4) > 0.9510 + 1e-4  # always moves
+    assert next_aim([(0.9510, 0.94999)], (0.9600, 0.9600), 0.95, 1e-4) > 0.9510 + 1e-4  # always moves
+
+
+def test_after_two_misses_next_aim_follows_them_past_the_uniform_count() -> None:
+    """The 24 Mpx photo's first two composites: each 0.0016 below its estimate, and the uniform count
+    (floored for smooth patches) just meeting the target at an estimate below where they would."""
+    misses = [(0.95032, 0.94869), (0.95102, 0.94942)]
+    meets = (0.95120, 0.95060)
+    one = next_aim(misses[:1], meets, 0.95, 1e-4)
+    assert misses[0][0] < one < meets[0] + 1e-4
+    two = next_aim(misses, meets, 0.95, 1e-4)
+    slope = (0.94942 - 0.94869) / (0.95102 - 0.95032)
+    assert two == pytest.approx(0.95102 + (0.95 - 0.94942) / slope + 1e-4)
+    assert two > meets[0] + 1e-4
+    # a pair that does not rise together says nothing about the line: interpolate from the last
+    flat = [(0.95032, 0.94869), (0.95102, 0.94860)]
+    assert next_aim(flat, meets, 0.95, 1e-4) == pytest.approx(next_aim(flat[1:], meets, 0.95, 1e-4))
 
 
 def test_every_served_version_has_the_outputs_the_gateway_asks_for(backend_client) -> None:
