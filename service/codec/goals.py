@@ -66,9 +66,9 @@ def next_aim(
 ) -> float:
     """The estimate to aim at next so that the measured quality reaches ``wanted``, plus ``step`` so that
     the aim always moves. ``misses`` are the (estimate, measured) pairs of the allocations that fell
-    short so far, ``meets`` the uniform count's (which met it, or came nearest). The estimate is the allocation's own, not the aim it was
-    made for: whole counts can clear an aim by far, and an aim below that estimate brings the same
-    allocation back.
+    short so far, ``meets`` the uniform count's (which met it, or came nearest). The estimate is the
+    allocation's own, not the aim it was made for: whole counts can clear an aim by far, and an aim
+    below that estimate brings the same allocation back.
 
     After one miss, interpolated between it and ``meets``. Mixed allocations can measure far below their
     estimate (on kodim20, 0.932 against 0.950: flat cells at one iteration beside busy ones at three),
