@@ -16,8 +16,9 @@ the AC (2.); formats 5 and 6 wrote one, channel by channel. Per channel:
    bands (even squares); for chroma, the luma coefficient at the same place. Contexts per band
    measured worse: they split the statistics too thinly for one image (decision 29).
 
-Magnitudes up to 16 are symbols of an adaptive categorical model per context (counts from ½, halved
-past a limit); larger ones escape to an Exp-Golomb remainder, and signs are coded at
+Magnitudes up to 16 are symbols of an adaptive categorical model per context (counts from ½, or from
+tables fitted on the training split, ``coefficient_counts``, as the layer writes since decision 51;
+halved past a limit); larger ones escape to an Exp-Golomb remainder, and signs are coded at
 probability ½. Counts change between chunks of one context's symbols within a group, each chunk no
 longer than the counts' total, so the model adapts almost as fast as a sequential coder while every
 step stays a numpy operation. The counts are exact binary fractions, so any machine decodes the
@@ -30,6 +31,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from service.codec import coefficient_counts
 from service.errors import InvalidBitstream
 
 __all__ = ["decode", "decode_one_stream", "encode"]
@@ -112,10 +114,13 @@ class _Channel:
 
 
 class _AdaptiveModel:
-    """Symbol counts per context, shared by encoder and decoder."""
+    """Symbol counts per context, shared by encoder and decoder: from ½ each, or from ``initial``."""
 
-    def __init__(self, contexts: int, symbols: int) -> None:
-        self.counts = np.full((contexts, symbols), 0.5)
+    def __init__(
+        self, contexts: int, symbols: int, initial: np.ndarray | None = None, tally: np.ndarray | None = None
+    ) -> None:
+        self.counts = np.full((contexts, symbols), 0.5) if initial is None else initial.astype(np.float64)
+        self.tally = tally  # where given, every symbol coded is counted into it [contexts, symbols]
 
     def code(self, channel: _Channel, contexts: np.ndarray, symbols: np.ndarray | None) -> np.ndarray:
         """Code ``symbols`` (None when decoding) under ``contexts``: context by context in ascending
@@ -140,14 +145,18 @@ class _AdaptiveModel:
                 if counts.sum() > _COUNT_LIMIT:
                     counts[:] = np.ceil(counts / 2)
                 at = stop
+        if self.tally is not None:
+            np.add.at(self.tally, (contexts, out), 1)
         return out
 
 
 class _Magnitudes:
     """Signed integers as (context-coded magnitude symbol, escape remainder, sign)."""
 
-    def __init__(self, contexts: int) -> None:
-        self.symbols = _AdaptiveModel(contexts, _SYMBOLS)
+    def __init__(
+        self, contexts: int, initial: np.ndarray | None = None, tally: np.ndarray | None = None
+    ) -> None:
+        self.symbols = _AdaptiveModel(contexts, _SYMBOLS, initial, tally)
         self.lengths = _AdaptiveModel(1, _REMAINDER_BITS)
 
     def code(self, channel: _Channel, contexts: np.ndarray, values: np.ndarray | None) -> np.ndarray:
@@ -204,16 +213,34 @@ def _code_dc(channel: _Channel, model: _Magnitudes, plane: np.ndarray, chroma: b
         known |= target
 
 
-def _code(means: _Channel, rest: _Channel | None, q: np.ndarray, encoding: bool) -> np.ndarray:
+def _models(trained: bool, tallies: dict[str, np.ndarray] | None) -> dict[str, _Magnitudes]:
+    """The magnitude models of the levels, the means and the rest, their counts from ½ or (``trained``)
+    from ``coefficient_counts``' tables; ``tallies``: arrays to count the symbols coded into."""
+    return {
+        name: _Magnitudes(
+            contexts,
+            getattr(coefficient_counts, name.upper()) if trained else None,
+            None if tallies is None else tallies.setdefault(name, np.zeros((contexts, _SYMBOLS), np.int64)),
+        )
+        for name, contexts in (
+            ("levels", len(_BUCKETS)),
+            ("means", 2 * len(_BUCKETS)),
+            ("rest", 4 * len(_BUCKETS)),
+        )
+    }
+
+
+def _code(
+    means: _Channel, rest: _Channel | None, q: np.ndarray, encoding: bool, models: dict[str, _Magnitudes]
+) -> np.ndarray:
     """The one walk over the coefficients both directions share, the blocks' means (DC) on ``means``
     and the rest on ``rest`` (one channel in formats 5 and 6; None: the means alone, the rest left
-    zero); ``q`` [3, 8, 8, blocks_y, blocks_x] (band-major: each band's plane contiguous) is filled
-    in when decoding."""
+    zero), with ``models`` (``_models``); ``q`` [3, 8, 8, blocks_y, blocks_x] (band-major: each band's
+    plane contiguous) is filled in when decoding."""
     blocks_y, blocks_x = q.shape[3:]
     odd = (np.add.outer(np.arange(blocks_y), np.arange(blocks_x)) % 2).astype(bool)
     everywhere = np.ones(odd.shape, bool)
-    dc_model = _Magnitudes(2 * len(_BUCKETS))
-    ac_model = _Magnitudes(2 * 2 * len(_BUCKETS))
+    dc_model, ac_model = models["means"], models["rest"]
     magnitude = np.abs(q) if encoding else np.zeros(q.shape, np.int32)
     for c in range(q.shape[0]):
         dc = q[c, 0, 0].astype(np.int64)
@@ -242,14 +269,22 @@ def _code(means: _Channel, rest: _Channel | None, q: np.ndarray, encoding: bool)
     return q
 
 
-def encode(quantised: np.ndarray, levels: np.ndarray | None = None) -> tuple[bytes, bytes]:
+def encode(
+    quantised: np.ndarray,
+    levels: np.ndarray | None = None,
+    trained: bool = False,
+    tallies: dict[str, np.ndarray] | None = None,
+) -> tuple[bytes, bytes]:
     """Two range-coded streams of ``quantised`` (integers [3, blocks_y, blocks_x, 8, 8], each below
     2**20 in magnitude): the adaptive quantiser's ``levels`` (small integers [regions_y, regions_x];
-    coded as a DC plane is) if any and the blocks' means, then the rest (format 7)."""
+    coded as a DC plane is) if any and the blocks' means, then the rest (format 7). ``trained``: the
+    counts start from the tables fitted on the training split (``coefficient_counts``), else from ½;
+    ``tallies`` (name → [contexts, symbols], added to): the symbols coded with each model, per context."""
     means, rest = _Channel(), _Channel()
+    models = _models(trained, tallies)
     if levels is not None:
-        _code_dc(means, _Magnitudes(len(_BUCKETS)), levels.astype(np.int64), False, encoding=True)
-    _code(means, rest, np.ascontiguousarray(quantised.transpose(0, 3, 4, 1, 2), np.int32), encoding=True)
+        _code_dc(means, models["levels"], levels.astype(np.int64), False, encoding=True)
+    _code(means, rest, np.ascontiguousarray(quantised.transpose(0, 3, 4, 1, 2), np.int32), True, models)
     return means.payload(), rest.payload()
 
 
@@ -259,18 +294,19 @@ def decode(
     blocks_y: int,
     blocks_x: int,
     regions: tuple[int, int] | None = None,
+    trained: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """Inverse of ``encode`` for an image of ``blocks_y`` × ``blocks_x`` blocks: (coefficients, levels),
     the levels read only where ``regions`` gives their shape; without ``rest``, the means alone (the
-    other coefficients zero). Raises ``InvalidBitstream`` where the bytes cannot be what ``encode``
-    wrote."""
+    other coefficients zero); ``trained`` as ``encode`` was told. Raises ``InvalidBitstream`` where the
+    bytes cannot be what ``encode`` wrote."""
     levels = None if regions is None else np.zeros(regions, np.int64)
 
     def walk(q: np.ndarray) -> np.ndarray:
-        means_channel = _Channel(means)
+        means_channel, models = _Channel(means), _models(trained, None)
         if levels is not None:
-            _code_dc(means_channel, _Magnitudes(len(_BUCKETS)), levels, False, encoding=False)
-        return _code(means_channel, None if rest is None else _Channel(rest), q, encoding=False)
+            _code_dc(means_channel, models["levels"], levels, False, encoding=False)
+        return _code(means_channel, None if rest is None else _Channel(rest), q, False, models)
 
     return _decoded(walk, blocks_y, blocks_x), levels
 
@@ -280,7 +316,7 @@ def decode_one_stream(payload: bytes, blocks_y: int, blocks_x: int) -> np.ndarra
 
     def walk(q: np.ndarray) -> np.ndarray:
         channel = _Channel(payload)
-        return _code(channel, channel, q, encoding=False)
+        return _code(channel, channel, q, False, _models(False, None))
 
     return _decoded(walk, blocks_y, blocks_x)
 

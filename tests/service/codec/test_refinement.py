@@ -30,7 +30,8 @@ def pair(kodak_image) -> tuple[np.ndarray, np.ndarray]:
 def test_the_receiver_decodes_what_the_encoder_measured(pair, step: float, msssim: bool) -> None:
     original, base = pair
     trial = refinement.ResidualTransform.of(original, base, msssim).trial(step)
-    assert refinement.encode(trial)[2] == (3 if msssim else 0)  # the mode byte: finer means, adaptive steps
+    # the mode byte: trained counts, and for MS-SSIM finer means and adaptive steps
+    assert refinement.encode(trial)[2] == (7 if msssim else 4)
     assert (trial.levels is not None) == msssim
     np.testing.assert_array_equal(
         refinement.decode(base, refinement.encode(trial), REFINED_FORMAT_VERSION), trial.image
@@ -161,7 +162,7 @@ def test_the_adaptive_quantiser_steps_coarser_where_the_picture_is_busy() -> Non
     )
     levels = trial.levels.copy()
     levels[0, 0] = 5
-    means, rest = coefficient_coder.encode(trial.quantised, levels)
+    means, rest = coefficient_coder.encode(trial.quantised, levels, trained=True)
     forged = refinement.encode(trial)[:3] + struct.pack(">I", len(means)) + means + rest
     with pytest.raises(InvalidBitstream, match="level"):
         refinement.decode(base, forged, 7)
@@ -183,3 +184,18 @@ def test_the_first_of_the_layers_two_steps_is_its_block_means_with_their_ramps(p
     preview = refinement.decode(base, first, 7)
     np.testing.assert_array_equal(preview, refinement._reconstruct(base, means, trial.step, layout, scales))
     assert psnr(original, base) < psnr(original, preview) < psnr(original, trial.image)
+
+
+@pytest.mark.parametrize("msssim", [True, False])
+def test_payloads_coded_from_flat_counts_still_decode(pair, msssim: bool) -> None:
+    """Payloads written before mode bit 2 (the coefficient coder's trained counts) decode as they did;
+    those written now carry the bit and are smaller."""
+    original, base = pair
+    trial = refinement.ResidualTransform.of(original, base, msssim).trial(12.0)
+    now = refinement.encode(trial)
+    assert now[2] == trial.mode | 4
+    means, rest = coefficient_coder.encode(trial.quantised, trial.levels)
+    before = struct.pack(">HBI", round(trial.step * 64), trial.mode, len(means)) + means + rest
+    assert len(now) < len(before)
+    for payload in (now, before):
+        np.testing.assert_array_equal(refinement.decode(base, payload, refinement.FORMAT), trial.image)
