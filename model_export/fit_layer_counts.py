@@ -75,12 +75,12 @@ def module_text(counts: dict[str, np.ndarray], images: int, total: float) -> str
 
 
 def main(argv: list[str] | None = None) -> None:
+    from model_export.train import DEFAULT_TRAIN_DIR
+
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument(
-        "--data", type=Path, default=Path(__file__).resolve().parents[1] / "../shared/data/train"
-    )
+    parser.add_argument("--data", type=Path, default=DEFAULT_TRAIN_DIR.resolve())
     parser.add_argument("--images", type=int, default=90)
     parser.add_argument("--total", type=float, default=256.0)
     parser.add_argument("--seed", type=int, default=25)
