@@ -374,9 +374,10 @@ def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
         raise InvalidBitstream(f"refinement step {step} out of range")
     mode = payload[2] if header > 2 else 0
     trained = format_version >= _TWO_STEPS_FROM and bool(mode & _TRAINED_COUNTS)
-    if (mode & ~_TRAINED_COUNTS if trained else mode) >= len(layouts):
+    layout_mode = mode & ~_TRAINED_COUNTS if trained else mode
+    if layout_mode >= len(layouts):
         raise InvalidBitstream(f"refinement mode {mode} not defined")
-    layout = layouts[mode & ~_TRAINED_COUNTS if trained else mode]
+    layout = layouts[layout_mode]
     by, bx = _blocks(*base.shape[:2])
     levels = None
     if format_version == 4:
