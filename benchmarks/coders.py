@@ -79,8 +79,12 @@ def summary(rows: list[CoderRow], title: str) -> str:
         + " / ".join(VIEWER_CODECS)
         + " | smooth-patch jumps: ours / "
         + " / ".join(VIEWER_CODECS)
+        + " | edge turn °: ours / "
+        + " / ".join(VIEWER_CODECS)
+        + " | edge error: ours / "
+        + " / ".join(VIEWER_CODECS)
         + " |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for target in sorted({r.target for r in rows}):
         chosen = [r for r in rows if r.target == target]
@@ -107,6 +111,10 @@ def summary(rows: list[CoderRow], title: str) -> str:
             + " / ".join(mean("ciede2000_inside", c) for c in ("ours", *VIEWER_CODECS))
             + " | "
             + " / ".join(jumps(c) for c in ("ours", *VIEWER_CODECS))
+            + " | "
+            + " / ".join(mean("edge_direction", c) for c in ("ours", *VIEWER_CODECS))
+            + " | "
+            + " / ".join(mean("edge_error", c) for c in ("ours", *VIEWER_CODECS))
             + " |"
         )
     return "\n".join(lines)

@@ -405,11 +405,14 @@ def viewer_section(m: Measurements) -> list[str]:
         "(`benchmarks/colour.py`). Picture sheet: [viewer_sheet.png](viewer_sheet.png).",
         "",
         "*Blocking*: luma steps across the 8-px grid over those elsewhere, minus the original's ratio",
-        "(`benchmarks/colour.grid_blocking`; 0: the grid does not show).",
+        "(`benchmarks/colour.grid_blocking`; 0: the grid does not show). *Edges*: at the original's",
+        "strongest edges (the top 5 % of luma gradients), the mean turn of their direction in degrees (an",
+        "8×8 staircase turns a diagonal edge towards the grid's axes) and the mean |luma error| within 2 px",
+        "of them (`benchmarks/colour.edge_fidelity`).",
         "",
         "| target | codec | jumps (all images) | largest | images with a jump | mean CIEDE2000 | blocking "
-        "| bytes |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| edge turn ° | edge error | bytes |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for target in VIEWER_TARGETS:
         rows = [m.viewer[f"{image}@{target}"] for image in images if f"{image}@{target}" in m.viewer]
@@ -421,7 +424,9 @@ def viewer_section(m: Measurements) -> list[str]:
                 f"| {target} | {name} | {sum(s.jumps for s in scores)} | "
                 f"{max(s.largest_jump for s in scores):.1f} | {sum(s.jumps > 0 for s in scores)} of "
                 f"{len(scores)} | {np.mean([s.ciede2000 for s in scores]):.2f} | "
-                f"{np.mean([s.blocking for s in scores]):+.2f} | {sum(s.bytes for s in scores)} |"
+                f"{np.mean([s.blocking for s in scores]):+.2f} | "
+                f"{np.mean([s.edge_direction for s in scores]):.2f} | "
+                f"{np.mean([s.edge_error for s in scores]):.2f} | {sum(s.bytes for s in scores)} |"
             )
     lines.append("")
     return lines

@@ -7,7 +7,8 @@
 MS-SSIM 0.90 and 0.95 through :func:`same_bytes_row`. The sheet shows, per crop, the original, ours at
 MS-SSIM 0.95 (with the coder that made it) and JPEG and WebP at the largest quality whose file is not
 larger than our bitstream, each at 2× zoom (nearest neighbour, so every pixel shows), labelled with the
-crop's blocking on the 8-px grid (``benchmarks/colour.grid_blocking``).
+crop's blocking on the 8-px grid (``benchmarks/colour.grid_blocking``) and how far its edges' direction
+turned (``benchmarks/colour.edge_fidelity``: an 8×8 staircase turns a diagonal edge, a blur does not).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from benchmarks.colour import BORDER, ciede2000_error, grid_blocking, mean_inside, patch_jumps
+from benchmarks.colour import BORDER, ciede2000_error, edge_fidelity, grid_blocking, mean_inside, patch_jumps
 from service.comparison.classic import largest_within
 
 __all__ = ["VIEWER_CODECS", "ViewerScore", "same_bytes_row"]
@@ -47,6 +48,10 @@ class ViewerScore:
     blocking: float = float("nan")
     #: mean CIEDE2000 of the pixels at least ``BORDER`` px inside the image
     ciede2000_inside: float = float("nan")
+    #: at the original's strongest edges, how far their direction turned (degrees; staircases turn it)
+    #: and the mean |luma error| near them (``edge_fidelity``)
+    edge_direction: float = float("nan")
+    edge_error: float = float("nan")
 
 
 def _score(rgb: np.ndarray, decoded: np.ndarray, size: int) -> ViewerScore:
@@ -59,6 +64,7 @@ def _score(rgb: np.ndarray, decoded: np.ndarray, size: int) -> ViewerScore:
         mean_inside(error),
         grid_blocking(rgb, decoded),
         mean_inside(error, inside=BORDER),
+        *edge_fidelity(rgb, decoded),
     )
 
 
@@ -98,8 +104,10 @@ def picture_sheet(crops: list[tuple[Path, int, int, int]], target: float, out: P
             tiles = []
             for label, image in panels:
                 window = np.s_[y : y + side, x : x + side]
-                if image is not rgb:  # the crop's 8-px grid blocking (benchmarks/seams.py)
-                    label += f", grid {grid_blocking(rgb[window], image[window]):+.2f}"
+                if image is not rgb:  # the crop's grid blocking and its edges' turn (benchmarks/colour.py)
+                    blocking = grid_blocking(rgb[window], image[window])
+                    direction, _ = edge_fidelity(rgb[window], image[window])
+                    label += f", grid {blocking:+.2f}, edges {direction:.1f}°"
                 crop = Image.fromarray(image[window])
                 crop = crop.resize((side * ZOOM, side * ZOOM), Image.Resampling.NEAREST)
                 tiles.append(_label(crop, f"{path.stem}: {label}"))

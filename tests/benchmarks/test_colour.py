@@ -1,8 +1,8 @@
-"""Patch jumps and grid blocking against values that are known."""
+"""Patch jumps, grid blocking and edge fidelity against values that are known."""
 
 import numpy as np
 
-from benchmarks.colour import JND, grid_blocking, mean_ciede2000, patch_jumps
+from benchmarks.colour import JND, edge_fidelity, grid_blocking, mean_ciede2000, patch_jumps
 
 
 def test_a_shift_of_one_smooth_patch_is_a_jump_and_a_uniform_shift_is_not() -> None:
@@ -50,3 +50,27 @@ def test_colour_error_inside_the_border_leaves_the_frame_out() -> None:
     assert mean_ciede2000(original, inner, inside=16) > mean_ciede2000(original, inner)
     small = np.full((20, 20, 3), 120, np.uint8)
     assert mean_ciede2000(small, small + 9, inside=16) == mean_ciede2000(small, small + 9)  # too small
+
+
+def _diagonal_edge(offset: float = 0.0) -> np.ndarray:
+    """A dark band and a light one meeting along a 30° line, slightly soft (as a photo's edge is)."""
+    y, x = np.mgrid[0:96, 0:128].astype(np.float64)
+    distance = (y - 0.577 * x - 20 - offset) / np.hypot(1, 0.577)
+    luma = 60 + 140 / (1 + np.exp(-distance))
+    return np.repeat(luma[..., None], 3, axis=2).round().astype(np.uint8)
+
+
+def test_a_staircase_turns_an_edge_and_a_blur_does_not() -> None:
+    original = _diagonal_edge()
+    assert edge_fidelity(original, original) == (0.0, 0.0)
+    # the edge as 8×8 blocks would code it with their means alone: a staircase
+    means = original.reshape(12, 8, 16, 8, 3).astype(np.float64).mean(axis=(1, 3), keepdims=True)
+    stairs = np.broadcast_to(means, (12, 8, 16, 8, 3)).reshape(96, 128, 3).round().astype(np.uint8)
+    turn, error = edge_fidelity(original, stairs)
+    blurred = original.astype(np.float64)
+    for axis in (0, 1):  # a 3-tap blur each way, rounded: softer, same direction
+        blurred = (np.roll(blurred, 1, axis) + blurred + np.roll(blurred, -1, axis)) / 3
+    soft_turn, soft_error = edge_fidelity(original, blurred.round().astype(np.uint8))
+    assert turn > 10.0 and soft_turn < 2.0
+    assert error > soft_error > 0.0
+    assert edge_fidelity(np.full((32, 32, 3), 90, np.uint8), stairs[:32, :32]) == (0.0, 0.0)  # no edges
