@@ -199,3 +199,19 @@ def test_payloads_coded_from_flat_counts_still_decode(pair, msssim: bool) -> Non
     assert len(now) < len(before)
     for payload in (now, before):
         np.testing.assert_array_equal(refinement.decode(base, payload, refinement.FORMAT), trial.image)
+
+
+@pytest.mark.parametrize("msssim", [True, False])
+def test_the_dead_zone_keeps_low_bands_for_msssim_and_is_flat_for_psnr(msssim: bool) -> None:
+    """The encoder's rounding: for MS-SSIM targets a low band's coefficient just above half its step is
+    kept and a high band's well above it is dropped; for PSNR targets both round the same way."""
+    base = np.full((8, 8, 3), 128, np.uint8)
+    transform = refinement.ResidualTransform.of(base, base, msssim)
+    layout = refinement._LAYOUTS[refinement.FORMAT][transform.mode]
+    step = 10.0
+    steps = layout.steps(step) * refinement._block_scales(transform.levels, 1, 1)[0, 0]
+    coefficients = np.zeros_like(transform.coefficients)
+    coefficients[0, 0, 0, 0, 1] = 0.55 * steps[0, 0, 1]  # next to the DC
+    coefficients[0, 0, 0, 7, 7] = 0.75 * steps[0, 7, 7]  # the highest band
+    quantised = dataclasses.replace(transform, coefficients=coefficients).trial(step).quantised[0, 0, 0]
+    assert (quantised[0, 1], quantised[7, 7]) == ((1, 0) if msssim else (0, 1))
