@@ -79,6 +79,8 @@ def patch_jumps(original: np.ndarray, decoded: np.ndarray, patch: int = PATCH) -
 
 #: The block grid of the refinement layer (and JPEG's, WebP's): blocking is measured across its lines.
 BLOCK = 8
+#: luma from sRGB (BT.601), as the blocking and edge measures take it
+_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def grid_blocking(original: np.ndarray, decoded: np.ndarray, period: int = BLOCK) -> float:
@@ -87,7 +89,7 @@ def grid_blocking(original: np.ndarray, decoded: np.ndarray, period: int = BLOCK
     (so natural edges that happen to lie on the grid do not count). 0: the grid does not show."""
 
     def ratio(image: np.ndarray) -> float:
-        luma = image.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+        luma = image.astype(np.float64) @ _LUMA
         dx = np.abs(np.diff(luma, axis=1))  # between column j and j+1
         dy = np.abs(np.diff(luma, axis=0))
         on_x = (np.arange(dx.shape[1]) % period) == period - 1
@@ -104,7 +106,6 @@ def grid_blocking(original: np.ndarray, decoded: np.ndarray, period: int = BLOCK
 EDGE_SHARE = 0.05
 EDGE_FLOOR = 10.0
 EDGE_REACH = 2
-_LUMA = np.array([0.299, 0.587, 0.114])
 
 
 def _smoothed_gradients(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -52,10 +52,10 @@ def test_colour_error_inside_the_border_leaves_the_frame_out() -> None:
     assert mean_ciede2000(small, small + 9, inside=16) == mean_ciede2000(small, small + 9)  # too small
 
 
-def _diagonal_edge(offset: float = 0.0) -> np.ndarray:
+def _diagonal_edge() -> np.ndarray:
     """A dark band and a light one meeting along a 30° line, slightly soft (as a photo's edge is)."""
     y, x = np.mgrid[0:96, 0:128].astype(np.float64)
-    distance = (y - 0.577 * x - 20 - offset) / np.hypot(1, 0.577)
+    distance = (y - 0.577 * x - 20) / np.hypot(1, 0.577)
     luma = 60 + 140 / (1 + np.exp(-distance))
     return np.repeat(luma[..., None], 3, axis=2).round().astype(np.uint8)
 
