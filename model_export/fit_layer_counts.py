@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
 from model_export.data import image_paths
-from service.codec import coefficient_coder, refinement
-from service.codec.encoding import grey_image
-from service.codec.layer_coder import LayerCoder
+from service.codec import coefficient_coder
+from service.codec.layer_coder import layer_alone
 from service.codec.quality import msssim
 
 TARGETS = (0.90, 0.95, 0.98)
@@ -41,9 +39,8 @@ def tallies(paths: list[Path]) -> dict[str, np.ndarray]:
     counted: dict[str, np.ndarray] = {}
     for path in tqdm(paths, desc="photos", unit="photo"):
         rgb = np.ascontiguousarray(np.asarray(Image.open(path).convert("RGB"))[:SIDE, :SIDE])
-        transform = refinement.ResidualTransform.of(rgb, grey_image(*rgb.shape[:2]))
         for target in TARGETS:
-            trial, _ = LayerCoder("msssim", target, msssim).search(SimpleNamespace(rgb=rgb), transform)
+            trial, _ = layer_alone(rgb, "msssim", target, msssim)
             coefficient_coder.encode(trial.quantised, trial.levels, tallies=counted)
     return counted
 

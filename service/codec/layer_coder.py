@@ -4,14 +4,16 @@ that meets a quality aim (service/codec/refinement.py codes it; docs/decisions.m
 from __future__ import annotations
 
 from collections.abc import Callable
+from types import SimpleNamespace
 
 import numpy as np
 
 from service.codec import refinement
+from service.codec.encoding import grey_image
 from service.codec.postfilters import Postfilters
 from service.codec.run import Candidate, CompressRun
 
-__all__ = ["LayerCoder"]
+__all__ = ["LayerCoder", "layer_alone"]
 
 #: The refinement layer's search for the coarsest quantiser step meeting a target: at most this many
 #: measurements, stopping once the step is known within 1 %; the first try and its guess of how much
@@ -107,3 +109,13 @@ class LayerCoder:
             trial = transform.trial(refinement.MIN_STEP)
             best = (trial, self.measure(run.rgb, trial.image))
         return best
+
+
+def layer_alone(
+    rgb: np.ndarray, kind: str, aim: float, measure: Callable[[np.ndarray, np.ndarray], float]
+) -> tuple[refinement.Trial, float]:
+    """The layer over mid-grey for uint8 ``rgb`` [H,W,3] on its own, without a compress run: the trial at
+    the coarsest step found meeting ``aim`` and its quality (what ``model_export.fit_layer_counts`` fits
+    on and ``benchmarks.layer_alone`` measures)."""
+    transform = refinement.ResidualTransform.of(rgb, grey_image(*rgb.shape[:2]), kind == "msssim")
+    return LayerCoder(kind, aim, measure).search(SimpleNamespace(rgb=rgb), transform)

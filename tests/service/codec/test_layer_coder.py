@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from service.codec import refinement
-from service.codec.layer_coder import LayerCoder
+from service.codec.encoding import grey_image
+from service.codec.layer_coder import LayerCoder, layer_alone
 from service.codec.quality import msssim, psnr
 from service.codec.rate_control import Target
 
@@ -27,3 +28,15 @@ def test_the_refinement_step_search_finds_nearly_the_coarsest_step_meeting_the_t
     steps = refinement.MIN_STEP * 1.02 ** np.arange(int(np.log(512) / np.log(1.02)))  # to step 256
     coarsest = max(s for s in steps if target.met_by(measure(rgb, transform.trial(s).image)))
     assert trial.step >= 0.9 * coarsest
+
+
+@pytest.mark.parametrize(("kind", "value"), [("msssim", 0.95), ("psnr", 33.0)])
+def test_the_layer_alone_meets_its_aim_and_decodes_to_what_it_measured(
+    kodak_image, kind: str, value: float
+) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:96, :160])
+    measure = msssim if kind == "msssim" else psnr
+    trial, achieved = layer_alone(rgb, kind, value, measure)
+    assert Target(kind, value).met_by(achieved) and (trial.levels is not None) == (kind == "msssim")
+    decoded = refinement.decode(grey_image(*rgb.shape[:2]), refinement.encode(trial), refinement.FORMAT)
+    np.testing.assert_array_equal(decoded, trial.image)
