@@ -7,8 +7,8 @@ For every image and target, ``ImageCodec.compress`` as ``POST /compress`` runs i
 the smaller bitstream meeting the target wins): its bytes, which coder made it ("network", "layer"), the
 size of each coder's best bitstream where both were coded, and what a viewer sees against JPEG 4:2:0
 and WebP at no more bytes (visible jumps, mean CIEDE2000 over the image and 16 px inside its border,
-blocking on the 8-px grid). Prints one table per set and writes the per-image rows to
-``var/coders-<set>.json``.
+blocking on the 8-px grid, edges), averaged over the images on which both can go as small as ours.
+Prints one table per set and writes the per-image rows to ``var/coders-<set>.json``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from tqdm import tqdm
 from benchmarks.colour import BORDER
 from benchmarks.rd_kodak import KODAK, TRAIN
 from benchmarks.service_process import embedded_codec
-from benchmarks.viewer import VIEWER_CODECS, same_bytes_row
+from benchmarks.viewer import VIEWER_CODECS, compared_rows, same_bytes_row
 from service.codec.rate_control import Target
 from service.settings import PROJECT_ROOT, Settings
 
@@ -71,7 +71,9 @@ def summary(rows: list[CoderRow], title: str) -> str:
         "",
         "| target | images | bytes | network's bytes (share) | images with network iterations "
         "| layer alone | "
-        "network alone smaller / layer smaller (both coded) | met | blocking: ours / "
+        "network alone smaller / layer smaller (both coded) | met | images compared with "
+        + " and ".join(VIEWER_CODECS)
+        + " | blocking: ours / "
         + " / ".join(VIEWER_CODECS)
         + " | CIEDE2000: ours / "
         + " / ".join(VIEWER_CODECS)
@@ -84,7 +86,7 @@ def summary(rows: list[CoderRow], title: str) -> str:
         + " | edge error: ours / "
         + " / ".join(VIEWER_CODECS)
         + " |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| --- " * 15 + "|",
     ]
     for target in sorted({r.target for r in rows}):
         chosen = [r for r in rows if r.target == target]
@@ -93,17 +95,20 @@ def summary(rows: list[CoderRow], title: str) -> str:
         both = [r for r in chosen if {"network", "layer"} <= set(r.coder_bytes)]
         network_wins = sum(r.coder_bytes["network"] < r.coder_bytes["layer"] for r in both)
 
-        def mean(key: str, codec: str, rows: list[CoderRow] = chosen) -> str:
-            values = [r.viewer[codec][key] for r in rows if r.viewer.get(codec)]
+        compared = compared_rows([r.viewer for r in chosen])
+
+        def mean(key: str, codec: str, compared: list[dict] = compared) -> str:
+            values = [viewer[codec][key] for viewer in compared]
             return f"{np.mean(values):+.2f}" if key == "blocking" else f"{np.mean(values):.2f}"
 
-        def jumps(codec: str, rows: list[CoderRow] = chosen) -> str:
-            return str(sum(r.viewer[codec]["jumps"] for r in rows if r.viewer.get(codec)))
+        def jumps(codec: str, compared: list[dict] = compared) -> str:
+            return str(sum(viewer[codec]["jumps"] for viewer in compared))
 
         lines.append(
             f"| {target} | {len(chosen)} | {total:,} | {network:,} ({network / total:.1%}) | "
             f"{sum(r.network_bytes > 0 for r in chosen)} | {sum(r.coder == 'layer' for r in chosen)} | "
             f"{network_wins} / {len(both) - network_wins} | {sum(r.met for r in chosen)} | "
+            f"{len(compared)} | "
             + " / ".join(mean("blocking", c) for c in ("ours", *VIEWER_CODECS))
             + " | "
             + " / ".join(mean("ciede2000", c) for c in ("ours", *VIEWER_CODECS))

@@ -40,7 +40,7 @@ from tqdm import tqdm
 
 from benchmarks.bdrate import bd_rate
 from benchmarks.service_process import embedded_codec
-from benchmarks.viewer import VIEWER_CODECS, ViewerScore, same_bytes_row
+from benchmarks.viewer import VIEWER_CODECS, ViewerScore, compared_rows, same_bytes_row
 from model_export.evaluate import load_folder, load_validation_images
 from service.codec.bitstream import (
     DEBLOCKED_FORMAT_VERSION,
@@ -408,16 +408,19 @@ def viewer_section(m: Measurements) -> list[str]:
         "(`benchmarks/colour.grid_blocking`; 0: the grid does not show). *Edges*: at the original's",
         "strongest edges (the top 5 % of luma gradients), the mean turn of their direction in degrees (an",
         "8×8 staircase turns a diagonal edge towards the grid's axes) and the mean |luma error| within 2 px",
-        "of them (`benchmarks/colour.edge_fidelity`).",
+        "of them (`benchmarks/colour.edge_fidelity`). Every mean is over the same images: those on which",
+        "JPEG and WebP can go as small as ours (`benchmarks/viewer.compared_rows`; the images column says",
+        "how many).",
         "",
-        "| target | codec | jumps (all images) | largest | images with a jump | mean CIEDE2000 | blocking "
+        "| target | codec | jumps | largest | images with a jump | mean CIEDE2000 | blocking "
         "| edge turn ° | edge error | bytes |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for target in VIEWER_TARGETS:
         rows = [m.viewer[f"{image}@{target}"] for image in images if f"{image}@{target}" in m.viewer]
+        compared = compared_rows(rows)
         for name in names:
-            scores = [r[name] for r in rows if r[name] is not None]
+            scores = [r[name] for r in compared]
             if not scores:
                 continue
             lines.append(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -23,7 +24,7 @@ from PIL import Image, ImageDraw
 from benchmarks.colour import BORDER, ciede2000_error, edge_fidelity, grid_blocking, mean_inside, patch_jumps
 from service.comparison.classic import largest_within
 
-__all__ = ["VIEWER_CODECS", "ViewerScore", "same_bytes_row"]
+__all__ = ["VIEWER_CODECS", "ViewerScore", "compared_rows", "same_bytes_row"]
 
 #: The classic codecs the viewer comparison puts beside ours.
 VIEWER_CODECS = ("JPEG 4:2:0", "WebP")
@@ -75,6 +76,14 @@ def same_bytes_row(rgb: np.ndarray, ours: np.ndarray, ours_bytes: int) -> dict[s
         found = largest_within(name, rgb, ours_bytes)
         row[name] = None if found is None else _score(rgb, found.decoded, len(found.data))
     return row
+
+
+def compared_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows (codec name -> score, as :func:`same_bytes_row` gives) in which every classic codec could
+    go as small as ours: the images on which means of ours and theirs compare like with like. (Where
+    one cannot, no file of theirs is as small; averaging ours over more images than theirs would weigh
+    a different set of photos.)"""
+    return [row for row in rows if all(row.get(name) is not None for name in VIEWER_CODECS)]
 
 
 def _label(image: Image.Image, text: str) -> Image.Image:

@@ -20,6 +20,7 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
+from benchmarks.colour import edge_fidelity
 from model_export.data import IMAGE_SUFFIXES, image_paths
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights
@@ -41,7 +42,9 @@ class Curves:
     """Per image and iteration count: raw bits per pixel, MS-SSIM, PSNR and mean CIEDE2000 (colour
     error; every model with the same bits per cell spends the same raw bits on a count, so the column
     compares models at the same bytes), over the whole image and ``BORDER`` px inside its border (where a
-    network's zero padding and a loss's window ring show, docs/decisions.md 37); arrays [images, N]."""
+    network's zero padding and a loss's window ring show, docs/decisions.md 37), and how the original's
+    strongest edges come through (``benchmarks.colour.edge_fidelity``: turn in degrees, luma error near
+    them); arrays [images, N]."""
 
     names: list[str]
     pixels: np.ndarray  # per image
@@ -50,6 +53,8 @@ class Curves:
     psnr: np.ndarray
     ciede2000: np.ndarray
     ciede2000_inside: np.ndarray
+    edge_turn: np.ndarray
+    edge_error: np.ndarray
 
     def bytes_at(self, target: float) -> tuple[float, int]:
         """Raw bytes (before entropy coding) the uniform curve needs to reach MS-SSIM ``target``, summed
@@ -74,12 +79,13 @@ class Curves:
 
     def summary(self) -> str:
         """The mean curve and the ceiling counts as text."""
-        lines = [f"iters  bpp(raw)  MS-SSIM   PSNR  CIEDE2000  {BORDER}px inside"]
+        lines = [f"iters  bpp(raw)  MS-SSIM   PSNR  CIEDE2000  {BORDER}px inside  edge turn  edge error"]
         for t in range(self.bpp.shape[1]):
             lines.append(
                 f"{t + 1:5d}  {self.bpp[:, t].mean():8.3f}  {self.msssim[:, t].mean():.4f}"
                 f"  {self.psnr[:, t].mean():6.2f}  {self.ciede2000[:, t].mean():9.3f}"
                 f"  {self.ciede2000_inside[:, t].mean():11.3f}"
+                f"  {self.edge_turn[:, t].mean():9.2f}  {self.edge_error[:, t].mean():10.2f}"
             )
         best_ssim, best_psnr = self.msssim.max(axis=1), self.psnr.max(axis=1)
         n = len(self.names)
@@ -97,7 +103,7 @@ def evaluate_images(
     codec: RecurrentCodec, images: list[tuple[str, np.ndarray]], iterations: int, progress: bool = True
 ) -> Curves:
     """Encode and decode every image with 1..``iterations`` uniform iterations (one fused run each)."""
-    bpp, ssim, psnr, colour, colour_inside = [], [], [], [], []
+    bpp, ssim, psnr, colour, colour_inside, edges = [], [], [], [], [], []
     for _, rgb in tqdm(images, desc="evaluating", unit="image", disable=not progress):
         height, width = rgb.shape[:2]
         pad_h, pad_w = -height % CELL_SIZE, -width % CELL_SIZE
@@ -114,6 +120,7 @@ def evaluate_images(
         errors = [ciede2000(original, srgb_to_lab(image)) for image in decoded]
         colour.append([error.mean() for error in errors])
         colour_inside.append([mean_inside(error, BORDER) for error in errors])
+        edges.append([edge_fidelity(rgb, image) for image in decoded])
     pixels = np.array([rgb.shape[0] * rgb.shape[1] for _, rgb in images])
     names = [name for name, _ in images]
     return Curves(
@@ -124,6 +131,8 @@ def evaluate_images(
         np.array(psnr),
         np.array(colour),
         np.array(colour_inside),
+        np.array(edges)[..., 0],
+        np.array(edges)[..., 1],
     )
 
 

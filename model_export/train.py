@@ -172,6 +172,7 @@ def train(args: argparse.Namespace) -> None:
                     msssim_weight=args.msssim_weight,
                     colour_weight=args.colour_weight,
                     msssim_covers_border=args.msssim_covers_border,
+                    edge_weight=args.edge_weight,
                 )
             grads = tape.gradient(loss, variables)
             grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
@@ -201,7 +202,7 @@ def train(args: argparse.Namespace) -> None:
                 f"# iterations={args.iterations} long_iterations={args.long_iterations}"
                 f" long_every={args.long_every} log_loss={args.log_loss} early_weight={args.early_weight}"
                 f" msssim_weight={args.msssim_weight} colour_weight={args.colour_weight}"
-                f" msssim_covers_border={args.msssim_covers_border}"
+                f" msssim_covers_border={args.msssim_covers_border} edge_weight={args.edge_weight}"
                 f" crop={args.crop} batch={args.batch}",
                 "",
                 "",
@@ -293,6 +294,12 @@ def main(argv: list[str] | None = None) -> None:
         action=argparse.BooleanOptionalAction,
         default=False,
         help="centre MS-SSIM's windows on every pixel of the crop, its border mirrored",
+    )
+    parser.add_argument(
+        "--edge-weight",
+        type=float,
+        default=0.0,
+        help="weight of log luma-gradient error at the original's edges added to each iteration's loss",
     )
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")

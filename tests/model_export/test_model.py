@@ -184,6 +184,32 @@ def test_the_colour_term_adds_log_l1_of_block_chroma(codec: RecurrentCodec) -> N
     assert all(g is not None and np.all(np.isfinite(tf.convert_to_tensor(g))) for g in grads)
 
 
+def test_the_edge_gradient_error_weighs_the_originals_edges() -> None:
+    from model_export.model import edge_gradient_error
+
+    ramp = tf.tile(tf.reshape(tf.where(tf.range(16) < 8, -0.4, 0.4), [1, 1, 16, 1]), [1, 16, 1, 3])
+    assert float(edge_gradient_error(ramp, ramp)) == pytest.approx(0.0, abs=1e-6)
+    blurred = tf.nn.avg_pool2d(
+        tf.pad(ramp, [[0, 0], [0, 0], [1, 1], [0, 0]], "SYMMETRIC"), [1, 3], 1, "VALID"
+    )
+    assert float(edge_gradient_error(ramp, blurred)) > 0.3  # the edge's 0.8 step spread over 3 px
+    noisy_flat = tf.zeros([1, 16, 16, 3]) + 0.05 * tf.random.stateless_normal([1, 16, 16, 3], [1, 2])
+    # error in a flat area weighs almost nothing next to the same error on the edge
+    assert float(edge_gradient_error(ramp, ramp + noisy_flat)) < float(edge_gradient_error(ramp, blurred)) / 3
+
+
+def test_the_edge_term_adds_log_edge_gradient_error(codec: RecurrentCodec) -> None:
+    from model_export.model import edge_gradient_error
+
+    tf.random.set_seed(5)
+    images = tf.random.uniform([2, 32, 32, 3]) - 0.5
+    plain, recons = codec.forward(images, iterations=2, training=False)
+    edged, _ = codec.forward(images, iterations=2, training=False, edge_weight=0.3)
+    errors = [float(edge_gradient_error(images, r)) for r in recons]
+    expected = float(plain) + 0.3 * np.mean(np.log(np.array(errors) + 1e-6))
+    assert float(edged) == pytest.approx(expected, rel=1e-4)
+
+
 def test_int8_gru_kernels_copy_in_within_half_a_step_and_between_int8_codecs_exactly(
     codec: RecurrentCodec,
 ) -> None:
