@@ -7,8 +7,9 @@ ladder measured as compress records it, with the per-patch rungs at ``RGIC_LADDE
 lower target (0.90, 0.93) the ladder's answer (``GET /bitstreams/{id}?msssim=x``: the smallest rung
 meeting x: a prefix, a per-patch cut, or below a master the layer made an alternate) is set against a
 fresh compress at x. Prints the total bytes of each, the ratio, how many answers were per-patch cuts and
-alternates, and how many answers, decoded here, met their target (they all must: the ladder holds
-measured qualities).
+alternates, how many answers, decoded here, met their target (they all must: the ladder holds
+measured qualities), and how many masters and fresh compresses the layer made (a network master's rungs
+are network bitstreams, where a fresh compress may choose the layer).
 """
 
 from __future__ import annotations
@@ -45,13 +46,17 @@ def main(argv: list[str] | None = None) -> None:
     met = {(m, x): 0 for m in MASTERS for x in LOWER}
     cuts = {(m, x): {"per-patch": 0, "alternate": 0} for m in MASTERS for x in LOWER}
     fresh = dict.fromkeys(LOWER, 0)
+    layer_made = dict.fromkeys((*LOWER, *MASTERS), 0)
     with embedded_codec(settings) as (codec, _):
         version = codec.current_version()
         for _, rgb in tqdm(images, desc=args.set, unit="image"):
             for target in LOWER:
-                fresh[target] += len(codec.compress(rgb, Target("msssim", target)).bitstream)
+                result = codec.compress(rgb, Target("msssim", target))
+                fresh[target] += len(result.bitstream)
+                layer_made[target] += result.coder == "layer"
             for master in MASTERS:
                 compressed = codec.compress(rgb, Target("msssim", master), keep_frames=True)
+                layer_made[master] += compressed.coder == "layer"
                 ladder = measure_ladder(codec, compressed.bitstream, rgb, compressed)
                 for target in LOWER:
                     try:
@@ -66,14 +71,14 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.set}, {len(images)} images, model {settings.model_name}/{version}")
     print(
         "| master | target | ladder's answer bytes | fresh compress bytes | ladder / fresh "
-        "| per-patch cuts | alternates | answers meeting it (decoded) |"
+        "| per-patch cuts | alternates | answers meeting it (decoded) | masters / fresh the layer made |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for (master, target), size in ladder_bytes.items():
         print(
             f"| {master} | {target} | {size:,} | {fresh[target]:,} | {size / fresh[target]:.3f} "
             f"| {cuts[master, target]['per-patch']} | {cuts[master, target]['alternate']} "
-            f"| {met[master, target]} / {len(images)} |"
+            f"| {met[master, target]} / {len(images)} | {layer_made[master]} / {layer_made[target]} |"
         )
 
 
