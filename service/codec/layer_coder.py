@@ -22,6 +22,11 @@ _REFINE_TRIES = 9
 _REFINE_PRECISION = float(np.log(1.01))
 _REFINE_FIRST_STEP = 8.0
 _REFINE_DB_PER_E = 7.0
+#: For MS-SSIM aims the first try follows the aim: ln(step) = a + b·dB, fitted on 16 training photos
+#: (≤ 768 px, aims 0.88-0.985; residual 0.41 in ln step), with 1/|b| = 3.6 dB per e as the slope guess
+#: (docs/decisions.md 56). Only where the search starts: it still measures its way to the same step.
+_MSSSIM_FIRST_LOG_STEP = (7.63, -0.28)
+_MSSSIM_DB_PER_E = 3.6
 #: The coarsest quantiser step searched: a layer over no iteration still met MS-SSIM 0.95 at step 150
 #: on some photos (format 7 keeps their smooth areas' colours there).
 _REFINE_MAX_STEP = 256.0
@@ -73,7 +78,11 @@ class LayerCoder:
         lowest, highest = np.log(refinement.MIN_STEP), np.log(_REFINE_MAX_STEP)
         tried: dict[float, float] = {}  # quality by log step
         best: tuple[refinement.Trial, float] | None = None  # the coarsest meeting the aim (one held)
-        x = float(np.log(_REFINE_FIRST_STEP))
+        if self.kind == "msssim":
+            a, b = _MSSSIM_FIRST_LOG_STEP
+            x, db_per_e = float(np.clip(a + b * wanted, lowest, highest)), _MSSSIM_DB_PER_E
+        else:
+            x, db_per_e = float(np.log(_REFINE_FIRST_STEP)), _REFINE_DB_PER_E
         for _ in range(_REFINE_TRIES):
             trial = transform.trial(float(np.exp(x)))
             x = float(np.log(trial.step))
@@ -95,11 +104,11 @@ class LayerCoder:
                 continue
             # not bracketed yet: step along the measured slope (or the guess) towards the aim
             near = max(meets) if meets else min(misses)
-            slope = -_REFINE_DB_PER_E
+            slope = -db_per_e
             if len(tried) > 1:  # the two tries nearest the aim
                 ordered = sorted(tried.items())
                 (x0, v0), (x1, v1) = ordered[-2:] if meets else ordered[:2]
-                slope = min((in_db(v1) - in_db(v0)) / (x1 - x0), -_REFINE_DB_PER_E / 2)
+                slope = min((in_db(v1) - in_db(v0)) / (x1 - x0), -db_per_e / 2)
             move = float(np.clip((wanted - in_db(tried[near])) / slope, -2.0, 2.0))
             move = max(move, _REFINE_PRECISION) if meets else min(move, -_REFINE_PRECISION)
             x = float(np.clip(near + move, lowest, highest))

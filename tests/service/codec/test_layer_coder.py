@@ -30,6 +30,24 @@ def test_the_refinement_step_search_finds_nearly_the_coarsest_step_meeting_the_t
     assert trial.step >= 0.9 * coarsest
 
 
+def test_an_msssim_search_starts_where_its_aim_usually_lands(kodak_image) -> None:
+    """The first try follows the aim (coarser for a lower one), and the search ends within a few tries."""
+    rgb = np.ascontiguousarray(kodak_image[100:228, 200:392])
+    transform = refinement.ResidualTransform.of(rgb, np.full_like(rgb, 128))
+    first, counts = {}, {}
+    for aim in (0.90, 0.98):
+        tried: list[float] = []
+
+        def measure(reference: np.ndarray, image: np.ndarray, tried: list[float] = tried) -> float:
+            tried.append(float(np.abs(image.astype(float) - reference).mean()))  # stands for the step
+            return msssim(reference, image)
+
+        LayerCoder("msssim", aim, measure).search(SimpleNamespace(rgb=rgb), transform)
+        first[aim], counts[aim] = tried[0], len(tried)
+    assert first[0.90] > first[0.98]  # the first image of the lower aim is the coarser one
+    assert max(counts.values()) <= 7
+
+
 @pytest.mark.parametrize(("kind", "value"), [("msssim", 0.95), ("psnr", 33.0)])
 def test_the_layer_alone_meets_its_aim_and_decodes_to_what_it_measured(
     kodak_image, kind: str, value: float
