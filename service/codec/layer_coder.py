@@ -24,7 +24,8 @@ _REFINE_FIRST_STEP = 8.0
 _REFINE_DB_PER_E = 7.0
 #: For MS-SSIM aims the first try follows the aim: ln(step) = a + b·dB, fitted on 16 training photos
 #: (``python -m model_export.fit_layer_search``; residual 0.41 in ln step), with 1/|b| = 3.6 dB per e
-#: as the slope guess (docs/decisions.md 56). Only where the search starts: it still measures its way to the same step.
+#: as the slope guess (docs/decisions.md 56). Only where the search starts: it still measures its way
+#: to the same step.
 _MSSSIM_FIRST_LOG_STEP = (7.63, -0.28)
 _MSSSIM_DB_PER_E = 3.6
 #: The coarsest quantiser step searched: a layer over no iteration still met MS-SSIM 0.95 at step 150
