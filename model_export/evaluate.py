@@ -20,7 +20,6 @@ import tensorflow as tf
 from PIL import Image
 from tqdm import tqdm
 
-from benchmarks.colour import edge_fidelity
 from model_export.data import IMAGE_SUFFIXES, image_paths
 from model_export.model import CELL_SIZE, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights
@@ -103,6 +102,8 @@ def evaluate_images(
     codec: RecurrentCodec, images: list[tuple[str, np.ndarray]], iterations: int, progress: bool = True
 ) -> Curves:
     """Encode and decode every image with 1..``iterations`` uniform iterations (one fused run each)."""
+    from benchmarks.colour import edge_fidelity  # the benchmarks' measure (a checkout's, not installed)
+
     bpp, ssim, psnr, colour, colour_inside, edges = [], [], [], [], [], []
     for _, rgb in tqdm(images, desc="evaluating", unit="image", disable=not progress):
         height, width = rgb.shape[:2]
