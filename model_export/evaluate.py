@@ -123,6 +123,7 @@ def evaluate_images(
         colour_inside.append([mean_inside(error, BORDER) for error in errors])
         edges.append([edge_fidelity(rgb, image) for image in decoded])
     pixels = np.array([rgb.shape[0] * rgb.shape[1] for _, rgb in images])
+    edge_scores = np.array(edges)  # [images, N, (turn, error)]
     names = [name for name, _ in images]
     return Curves(
         names,
@@ -132,8 +133,8 @@ def evaluate_images(
         np.array(psnr),
         np.array(colour),
         np.array(colour_inside),
-        np.array(edges)[..., 0],
-        np.array(edges)[..., 1],
+        edge_scores[..., 0],
+        edge_scores[..., 1],
     )
 
 

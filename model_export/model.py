@@ -420,17 +420,22 @@ def to_uint8(reconstruction: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.round(tf.clip_by_value((reconstruction + 0.5) * 255.0, 0.0, 255.0)), tf.uint8)
 
 
+def _luma(images: tf.Tensor) -> tf.Tensor:
+    """BT.601 luma of RGB ``images`` [B,H,W,3]: [B,H,W]."""
+    return tf.tensordot(images, tf.constant([0.299, 0.587, 0.114]), axes=1)
+
+
 def local_chroma(images: tf.Tensor, block: int = 8) -> tf.Tensor:
     """The chroma of ``images`` [B,H,W,3] (RGB in [-0.5, 0.5]) as BT.601's B − Y and R − Y, averaged
     over ``block``×``block`` squares: a patch's colour, [B,H/block,W/block,2]."""
-    luma = tf.tensordot(images, tf.constant([0.299, 0.587, 0.114]), axes=1)[..., None]
+    luma = _luma(images)[..., None]
     chroma = tf.concat([images[..., 2:3] - luma, images[..., 0:1] - luma], axis=-1)
     return tf.nn.avg_pool2d(chroma, block, block, "VALID")
 
 
 def _luma_gradients(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """Horizontal and vertical forward differences of BT.601 luma, cropped to a common [B,H-1,W-1]."""
-    luma = tf.tensordot(images, tf.constant([0.299, 0.587, 0.114]), axes=1)
+    luma = _luma(images)
     return luma[:, :-1, 1:] - luma[:, :-1, :-1], luma[:, 1:, :-1] - luma[:, :-1, :-1]
 
 
