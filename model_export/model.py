@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 
 import tensorflow as tf
 
@@ -57,6 +58,10 @@ class CodecConfig:
     #: per-iteration gain is multiplied by a smooth, spatially varying factor that a small network
     #: estimates from the previous reconstruction, so encoder and decoder compute it alike unsignalled.
     adaptive_gain: bool = False
+    #: Hidden-state priming (Johnston et al. 2018): before the first iteration's output, the encoder's
+    #: GRUs make this many extra passes over the image and the decoder's over the first bits. The
+    #: passes carry no bits; they give the first codes and the first image a wider spatial context.
+    priming: int = 0
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), sort_keys=True)
@@ -71,6 +76,7 @@ class CodecConfig:
             max_iterations=int(raw["max_iterations"]),
             freeze_stopped_cells=bool(raw.get("freeze_stopped_cells", False)),
             adaptive_gain=bool(raw.get("adaptive_gain", False)),
+            priming=int(raw.get("priming", 0)),
         )
 
     @property
@@ -185,32 +191,65 @@ class RecurrentCodec(tf.Module):
         return tf.exp(log_gain)
 
     def encode_codes(
-        self, residual: tf.Tensor, iteration: tf.Tensor, states: list[tf.Tensor], gain: tf.Tensor
+        self, residual: tf.Tensor, iteration: tf.Tensor | int, states: list[tf.Tensor], gain: tf.Tensor
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """One encoder iteration: residual [B,H,W,3] scaled by ``gain`` (from :meth:`gain`) → real-valued
-        codes in (-1, 1), new states."""
+        codes in (-1, 1), new states (primed first when ``iteration``, int32 [B] or a Python int, is the
+        first)."""
         x = self.enc_conv(residual * gain)
+        states = self._primed(lambda s: self._encoder_states(x, s), states, iteration)
+        states = self._encoder_states(x, states)
+        return tf.tanh(self.binarizer(states[-1])), states
+
+    def _encoder_states(self, x: tf.Tensor, states: list[tf.Tensor]) -> list[tf.Tensor]:
         h1 = self.enc_gru1(x, states[0])
         h2 = self.enc_gru2(h1, states[1])
         h3 = self.enc_gru3(h2, states[2])
-        return tf.tanh(self.binarizer(h3)), [h1, h2, h3]
+        return [h1, h2, h3]
+
+    def _primed(
+        self,
+        step: Callable[[list[tf.Tensor]], list[tf.Tensor]],
+        states: list[tf.Tensor],
+        iteration: tf.Tensor | int,
+    ) -> list[tf.Tensor]:
+        """``states`` after the config's priming passes of ``step`` when ``iteration`` (int32 [B] or a
+        Python int) is the first, else as they are."""
+        if not self.config.priming:
+            return states
+
+        def prime() -> list[tf.Tensor]:
+            primed = states
+            for _ in range(self.config.priming):
+                primed = step(primed)
+            return primed
+
+        if isinstance(iteration, int):
+            return prime() if iteration == 0 else states
+        return tf.cond(tf.reduce_all(tf.equal(iteration, 0)), prime, lambda: list(states))
 
     def decode_delta(
-        self, bits: tf.Tensor, gain: tf.Tensor, states: list[tf.Tensor]
+        self, bits: tf.Tensor, gain: tf.Tensor, states: list[tf.Tensor], iteration: tf.Tensor | int
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
-        """One decoder iteration: bits [B,h,w,C] in {-1, 0, +1} → image increment [B,H,W,3], new states."""
+        """One decoder iteration: bits [B,h,w,C] in {-1, 0, +1} → image increment [B,H,W,3], new states
+        (primed first when ``iteration`` is the first)."""
         x = self.dec_conv(bits)
+        states = self._primed(lambda s: self._decoder_states(x, s), states, iteration)
+        states = self._decoder_states(x, states)
+        delta = tf.tanh(self.dec_out(tf.nn.depth_to_space(states[-1], 2))) / gain
+        return delta, states
+
+    def _decoder_states(self, x: tf.Tensor, states: list[tf.Tensor]) -> list[tf.Tensor]:
         g1 = self.dec_gru1(x, states[0])
         g2 = self.dec_gru2(tf.nn.depth_to_space(g1, 2), states[1])
         g3 = self.dec_gru3(tf.nn.depth_to_space(g2, 2), states[2])
         g4 = self.dec_gru4(tf.nn.depth_to_space(g3, 2), states[3])
-        delta = tf.tanh(self.dec_out(tf.nn.depth_to_space(g4, 2))) / gain
-        return delta, [g1, g2, g3, g4]
+        return [g1, g2, g3, g4]
 
     def decode(
         self,
         bits: tf.Tensor,
-        iteration: tf.Tensor,
+        iteration: tf.Tensor | int,
         states: list[tf.Tensor],
         reconstruction: tf.Tensor,
         gain: tf.Tensor | None = None,
@@ -219,7 +258,7 @@ class RecurrentCodec(tf.Module):
         ``gain`` is :meth:`gain` of (``iteration``, ``reconstruction``), computed here unless given."""
         if gain is None:
             gain = self.gain(iteration, reconstruction)
-        delta, states = self.decode_delta(bits, gain, states)
+        delta, states = self.decode_delta(bits, gain, states, iteration)
         if self.config.freeze_stopped_cells:
             active = tf.cast(tf.reduce_any(tf.not_equal(bits, 0.0), axis=-1, keepdims=True), delta.dtype)
             delta = delta * tf.repeat(tf.repeat(active, CELL_SIZE, axis=1), CELL_SIZE, axis=2)
@@ -283,11 +322,11 @@ class RecurrentCodec(tf.Module):
         for t in range(iterations):
             it = _iteration_index(images, t)
             gain = self.gain(it, reconstruction)
-            codes, enc = self.encode_codes(images - reconstruction, it, enc, gain)
+            codes, enc = self.encode_codes(images - reconstruction, t, enc, gain)
             bits = self.binarize(codes, training)
             if stop_at is not None:
                 bits = bits * tf.cast(stop_at > t, tf.float32)[..., None]
-            reconstruction, dec = self.decode(bits, it, dec, reconstruction, gain)
+            reconstruction, dec = self.decode(bits, t, dec, reconstruction, gain)
             error = tf.reduce_mean(tf.abs(images - reconstruction))
             term = tf.math.log(error + 1e-6) if log_loss else error
             if msssim_weight > 0.0:

@@ -115,6 +115,8 @@ def train(args: argparse.Namespace) -> None:
         unrolled = max(args.iterations, args.long_iterations)
         if config.max_iterations < unrolled:
             config = dataclasses.replace(config, max_iterations=unrolled)
+    if args.priming is not None:  # the same weights: a run or a snapshot can take up priming
+        config = dataclasses.replace(config, priming=args.priming)
     config_path.write_text(config.to_json())
 
     snapshot = Path(args.snapshot_dir) if args.snapshot_dir else None
@@ -265,6 +267,13 @@ def main(argv: list[str] | None = None) -> None:
         help="a fresh run's scaled-additive gain estimator (default: as the model it starts from)",
     )
     parser.add_argument("--max-iterations", type=int, default=None, help="a fresh run's iteration budget")
+    parser.add_argument(
+        "--priming",
+        type=int,
+        default=None,
+        help="extra encoder and decoder passes before the first iteration's output (default: as the "
+        "run, snapshot or model it starts from)",
+    )
     parser.add_argument(
         "--log-loss",
         action=argparse.BooleanOptionalAction,

@@ -71,9 +71,10 @@ def test_a_new_machine_resumes_from_the_repository_snapshot(tmp_path) -> None:
     trained = RecurrentCodec(TINY)
     assert restore_snapshot(trained, snapshot) == 3
 
-    # the machine is new: runs/ is gone, the snapshot (committed) is all there is
-    training.main([*common, "--run-dir", str(tmp_path / "run2"), "--steps", "5"])
+    # the machine is new: runs/ is gone, the snapshot (committed) is all there is; it takes up priming
+    training.main([*common, "--run-dir", str(tmp_path / "run2"), "--steps", "5", "--priming", "1"])
     assert snapshot_metadata(snapshot)["step"] == 5
+    assert snapshot_metadata(snapshot)["config"]["priming"] == 1
     resumed = RecurrentCodec(TINY)
     restore_snapshot(resumed, snapshot)
     moved = [
