@@ -29,7 +29,15 @@ import numpy as np
 from service.codec.context_model import ContextModel, phase_masks
 from service.errors import InvalidBitstream
 
-__all__ = ["CODER_CONTEXT", "CODER_LEARNED", "CODER_RAW", "decode_payload", "encode_payload", "truncate"]
+__all__ = [
+    "CODER_CONTEXT",
+    "CODER_LEARNED",
+    "CODER_RAW",
+    "decode_payload",
+    "encode_payload",
+    "encode_prefix_payloads",
+    "truncate",
+]
 
 CODER_RAW = 0
 CODER_CONTEXT = 1
@@ -132,15 +140,27 @@ class _CountContexts:
         self.counts[full] = (self.counts[full] + 1) // 2
 
 
-def _range_encode(groups, bits: np.ndarray) -> bytes:
-    """Code ``bits`` in the order and with the probabilities ``groups`` yields."""
+def _range_encode(groups, bits: np.ndarray, every_prefix: bool = False) -> list[bytes]:
+    """Code ``bits`` in the order and with the probabilities ``groups`` yields: the payload, or with
+    ``every_prefix`` the payload of the first k iterations for each k = 1..N. A prefix's groups are the
+    whole's first ones, with the same contexts (each group's come from its own and the previous
+    iteration), and sealing the coder midway leaves it coding on: one pass gives them all."""
     import constriction
 
     encoder = constriction.stream.queue.RangeEncoder()
     family = constriction.stream.model.Bernoulli(perfect=False)
+    payloads: list[bytes] = []
+
+    def sealed() -> bytes:
+        return encoder.get_compressed().astype("<u4").tobytes()
+
     for t, c, mask, probability in groups:
+        while every_prefix and len(payloads) < t:
+            payloads.append(sealed())
         encoder.encode((bits[t, ..., c][mask] > 0).astype(np.int32), family, probability)
-    return encoder.get_compressed().astype("<u4").tobytes()
+    while len(payloads) < (bits.shape[0] if every_prefix else 1):
+        payloads.append(sealed())
+    return payloads
 
 
 def _range_decode(payload: bytes, bits: np.ndarray, groups) -> np.ndarray:
@@ -184,7 +204,21 @@ def encode_payload(
     if coder_id == CODER_RAW:
         return _pack_raw(bits, cell_iterations)
     if coder_id in (CODER_CONTEXT, CODER_LEARNED):
-        return _range_encode(_model_groups(coder_id, bits, cell_iterations, context_model), bits)
+        return _range_encode(_model_groups(coder_id, bits, cell_iterations, context_model), bits)[0]
+    raise ValueError(f"unknown coder {coder_id}")
+
+
+def encode_prefix_payloads(
+    coder_id: int, bits: np.ndarray, cell_iterations: np.ndarray, context_model: ContextModel | None = None
+) -> list[bytes]:
+    """``encode_payload`` of ``bits`` cut to its first k iterations (each cell's count at most k), for
+    each k = 1..N: what a receiver of the first k needs, all from one pass of the range coders."""
+    bits = truncate(bits, cell_iterations)
+    if coder_id == CODER_RAW:
+        return [_pack_raw(bits[:k], np.minimum(cell_iterations, k)) for k in range(1, bits.shape[0] + 1)]
+    if coder_id in (CODER_CONTEXT, CODER_LEARNED):
+        groups = _model_groups(coder_id, bits, cell_iterations, context_model)
+        return _range_encode(groups, bits, every_prefix=True)
     raise ValueError(f"unknown coder {coder_id}")
 
 

@@ -88,9 +88,12 @@ def measure_ladder(
         else:
             quality, value = msssim(rgb, frame), psnr(rgb, frame)
         rungs.append(Rung(steps, size, quality, _finite(value)))
-    for allocation in compressed.allocations_below if compressed is not None else []:
+    below = compressed.allocations_below if compressed is not None else []
+    cut_counts = [a.counts for a in below if a.bitstream is None]
+    cuts = iter(codec.cuts(bitstream, cut_counts) if cut_counts else [])
+    for allocation in below:
         alternate = allocation.bitstream
-        size = len(alternate if alternate is not None else codec.cut(bitstream, allocation.counts))
+        size = len(alternate if alternate is not None else next(cuts))
         if any(r.bytes <= size and r.msssim >= allocation.msssim for r in rungs):
             # a rung as small gives as much: a prefix (the allocation kept smooth patches' colour
             # floor), or the same allocation found for a lower target

@@ -33,6 +33,7 @@ from service.codec.entropy import (
     CODER_RAW,
     decode_payload,
     encode_payload,
+    encode_prefix_payloads,
     truncate,
 )
 from service.codec.goals import allocations_below, goal_for
@@ -123,6 +124,18 @@ def _batches(tiles: list[Tile], cell_iterations: np.ndarray) -> list[tuple[int, 
         per_call = max(1, MAX_PIXELS_PER_CALL // (h * w))
         out.extend((iterations, group[i : i + per_call]) for i in range(0, len(group), per_call))
     return out
+
+
+def _coders(context_model: ContextModel | None) -> list[int]:
+    """The entropy coders a bitstream is written with, the smaller payload kept: the model version's
+    learned context coder (the count-based one without a context model), or raw bits."""
+    return [CODER_CONTEXT if context_model is None else CODER_LEARNED, CODER_RAW]
+
+
+def _network_only(stream: Bitstream) -> int:
+    """The format of ``stream``'s network iterations without its layer, shown as the whole was."""
+    version = stream.format_version
+    return NETWORK_ONLY_FORMAT.get(version, version) if stream.network_deblocked else 3
 
 
 def _layer_steps(stream: Bitstream, iterations: int | None) -> list[bytes]:
@@ -385,11 +398,23 @@ class ImageCodec:
         total = int(cell_iterations.max(initial=0))
         bits = bits[:total]
         context_model = self.context_model(version)
-        if coder_id is not None:
-            candidates = [coder_id]
-        else:
-            candidates = [CODER_CONTEXT if context_model is None else CODER_LEARNED, CODER_RAW]
-        payloads = {c: encode_payload(c, bits, cell_iterations, context_model) for c in candidates}
+        coders = [coder_id] if coder_id is not None else _coders(context_model)
+        payloads = {c: encode_payload(c, bits, cell_iterations, context_model) for c in coders}
+        return self._packed(
+            geometry, version, bits.shape[-1], patch_iterations, payloads, refinement, format_version
+        )
+
+    def _packed(
+        self,
+        geometry: Geometry,
+        version: int,
+        bits_per_cell: int,
+        patch_iterations: np.ndarray,
+        payloads: dict[int, bytes],
+        refinement: bytes,
+        format_version: int,
+    ) -> bytes:
+        """The bitstream with the smallest of ``payloads`` (by coder id)."""
         chosen = min(payloads, key=lambda c: len(payloads[c]))
         return Bitstream(
             model_name=self.model_name,
@@ -398,7 +423,7 @@ class ImageCodec:
             height=geometry.height,
             patch_size=geometry.patch_size,
             tile_size=geometry.tile_size,
-            bits_per_cell=bits.shape[-1],
+            bits_per_cell=bits_per_cell,
             patch_iterations=patch_iterations.astype(np.uint8),
             payload=payloads[chosen],
             coder_id=chosen,
@@ -411,6 +436,8 @@ class ImageCodec:
         bitstreams that decode to what a progressive receiver shows after that many steps (the
         refinement layer's steps, if any, come after the network's last)."""
         stream, bits, _ = self._parse(data)
+        network = [k for k in iterations if not _layer_steps(stream, k) and 1 <= k <= len(bits)]
+        prefixes = self._network_prefixes(stream, bits, network) if network else {}
         cuts = []
         for k in iterations:
             layer = _layer_steps(stream, k)
@@ -418,6 +445,8 @@ class ImageCodec:
                 cuts.append(data)
             elif layer:  # the network's bits as they are, the layer cut to its first step
                 cuts.append(dataclasses.replace(stream, refinement=layer[-1]).to_bytes())
+            elif k in prefixes:
+                cuts.append(prefixes[k])
             else:
                 cuts.append(self._network_cut(stream, bits, np.minimum(stream.patch_iterations, max(0, k))))
         return cuts
@@ -426,21 +455,44 @@ class ImageCodec:
         """The network's bitstream ``data`` with each patch cut to its own count of ``counts``
         [patches_y, patches_x] (at most its own): a valid, smaller bitstream, byte for byte the one
         compress codes for those counts, made without encoding again."""
+        return self.cuts(data, [counts])[0]
+
+    def cuts(self, data: bytes, counts: Sequence[np.ndarray]) -> list[bytes]:
+        """:meth:`cut` to each of ``counts``, the payload decoded once."""
         stream, bits, _ = self._parse(data)
-        counts = np.asarray(counts)
         if stream.refinement:
             raise BadParameter("a bitstream with a refinement layer is cut by steps, not per patch")
-        if counts.shape != stream.patch_iterations.shape or (counts > stream.patch_iterations).any():
-            raise BadParameter(
-                f"per-patch counts must be {stream.patch_iterations.shape} and at most the bitstream's own"
-            )
-        return self._network_cut(stream, bits, counts)
+        cuts = []
+        for patch_counts in map(np.asarray, counts):
+            shape = stream.patch_iterations.shape
+            if patch_counts.shape != shape or (patch_counts > stream.patch_iterations).any():
+                raise BadParameter(f"per-patch counts must be {shape} and at most the bitstream's own")
+            cuts.append(self._network_cut(stream, bits, patch_counts))
+        return cuts
 
     def _network_cut(self, stream: Bitstream, bits: np.ndarray, counts: np.ndarray) -> bytes:
         """The network's iterations of ``stream`` cut to per-patch ``counts``, shown as the whole was."""
-        version = stream.format_version
-        network_only = NETWORK_ONLY_FORMAT.get(version, version) if stream.network_deblocked else 3
-        return self._pack(stream.geometry, stream.model_version, bits, counts, None, b"", network_only)
+        shown = _network_only(stream)
+        return self._pack(stream.geometry, stream.model_version, bits, counts, None, b"", shown)
+
+    def _network_prefixes(self, stream: Bitstream, bits: np.ndarray, steps: list[int]) -> dict[int, bytes]:
+        """:meth:`_network_cut` of every patch at most k iterations, for each k of ``steps`` (1 to the
+        bits' count), from one pass of the entropy coders over ``bits``: byte for byte the same."""
+        context_model = self.context_model(stream.model_version)
+        cells = stream.geometry.cell_iterations(stream.patch_iterations)
+        prefixes = {c: encode_prefix_payloads(c, bits, cells, context_model) for c in _coders(context_model)}
+        return {
+            k: self._packed(
+                stream.geometry,
+                stream.model_version,
+                bits.shape[-1],
+                np.minimum(stream.patch_iterations, k),
+                {c: payloads[k - 1] for c, payloads in prefixes.items()},
+                b"",
+                _network_only(stream),
+            )
+            for k in steps
+        }
 
     def compress(
         self, rgb: np.ndarray, target: Target, progress: Progress | None = None, keep_frames: bool = False
@@ -523,9 +575,19 @@ class ImageCodec:
             refinement_bytes=len(chosen.refinement),
             coder=chosen.coder,
             coder_bytes=dict(run.coder_bytes),
-            frames=[] if chosen.refinement else run.frames(chosen.counts),
+            frames=self._layer_frames(run, chosen) if chosen.refinement else run.frames(chosen.counts),
             allocations_below=below,
         )
+
+    def _layer_frames(self, run: CompressRun, chosen: Candidate) -> list[np.ndarray]:
+        """The image after each step of a bitstream the layer made alone, as a progressive receiver shows
+        them, with ``keep_frames``: the earlier steps decoded from the first pass's grey, the last the
+        image compress measured (else empty: a layer over network iterations has no frames kept)."""
+        if not run.keep_frames or chosen.counts.any() or chosen.data is None:
+            return []
+        stream = Bitstream.from_bytes(chosen.data)
+        earlier = _layer_steps(stream, None)[:-1]
+        return [*(refinement.decode(run.grey(), p, stream.layer_format) for p in earlier), chosen.image]
 
     # ------------------------------------------------------------------ decompress
 

@@ -4,7 +4,14 @@ import numpy as np
 import pytest
 
 from service.codec.context_model import ContextModel, feature_count, sigmoid_table
-from service.codec.entropy import CODER_CONTEXT, CODER_LEARNED, CODER_RAW, decode_payload, encode_payload
+from service.codec.entropy import (
+    CODER_CONTEXT,
+    CODER_LEARNED,
+    CODER_RAW,
+    decode_payload,
+    encode_payload,
+    encode_prefix_payloads,
+)
 from service.codec.pipeline import ImageCodec
 from service.errors import InvalidBitstream
 
@@ -59,6 +66,19 @@ def test_round_trip_is_bit_exact(coder: int, fill: str) -> None:
 def test_single_cell_single_bit_and_empty(coder: int) -> None:
     _round_trip(coder, np.ones((1, 1, 1, 1), np.int8), np.ones((1, 1), int))
     _round_trip(coder, np.zeros((0, 2, 2, 32), np.int8), np.zeros((2, 2), int))
+
+
+@pytest.mark.parametrize("coder", CODERS)
+def test_every_prefix_in_one_pass_is_the_prefix_coded_alone(coder: int) -> None:
+    rng = np.random.default_rng(4)
+    bits = rng.choice(np.array([-1, 1], np.int8), size=(6, 5, 7, 32))
+    cells = rng.integers(0, 6, (5, 7))  # cells stop at every count from 0 to 5
+    cells[1] = 3  # and none runs the 6th iteration: the last prefix is the whole
+    model = random_context_model(iterations=4) if coder == CODER_LEARNED else None
+    prefixes = encode_prefix_payloads(coder, bits, cells, model)
+    assert len(prefixes) == 6
+    for k, payload in enumerate(prefixes, start=1):
+        assert payload == encode_payload(coder, bits[:k], np.minimum(cells, k), model)
 
 
 def test_context_coder_beats_raw_on_structured_codes() -> None:

@@ -179,6 +179,9 @@ def test_below_a_bitstream_the_layer_made_the_ladder_holds_alternates_a_fresh_co
     rgb = np.ascontiguousarray(kodak_image[:256])
     result = codec.compress(rgb, Target("msssim", 0.95), keep_frames=True)
     assert result.coder == "layer" and result.target_met
+    shown = list(codec.step_images(result.bitstream))  # compress kept them without decoding it whole
+    assert len(shown) == len(result.frames) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(result.frames, shown, strict=True))
     assert result.allocations_below
     ladder = measure_ladder(codec, result.bitstream, rgb, result)
     alternates = [r for r in ladder if r.cut == "alternate"]

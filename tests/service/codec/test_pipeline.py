@@ -181,6 +181,7 @@ def test_a_bitstream_cut_to_k_iterations_decodes_to_the_progressive_frame_k(
         cut = cuts[k - 1]
         sizes.append(len(cut))
         np.testing.assert_array_equal(Bitstream.from_bytes(cut).patch_iterations, np.minimum(counts, k))
+        assert cut == codec.cut(data, np.minimum(counts, k))  # the prefixes' one pass codes each alike
         np.testing.assert_array_equal(codec.decompress(cut).image, frame)
         np.testing.assert_array_equal(codec.decompress(data, iterations=k).image, frame)  # not coded again
         *_, last = codec.decompress_progressive(data, iterations=k)[1]
