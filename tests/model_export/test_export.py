@@ -1,3 +1,4 @@
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,12 @@ from tensorflow.core.protobuf import saved_model_pb2
 from model_export.export import export_saved_model
 from model_export.export import main as export_main
 from model_export.model import RecurrentCodec, variables_by_path
-from model_export.shipped import restore_codec_weights, shipped_context_model, shipped_metadata
+from model_export.shipped import (
+    restore_codec_weights,
+    shipped_config,
+    shipped_context_model,
+    shipped_metadata,
+)
 from model_export.snapshot import write_snapshot
 from tests.model_export.test_model import TINY
 from tests.service.codec.test_entropy import random_context_model
@@ -102,6 +108,26 @@ def test_a_float16_export_keeps_float16_kernels(exported, tmp_path) -> None:
 
 def test_step_signatures_agree_with_fused_decompress(exported) -> None:
     _, path = exported
+    _assert_steps_agree_with_fused_decompress(path)
+
+
+def test_a_primed_codec_exports_its_priming_in_every_signature(exported, tmp_path) -> None:
+    codec, _ = exported
+    primed = RecurrentCodec(dataclasses.replace(TINY, priming=1))
+    primed.copy_weights_from(codec)
+    path = export_saved_model(primed, tmp_path / "tiny" / "1", {"training_steps": 7})
+    assert shipped_config(path).priming == 1
+    _assert_steps_agree_with_fused_decompress(path)
+    image = tf.cast(tf.random.uniform([1, 32, 48, 3], 0, 255, seed=5), tf.uint8)
+    counts = tf.fill([1, 2, 3], 2)
+    exported_out = tf.saved_model.load(str(path)).signatures["compress"](
+        image=image, iterations=counts, **_NO_EARLY_EXIT
+    )
+    in_memory = primed.compress(image, counts)
+    np.testing.assert_array_equal(exported_out["bits"].numpy(), in_memory["bits"].numpy())
+
+
+def _assert_steps_agree_with_fused_decompress(path: Path) -> None:
     sigs = tf.saved_model.load(str(path)).signatures
     image = tf.cast(tf.random.uniform([1, 32, 48, 3], 0, 255, seed=4), tf.uint8)
     bits = sigs["compress"](image=image, iterations=tf.fill([1, 2, 3], 3), **_NO_EARLY_EXIT)["bits"]
