@@ -116,6 +116,10 @@ def test_compress_keeps_what_each_prefix_decodes_to(
     assert measure_ladder(codec, result.bitstream, rgb, result) == measure_ladder(
         codec, result.bitstream, rgb
     )
+    # compress kept the bits it coded, so the ladder cuts them without decoding: as a receiver would
+    receiver = ImageCodec(backend_client, "residual_gru", patch_size=32, tile_size=64, max_iterations=8)
+    steps = list(range(1, result.iterations + 1))
+    assert codec.truncations(result.bitstream, steps) == receiver.truncations(result.bitstream, steps)
     assert codec.compress(rgb, Target("msssim", 0.95)).frames == []  # kept only when asked
 
 
