@@ -28,6 +28,7 @@ from model_export.data import CropSampler, load_training_images
 from model_export.model import CELL_SIZE, EARLY_ITERATIONS, CodecConfig, RecurrentCodec
 from model_export.shipped import restore_codec_weights, shipped_config, shipped_metadata
 from model_export.snapshot import has_snapshot, restore_snapshot, snapshot_config, write_snapshot
+from service.backend.embedded import keep_quality_terms_float32, resolve_mixed_precision
 
 __all__ = ["Adam", "learning_rate", "train", "unrolled_iterations"]
 
@@ -98,8 +99,35 @@ def unrolled_iterations(step: int, iterations: int, long_iterations: int, long_e
     return iterations
 
 
+_BFLOAT16_REWRITE = "auto_mixed_precision_onednn_bfloat16"
+
+
+@contextlib.contextmanager
+def _mixed_precision(setting: str) -> Iterator[bool]:
+    """Within the block, TF functions traced run their convolutions in bfloat16 (``--mixed-precision``):
+    oneDNN's automatic mixed precision, with float32 weights, sums and quality terms. Yields whether it
+    is on; the process's functions traced after the block are float32 again."""
+    if resolve_mixed_precision(setting) != "bfloat16":
+        yield False
+        return
+    keep_quality_terms_float32()
+    before = tf.config.optimizer.get_experimental_options().get(_BFLOAT16_REWRITE, False)
+    tf.config.optimizer.set_experimental_options({_BFLOAT16_REWRITE: True})
+    try:
+        yield True
+    finally:
+        tf.config.optimizer.set_experimental_options({_BFLOAT16_REWRITE: before})
+
+
 def train(args: argparse.Namespace) -> None:
     """Run the training loop described by the command-line ``args``."""
+    with _mixed_precision(args.mixed_precision) as bfloat16:
+        if bfloat16:
+            print("convolutions in bfloat16 (oneDNN's automatic mixed precision), weights in float32")
+        _train(args)
+
+
+def _train(args: argparse.Namespace) -> None:
     tf.random.set_seed(args.seed)  # the initial weights of a fresh run
     run_dir = Path(args.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -267,6 +295,13 @@ def main(argv: list[str] | None = None) -> None:
         help="a fresh run's scaled-additive gain estimator (default: as the model it starts from)",
     )
     parser.add_argument("--max-iterations", type=int, default=None, help="a fresh run's iteration budget")
+    parser.add_argument(
+        "--mixed-precision",
+        choices=("auto", "bfloat16", ""),
+        default="auto",
+        help="bfloat16 convolutions ('auto': where the CPU computes bfloat16 natively; '': float32): a "
+        "step in 0.75 s instead of 1.09 on AVX512-BF16 (docs/decisions.md 59)",
+    )
     parser.add_argument(
         "--priming",
         type=int,

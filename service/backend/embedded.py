@@ -46,6 +46,7 @@ __all__ = [
     "EmbeddedBackend",
     "LoadedModel",
     "cpu_has_bfloat16",
+    "keep_quality_terms_float32",
     "resolve_mixed_precision",
     "serve",
     "session_config",
@@ -88,13 +89,18 @@ def session_config(mixed_precision: str) -> config_pb2.ConfigProto:
     rewrites = rewriter_config_pb2.RewriterConfig()
     if mixed_precision == "bfloat16":
         rewrites.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
-        # The quality terms' Gaussian windows (depthwise convolutions) give variances as differences
-        # of large sums (E[x²] − E[x]²): in bfloat16 they come out as noise, and early exit and rate
-        # control would steer by it. The rewrite reads this list (an op type per entry) when it runs.
-        removed = os.environ.get(_FLOAT32_OPS_VARIABLE, "")
-        if _FLOAT32_OPS not in removed.split(","):
-            os.environ[_FLOAT32_OPS_VARIABLE] = ",".join(filter(None, [removed, _FLOAT32_OPS]))
+        keep_quality_terms_float32()
     return config_pb2.ConfigProto(graph_options=config_pb2.GraphOptions(rewrite_options=rewrites))
+
+
+def keep_quality_terms_float32() -> None:
+    """Keep the quality terms in float32 under oneDNN's bfloat16 rewrite. Their Gaussian windows (depthwise
+    convolutions) give variances as differences of large sums (E[x²] − E[x]²): in bfloat16 they come out
+    as noise, and early exit, rate control and the training loss would steer by it. The rewrite reads
+    this list (an op type per entry) when it runs."""
+    removed = os.environ.get(_FLOAT32_OPS_VARIABLE, "")
+    if _FLOAT32_OPS not in removed.split(","):
+        os.environ[_FLOAT32_OPS_VARIABLE] = ",".join(filter(None, [removed, _FLOAT32_OPS]))
 
 
 class LoadedModel:

@@ -3,6 +3,7 @@ import signal
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from model_export import train as training
@@ -84,3 +85,12 @@ def test_a_new_machine_resumes_from_the_repository_snapshot(tmp_path) -> None:
     assert any(moved)  # two more steps trained on top of the snapshot's weights
     with np.load(snapshot / "weights.npz") as arrays:
         assert arrays["enc_conv/kernel"].dtype == np.float16
+
+
+def test_bfloat16_training_leaves_the_process_float32_afterwards() -> None:
+    rewrite = "auto_mixed_precision_onednn_bfloat16"
+    with training._mixed_precision("bfloat16") as on:
+        assert on and tf.config.optimizer.get_experimental_options()[rewrite]
+    assert not tf.config.optimizer.get_experimental_options().get(rewrite, False)
+    with training._mixed_precision("") as on:
+        assert not on and not tf.config.optimizer.get_experimental_options().get(rewrite, False)
