@@ -440,7 +440,7 @@ class ImageCodec:
         """The bitstream ``data`` cut to each of ``iterations`` (its payload decoded once): valid, smaller
         bitstreams that decode to what a progressive receiver shows after that many steps (the
         refinement layer's steps, if any, come after the network's last)."""
-        stream, bits, _ = self._parse(data)
+        stream, bits, _ = self._parse(data, cutting=True)
         network = [k for k in iterations if not _layer_steps(stream, k) and 1 <= k <= len(bits)]
         prefixes = self._network_prefixes(stream, bits, network) if network else {}
         cuts = []
@@ -464,7 +464,7 @@ class ImageCodec:
 
     def cuts(self, data: bytes, counts: Sequence[np.ndarray]) -> list[bytes]:
         """:meth:`cut` to each of ``counts``, the payload decoded once."""
-        stream, bits, _ = self._parse(data)
+        stream, bits, _ = self._parse(data, cutting=True)
         if stream.refinement:
             raise BadParameter("a bitstream with a refinement layer is cut by steps, not per patch")
         cuts = []
@@ -606,9 +606,13 @@ class ImageCodec:
 
     # ------------------------------------------------------------------ decompress
 
-    def _parse(self, data: bytes, iterations: int | None = None) -> tuple[Bitstream, np.ndarray, np.ndarray]:
+    def _parse(
+        self, data: bytes, iterations: int | None = None, cutting: bool = False
+    ) -> tuple[Bitstream, np.ndarray, np.ndarray]:
         """Header checks, the backend serves its model version, then the payload's bits and each cell's
-        count (cut to the first ``iterations``, as :meth:`truncations` would, without coding again)."""
+        count (cut to the first ``iterations``, as :meth:`truncations` would, without coding again).
+        ``cutting`` (the ladder's cuts) takes the bits compress kept, if it kept ``data``'s; a decode
+        decodes the payload as any receiver does."""
         stream = Bitstream.from_bytes(data)
         if stream.width * stream.height > self.max_pixels:
             raise InvalidBitstream(
@@ -625,7 +629,7 @@ class ImageCodec:
         learned = stream.coder_id == CODER_LEARNED
         context_model = self.context_model(stream.model_version) if learned else None
         cell_iterations = stream.geometry.cell_iterations(stream.patch_iterations)
-        bits = self._known_bits.get(data)
+        bits = self._known_bits.get(data) if cutting else None
         if bits is None:
             bits = decode_payload(
                 stream.coder_id, stream.payload, cell_iterations, stream.bits_per_cell, context_model
