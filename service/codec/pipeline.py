@@ -441,11 +441,12 @@ class ImageCodec:
         bitstreams that decode to what a progressive receiver shows after that many steps (the
         refinement layer's steps, if any, come after the network's last)."""
         stream, bits, _ = self._parse(data, cutting=True)
-        network = [k for k in iterations if not _layer_steps(stream, k) and 1 <= k <= len(bits)]
+        layers = {k: _layer_steps(stream, k) for k in iterations}
+        network = [k for k in iterations if not layers[k] and 1 <= k <= len(bits)]
         prefixes = self._network_prefixes(stream, bits, network) if network else {}
         cuts = []
         for k in iterations:
-            layer = _layer_steps(stream, k)
+            layer = layers[k]
             if layer and layer[-1] is stream.refinement:
                 cuts.append(data)
             elif layer:  # the network's bits as they are, the layer cut to its first step
@@ -598,8 +599,9 @@ class ImageCodec:
         """The image after each step of a bitstream the layer made alone, as a progressive receiver shows
         them, with ``keep_frames``: the earlier steps decoded from the first pass's grey, the last the
         image compress measured (else empty: a layer over network iterations has no frames kept)."""
-        if not run.keep_frames or chosen.counts.any() or chosen.data is None:
+        if not run.keep_frames or chosen.counts.any():
             return []
+        assert chosen.data is not None  # coded by _report
         stream = Bitstream.from_bytes(chosen.data)
         earlier = _layer_steps(stream, None)[:-1]
         return [*(refinement.decode(run.grey(), p, stream.layer_format) for p in earlier), chosen.image]
