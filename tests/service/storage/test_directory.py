@@ -71,19 +71,21 @@ def test_a_burst_never_passes_the_cap_and_the_newest_blobs_stay(tmp_path: Path) 
     done = threading.Event()
 
     def watch() -> None:  # between writes (a scan while files come and go would count some twice)
-        while not done.is_set():
+        while not done.wait(0.002):  # the pause lets the writers take the lock: it is not fair
             with store._lock:
                 peak[0] = max(peak[0], _bytes_on_disk(tmp_path))
 
     def burst(worker: int) -> list[str]:
         return [store.put(f"{worker}-{i}".encode() * (100 + 37 * i)) for i in range(25)]
 
-    watcher = threading.Thread(target=watch)
+    watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
-    with ThreadPoolExecutor(8) as pool:
-        written = list(pool.map(burst, range(8)))
-    done.set()
-    watcher.join()
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            written = list(pool.map(burst, range(8)))
+    finally:
+        done.set()
+        watcher.join()
     assert peak[0] <= 20_000 and _bytes_on_disk(tmp_path) == store.bytes_stored <= 20_000
     survivors = [p.name for p in tmp_path.rglob("*") if p.is_file()]
     assert 0 < len(survivors) < 200  # the oldest went
