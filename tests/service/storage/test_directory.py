@@ -78,7 +78,7 @@ def test_a_burst_never_passes_the_cap_and_the_newest_blobs_stay(tmp_path: Path) 
     def burst(worker: int) -> list[str]:
         return [store.put(f"{worker}-{i}".encode() * (100 + 37 * i)) for i in range(25)]
 
-    watcher = threading.Thread(target=watch, daemon=True)
+    watcher = threading.Thread(target=watch)
     watcher.start()
     try:
         with ThreadPoolExecutor(8) as pool:
