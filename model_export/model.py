@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from model_export import ssimulacra2
 from model_export.layers import Conv2D, ConvGRUCell, GainEstimator, dequantize_kernel, quantize_kernel
 from model_export.quality_terms import (
     POWER_FACTORS,
@@ -288,6 +289,7 @@ class RecurrentCodec(tf.Module):
         colour_weight: float = 0.0,
         msssim_covers_border: bool = False,
         edge_weight: float = 0.0,
+        ssimulacra2_weight: float = 0.0,
     ) -> tuple[tf.Tensor, list[tf.Tensor]]:
         """Unrolled training pass.
 
@@ -313,6 +315,10 @@ class RecurrentCodec(tf.Module):
         With ``edge_weight`` e > 0, the term adds e·log of the mean |luma gradient error| weighted by
         the original's gradient magnitude (:func:`edge_gradient_error`): edges drawn blurred or
         stepped, which MS-SSIM forgives and viewers do not (docs/decisions.md 55).
+
+        With ``ssimulacra2_weight`` p > 0, the term adds p·log of SSIMULACRA 2's distance from 100 (the
+        batch mean of 100 − score, :mod:`model_export.ssimulacra2`): XYB colour, SSIM at six scales and
+        its ringing and blurring maps, the measure the service's default target sets.
         """
         shape = tf.shape(images)
         batch, height, width = shape[0], shape[1], shape[2]
@@ -339,6 +345,11 @@ class RecurrentCodec(tf.Module):
                 term = term + colour_weight * tf.math.log(drift + 1e-6)
             if edge_weight > 0.0:
                 term = term + edge_weight * tf.math.log(edge_gradient_error(images, reconstruction) + 1e-6)
+            if ssimulacra2_weight > 0.0:
+                pixels = tf.clip_by_value((images + 0.5) * 255.0, 0.0, 255.0)
+                decoded = tf.clip_by_value((reconstruction + 0.5) * 255.0, 0.0, 255.0)
+                distance = tf.reduce_mean(100.0 - tf.cast(ssimulacra2.scores(pixels, decoded), tf.float32))
+                term = term + ssimulacra2_weight * tf.math.log(tf.maximum(distance, 0.0) + 1e-3)
             losses.append(term)
             reconstructions.append(reconstruction)
         weights = [early_weight if t < EARLY_ITERATIONS else 1.0 for t in range(iterations)]

@@ -11,8 +11,8 @@ As libjxl's ``tools/ssimulacra2.cc`` (version 2.1, the weights and constants its
 in linear RGB, XYB computed per scale, SSIM without the luminance denominator, Gaussian blurs zero-padded
 at the borders. libjxl blurs with a recursive (IIR) Gaussian whose impulse response is finite (a sum of
 three cosines, 9 non-zero taps at σ = 1.5): here that response as an FIR kernel, zero-padded the same way
-(``tests/model_export/test_ssimulacra2.py`` checks the scores against libjxl's). Scores: 100 identical, 90 visually lossless, 70 high
-quality, 50 medium, 30 low.
+(``tests/model_export/test_ssimulacra2.py`` checks the scores against libjxl's). Scores: 100 identical,
+90 visually lossless, 70 high quality, 50 medium, 30 low.
 """
 
 from __future__ import annotations
@@ -193,13 +193,12 @@ def score_from_norms(per_scale: list[tf.Tensor]) -> tf.Tensor:
     """The score [B] (float64) from :func:`norms`' output; weights follow the scales there are."""
     stacked = tf.cast(tf.stack(per_scale, axis=2), tf.float64)  # [B, channel, scale, norm, map]
     count = 3 * len(per_scale) * 6
-    weighted = tf.reduce_sum(
-        tf.reshape(tf.abs(stacked), [-1, count]) * tf.constant(WEIGHTS[:count]), axis=-1
-    )
+    weighted = tf.reduce_sum(tf.reshape(tf.abs(stacked), [-1, count]) * tf.constant(WEIGHTS[:count]), axis=-1)
     x = weighted * 0.956_238_261_683_484_4
     x = 2.326_765_642_916_932 * x - 0.020_884_521_182_843_837 * x**2 + 6.248_496_625_763_138e-5 * x**3
     safe = tf.maximum(x, 1e-30)
-    return tf.where(x > 0.0, 100.0 - 10.0 * tf.pow(safe, 0.627_633_646_783_138_7), tf.fill(tf.shape(x), tf.constant(100.0, tf.float64)))
+    perfect = tf.fill(tf.shape(x), tf.constant(100.0, tf.float64))
+    return tf.where(x > 0.0, 100.0 - 10.0 * tf.pow(safe, 0.627_633_646_783_138_7), perfect)
 
 
 def scores(reference: tf.Tensor, distorted: tf.Tensor) -> tf.Tensor:

@@ -203,6 +203,7 @@ def _train(args: argparse.Namespace) -> None:
                     colour_weight=args.colour_weight,
                     msssim_covers_border=args.msssim_covers_border,
                     edge_weight=args.edge_weight,
+                    ssimulacra2_weight=args.ssimulacra2_weight,
                 )
             grads = tape.gradient(loss, variables)
             grads, _ = tf.clip_by_global_norm([tf.convert_to_tensor(g) for g in grads], 1.0)
@@ -233,7 +234,7 @@ def _train(args: argparse.Namespace) -> None:
                 f" long_every={args.long_every} log_loss={args.log_loss} early_weight={args.early_weight}"
                 f" msssim_weight={args.msssim_weight} colour_weight={args.colour_weight}"
                 f" msssim_covers_border={args.msssim_covers_border} edge_weight={args.edge_weight}"
-                f" crop={args.crop} batch={args.batch}",
+                f" ssimulacra2_weight={args.ssimulacra2_weight} crop={args.crop} batch={args.batch}",
                 "",
                 "",
                 f"{time.time():.0f}",
@@ -344,6 +345,12 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=0.0,
         help="weight of log luma-gradient error at the original's edges added to each iteration's loss",
+    )
+    parser.add_argument(
+        "--ssimulacra2-weight",
+        type=float,
+        default=0.0,
+        help="weight of log(100 - SSIMULACRA 2) added to each iteration's loss (crops >= 8 px)",
     )
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--lr-half-life", type=float, default=0.0, help="steps per halving; 0 keeps it")

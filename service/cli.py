@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
+from service.codec.rate_control import PRESETS, choose_target
 from service.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -202,12 +203,12 @@ def _ladder_path(bitstream: Path) -> Path:
 
 
 def compress(args: argparse.Namespace) -> None:
-    from service.api.routes.compress import choose_target
     from service.codec.images import decode_image
     from service.codec.ladder import ladder_to_json, measure_ladder
 
     settings = get_settings()
-    target = choose_target(args.msssim, args.psnr, args.bpp, settings.default_msssim)
+    given = {k: getattr(args, k) for k in ("ssimulacra2", "quality", "msssim", "psnr", "bpp")}
+    target = choose_target(given, settings.target)
     if args.out_dir:
         args.out_dir.mkdir(parents=True, exist_ok=True)
     with _codec() as codec:
@@ -234,7 +235,8 @@ def compress(args: argparse.Namespace) -> None:
                 )
             return (
                 f"{path} -> {out}: {len(result.bitstream)} bytes, {result.bpp:.4f} bpp, "
-                f"MS-SSIM {result.msssim:.4f}, PSNR {result.psnr:.2f} dB, coder {result.coder}, "
+                f"SSIMULACRA 2 {result.ssimulacra2:.2f}, MS-SSIM {result.msssim:.4f}, "
+                f"PSNR {result.psnr:.2f} dB, coder {result.coder}, "
                 f"{result.iterations} iterations{layer}{met}{ladder}"
             )
 
@@ -309,9 +311,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", type=int, default=1, help="jobs run at once")
     p.set_defaults(run=worker)
 
-    p = commands.add_parser("compress", help="images to bitstreams (.rgic)")
+    p = commands.add_parser(
+        "compress", help="images to bitstreams (.rgic); default target: RGIC_DEFAULT_TARGET (ssimulacra2=70)"
+    )
     p.add_argument("images", nargs="+", type=Path)
     group = p.add_mutually_exclusive_group()
+    group.add_argument("--ssimulacra2", type=float, help="minimum SSIMULACRA 2 (70: high quality)")
+    group.add_argument("--quality", choices=list(PRESETS), help="a named SSIMULACRA 2 score")
     group.add_argument("--msssim", type=float)
     group.add_argument("--psnr", type=float)
     group.add_argument("--bpp", type=float)

@@ -9,6 +9,9 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.codec.rate_control import Target, parse_target
+from service.errors import BadParameter
+
 __all__ = ["PROJECT_ROOT", "Settings", "get_settings"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -73,13 +76,33 @@ class Settings(BaseSettings):
         description="network iterations under the refinement layer: 0 (the layer codes the whole image) "
         "measured smallest, 8-12 % below 4 iterations at MS-SSIM 0.98-0.99 (docs/decisions.md 28)",
     )
-    default_msssim: float = 0.95
+    default_target: str = Field(
+        "ssimulacra2=70",
+        description="target of a compress that names none, kind=value (ssimulacra2, msssim, psnr or bpp): "
+        "SSIMULACRA 2 70, libjxl's 'high quality', about what libjpeg's quality 80 gives Kodak; "
+        "msssim=0.95 was the seed's operating point",
+    )
     ladder_msssims: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field(
         [0.9],
         description="MS-SSIMs below a bitstream's own at which its quality ladder also holds the allocation "
         "a compress at that target would choose, each patch cut at its own count (docs/decisions.md 40): "
         "0.3-1 s more compress each on a Kodak image here; [0.85, 0.9, 0.93] for masters that serve them",
     )
+
+    @field_validator("default_target")
+    @classmethod
+    def _target_parses(cls, value: str) -> str:
+        try:
+            parse_target(value)
+        except BadParameter as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @property
+    def target(self) -> Target:
+        """``default_target`` as a :class:`Target`."""
+        return parse_target(self.default_target)
+
     ladder_max_pixels: int = Field(
         4_194_304,
         ge=0,

@@ -39,7 +39,7 @@ from service.codec.entropy import (
 from service.codec.goals import allocations_below, goal_for
 from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.postfilters import WRITTEN, Postfilters, network_shown
-from service.codec.quality import msssim, psnr
+from service.codec.quality import msssim, psnr, ssimulacra2
 from service.codec.rate_control import QualityTable, Target
 from service.codec.run import FIRST_PASS_SHARE, Candidate, CompressRun, Progress
 from service.errors import (
@@ -85,6 +85,8 @@ class CompressResult:
     psnr: float
     bpp: float
     iterations: int
+    #: SSIMULACRA 2 of the reconstruction (NaN under 8 pixels a side)
+    ssimulacra2: float
     patch_iterations: np.ndarray
     target: Target
     target_met: bool
@@ -558,7 +560,7 @@ class ImageCodec:
     ) -> CompressResult:
         """The chosen candidate's bitstream (coded now if it was not yet) and its measured quality."""
         reported = {target.kind: achieved}
-        for kind, metric in (("msssim", msssim), ("psnr", psnr)):
+        for kind, metric in (("ssimulacra2", ssimulacra2), ("msssim", msssim), ("psnr", psnr)):
             if kind not in reported:
                 reported[kind] = run.timed("metrics_seconds", metric, run.rgb, chosen.image)
         if chosen.data is None:
@@ -574,6 +576,7 @@ class ImageCodec:
             psnr=reported["psnr"],
             bpp=reported["bpp"],
             iterations=int(chosen.counts.max()),
+            ssimulacra2=reported["ssimulacra2"],
             patch_iterations=chosen.counts.astype(np.uint8),
             target=target,
             target_met=target.met_by(reported[target.kind]),

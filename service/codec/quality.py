@@ -176,7 +176,8 @@ def _ssimulacra2_pieces(length: int) -> list[tuple[int, int]]:
 
 def ssimulacra2_batch(reference: np.ndarray, candidates: np.ndarray) -> np.ndarray:
     """SSIMULACRA 2 of each candidate [N,H,W,3] against one uint8 reference [H,W,3]; float64 [N]
-    (100: identical; a candidate that differs scores below 100). Images under 8 pixels a side have no score: NaN.
+    (100: identical; a candidate that differs scores below 100). Images under 8 pixels a side have no
+    score: NaN.
 
     Computed piece by piece, as :func:`msssim_batch`: each piece reads ``_SSIMULACRA2_OVERLAP`` pixels
     around the ones it owns, so the sums over pieces are the whole image's and memory stays bounded."""

@@ -23,28 +23,63 @@ from model_export.quality_terms import POWER_FACTORS
 from service.codec.patches import CELL_SIZE, Geometry
 from service.errors import BadParameter
 
-__all__ = ["QualityTable", "Target", "allocate"]
+__all__ = ["PRESETS", "QualityTable", "Target", "allocate", "choose_target", "parse_target"]
 
-TargetKind = Literal["msssim", "psnr", "bpp"]
+TargetKind = Literal["ssimulacra2", "msssim", "psnr", "bpp"]
 
 
 @dataclass(frozen=True)
 class Target:
-    """What the client asked for: a minimum MS-SSIM or PSNR (dB), or a maximum bits per pixel."""
+    """What the client asked for: a minimum SSIMULACRA 2, MS-SSIM or PSNR (dB), or a maximum bits per
+    pixel."""
 
     kind: TargetKind
     value: float
 
     def __post_init__(self) -> None:
-        limits = {"msssim": (0.0, 1.0), "psnr": (0.0, 100.0), "bpp": (0.0, 24.0)}
+        limits = {"ssimulacra2": (0.0, 100.0), "msssim": (0.0, 1.0), "psnr": (0.0, 100.0), "bpp": (0.0, 24.0)}
         if self.kind not in limits:
-            raise BadParameter(f"unknown target kind {self.kind!r}; use msssim, psnr or bpp")
+            raise BadParameter(f"unknown target kind {self.kind!r}; use ssimulacra2, msssim, psnr or bpp")
         low, high = limits[self.kind]
         if not (low < self.value <= high):
             raise BadParameter(f"{self.kind} must be in ({low}, {high}], got {self.value}")
 
     def met_by(self, achieved: float) -> bool:
         return achieved <= self.value if self.kind == "bpp" else achieved >= self.value
+
+
+#: Named qualities, each a SSIMULACRA 2 score (libjxl's scale: 30 low, 50 medium, 70 high, 90 visually
+#: lossless).
+PRESETS = {"low": 30.0, "medium": 50.0, "high": 70.0, "very-high": 80.0, "visually-lossless": 90.0}
+
+
+def choose_target(given: dict[str, float | str | None], default: Target) -> Target:
+    """The one target among ``given`` (kind → value: ``ssimulacra2``, ``msssim``, ``psnr``, ``bpp``, or
+    ``quality``, a name from ``PRESETS``), or ``default`` when none is given."""
+    asked = {kind: value for kind, value in given.items() if value is not None}
+    if len(asked) > 1:
+        names = ", ".join(given)
+        raise BadParameter(f"give one target at most among {names}; got {', '.join(sorted(asked))}")
+    if not asked:
+        return default
+    ((kind, value),) = asked.items()
+    if kind == "quality":
+        if value not in PRESETS:
+            raise BadParameter(f"unknown quality {value!r}; use one of {', '.join(PRESETS)}")
+        return Target("ssimulacra2", PRESETS[str(value)])
+    return Target(kind, float(value))
+
+
+def parse_target(text: str) -> Target:
+    """``kind=value`` (``ssimulacra2=70``) or a name from ``PRESETS`` (``high``) as a :class:`Target`."""
+    kind, sep, value = text.partition("=")
+    if not sep:
+        return choose_target({"quality": text.strip()}, Target("ssimulacra2", PRESETS["high"]))
+    try:
+        number = float(value)
+    except ValueError:
+        raise BadParameter(f"target {text!r}: {value!r} is not a number") from None
+    return Target(kind.strip(), number)  # type: ignore[arg-type]
 
 
 def _patch_sums(values: np.ndarray, geometry: Geometry) -> np.ndarray:

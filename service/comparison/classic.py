@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pillow_jxl  # noqa: F401  (registers JPEG XL with Pillow)
 from PIL import Image
 
 __all__ = ["CLASSIC_CODECS", "ClassicCodec", "ClassicFile", "encode_decode", "largest_within", "media_type"]
@@ -45,6 +46,13 @@ def _avif(image: Image.Image, quality: int, out: io.BytesIO) -> None:
     image.save(out, format="AVIF", quality=quality)
 
 
+def _jxl(image: Image.Image, quality: int, out: io.BytesIO) -> None:
+    if quality >= 100:  # libjxl's encoder refuses quality 100 without its lossless mode
+        image.save(out, format="JXL", lossless=True)
+    else:
+        image.save(out, format="JXL", quality=quality)
+
+
 #: name → codec, in the order reports list them.
 CLASSIC_CODECS: dict[str, ClassicCodec] = {
     c.name: c
@@ -52,6 +60,7 @@ CLASSIC_CODECS: dict[str, ClassicCodec] = {
         ClassicCodec("JPEG 4:2:0", _jpeg, tuple(range(5, 100, 5)), "image/jpeg"),
         ClassicCodec("WebP", _webp, tuple(range(0, 101, 5)), "image/webp"),
         ClassicCodec("AVIF", _avif, tuple(range(0, 101, 5)), "image/avif"),
+        ClassicCodec("JPEG XL", _jxl, tuple(range(5, 101, 5)), "image/jxl"),
     )
 }
 
@@ -96,4 +105,6 @@ def media_type(data: bytes) -> str | None:
         return "image/webp"
     if data[4:8] == b"ftyp" and data[8:12] in (b"avif", b"avis"):
         return "image/avif"
+    if data[:2] == b"\xff\x0a" or data[:12] == b"\x00\x00\x00\x0cJXL \r\n\x87\n":
+        return "image/jxl"
     return None

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from service.codec.quality import msssim, psnr
+from service.codec.quality import msssim, psnr, ssimulacra2
 from service.codec.run import Progress
 from service.comparison.classic import CLASSIC_CODECS, ClassicFile, largest_within
 
@@ -22,6 +22,7 @@ class ClassicResult:
     file: ClassicFile | None
     msssim: float | None = None
     psnr: float | None = None
+    ssimulacra2: float | None = None
 
 
 def classic_at_budget(
@@ -36,5 +37,7 @@ def classic_at_budget(
         if file is None:
             results.append(ClassicResult(name, None))
         else:
-            results.append(ClassicResult(name, file, msssim(rgb, file.decoded), psnr(rgb, file.decoded)))
+            decoded = file.decoded
+            scores = msssim(rgb, decoded), psnr(rgb, decoded), ssimulacra2(rgb, decoded)
+            results.append(ClassicResult(name, file, *scores))
     return results

@@ -1,4 +1,4 @@
-"""POST /compare: ours and each classic codec (JPEG 4:2:0, WebP, AVIF) at the same byte budget."""
+"""POST /compare: ours and each classic codec (JPEG 4:2:0, WebP, AVIF, JPEG XL) at the same byte budget."""
 
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ def _classic_json(entry: ClassicResult, pixels: int, image_id: str | None) -> di
         "quality": entry.file.quality,
         "bytes": size,
         "bpp": 8 * size / pixels,
+        "ssimulacra2": finite(entry.ssimulacra2) if entry.ssimulacra2 is not None else None,
         "msssim": entry.msssim,
         "psnr": finite(entry.psnr),
         "url": f"/images/{image_id}",
@@ -82,10 +83,11 @@ async def compare_upload(
 async def compare(
     request: Request, upload: Upload = Depends(upload_form), svc: Services = Depends(services)
 ) -> JSONResponse:
-    """Compress an image as ``POST /compress`` does, then encode it with JPEG 4:2:0, WebP and AVIF, each
-    at the largest quality (0-100, by bisection) whose file is not larger than our bitstream.
+    """Compress an image as ``POST /compress`` does, then encode it with JPEG 4:2:0, WebP, AVIF and JPEG
+    XL, each at the largest quality (0-100, by bisection) whose file is not larger than our bitstream.
 
-    Answers ``ours`` (the compress report), ``classic`` (each codec's quality, bytes, bpp, MS-SSIM, PSNR
+    Answers ``ours`` (the compress report), ``classic`` (each codec's quality, bytes, bpp, SSIMULACRA 2,
+    MS-SSIM, PSNR
     and ``/images/{id}`` URL, or ``fits: false``) and ``steps`` (bytes our first k iterations need, with
     the URL of that image). Images above ``RGIC_COMPARE_MAX_PIXELS`` (default 4 Mpx) get 413: the classic
     encoders' bisection costs about 10 s of CPU per 4 Mpx. Runs under the same concurrency and pixel

@@ -15,23 +15,11 @@ from service.api.responses import JSON, OCTET, PNG, finite, negotiate
 from service.codec.images import DecodedImage, decode_image, encode_png
 from service.codec.ladder import Rung, ladder_to_json, measure_ladder
 from service.codec.pipeline import CompressResult, Progress
-from service.codec.rate_control import Target
-from service.errors import BadParameter
+from service.codec.rate_control import PRESETS, Target, choose_target
 
 router = APIRouter(tags=["compress"])
 
-
-def choose_target(
-    msssim: float | None, psnr: float | None, bpp: float | None, default_msssim: float
-) -> Target:
-    """Exactly one of the three targets, or the default MS-SSIM when none is given."""
-    given = {k: v for k, v in {"msssim": msssim, "psnr": psnr, "bpp": bpp}.items() if v is not None}
-    if len(given) > 1:
-        raise BadParameter(f"give exactly one target among msssim, psnr and bpp; got {sorted(given)}")
-    if not given:
-        return Target("msssim", default_msssim)
-    ((kind, value),) = given.items()
-    return Target(kind, float(value))
+_PRESET_LIST = ", ".join(f"{name} ({score:g})" for name, score in PRESETS.items())
 
 
 @dataclass
@@ -45,13 +33,20 @@ class Upload:
 async def upload_form(
     request: Request,
     image: UploadFile = File(..., description="PNG, JPEG, WebP, ... image"),
-    msssim: float | None = Form(None, description="minimum MS-SSIM (default 0.95)"),
+    ssimulacra2: float | None = Form(
+        None,
+        description="minimum SSIMULACRA 2 (30 low, 50 medium, 70 high, 90 visually lossless); "
+        "the default target is ssimulacra2=70 (RGIC_DEFAULT_TARGET)",
+    ),
+    quality: str | None = Form(None, description="a named SSIMULACRA 2 score: " + _PRESET_LIST),
+    msssim: float | None = Form(None, description="minimum MS-SSIM (0.95: the seed's operating point)"),
     psnr: float | None = Form(None, description="minimum PSNR in dB"),
     bpp: float | None = Form(None, description="maximum bits per pixel"),
     svc: Services = Depends(services),
 ) -> Upload:
     """The form's fields, read and checked (one target at most), shared by the routes that take it."""
-    target = choose_target(msssim, psnr, bpp, svc.settings.default_msssim)
+    given = {"ssimulacra2": ssimulacra2, "quality": quality, "msssim": msssim, "psnr": psnr, "bpp": bpp}
+    target = choose_target(given, svc.settings.target)
     data = await image.read()
     metrics.BYTES_IN.labels(request.url.path).inc(len(data))
     return Upload(data, target)
@@ -66,6 +61,7 @@ def report(
         "id": blob_id,
         "bytes": len(result.bitstream),
         "bpp": result.bpp,
+        "ssimulacra2": finite(result.ssimulacra2),  # null: under 8 pixels a side
         "msssim": result.msssim,
         "psnr": finite(result.psnr),  # null: identical to the upload
         "width": width,
@@ -171,11 +167,13 @@ async def compress(
         response.headers.update(
             {
                 "X-RGIC-Id": blob_id,
+                "X-RGIC-SSIMULACRA2": f"{result.ssimulacra2:.3f}",
                 "X-RGIC-MSSSIM": f"{result.msssim:.6f}",
                 "X-RGIC-PSNR": f"{result.psnr:.4f}",
                 "X-RGIC-BPP": f"{result.bpp:.6f}",
                 "X-RGIC-Iterations": str(result.iterations),
                 "X-RGIC-Target-Met": str(result.target_met).lower(),
+                "X-RGIC-Coder": result.coder,
                 "X-RGIC-Model": f"{result.model_name}/{result.model_version}",
             }
         )

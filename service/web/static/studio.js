@@ -1,9 +1,10 @@
-// The comparison studio: our codec beside JPEG, WebP and AVIF at the same bytes, on the user's photo.
+// The comparison studio: our codec beside JPEG, WebP, AVIF and JPEG XL at the same bytes, on the user's photo.
 // Plain JavaScript served by the gateway: no build step, no CDN.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
 const TARGETS = {
+  ssimulacra2: { min: 10, max: 95, step: 1, value: 70 },
   msssim: { min: 0.8, max: 0.999, step: 0.005, value: 0.95 },
   psnr: { min: 20, max: 50, step: 0.5, value: 35 },
   bpp: { min: 0.05, max: 8, step: 0.05, value: 0.5 },
@@ -78,11 +79,11 @@ function ourSetting(ours) {
 function renderFigures(result) {
   const ours = result.ours;
   const rows = [
-    { name: "ours", quality: ourSetting(ours), bytes: ours.bytes, bpp: ours.bpp, msssim: ours.msssim, psnr: ours.psnr, cls: "ours" },
+    { name: "ours", quality: ourSetting(ours), bytes: ours.bytes, bpp: ours.bpp, ssimulacra2: ours.ssimulacra2, msssim: ours.msssim, psnr: ours.psnr, cls: "ours" },
     ...result.classic.map((c) => c.fits
-      ? { name: c.codec, quality: `q ${c.quality}`, bytes: c.bytes, bpp: c.bpp, msssim: c.msssim, psnr: c.psnr }
-      : { name: c.codec, quality: "does not fit", bytes: null, bpp: null, msssim: null, psnr: null }),
-    { name: "original upload", quality: "", bytes: state.file.size, bpp: (8 * state.file.size) / (ours.width * ours.height), msssim: 1, psnr: null },
+      ? { name: c.codec, quality: `q ${c.quality}`, bytes: c.bytes, bpp: c.bpp, ssimulacra2: c.ssimulacra2, msssim: c.msssim, psnr: c.psnr }
+      : { name: c.codec, quality: "does not fit", bytes: null, bpp: null, ssimulacra2: null, msssim: null, psnr: null }),
+    { name: "original upload", quality: "", bytes: state.file.size, bpp: (8 * state.file.size) / (ours.width * ours.height), ssimulacra2: 100, msssim: 1, psnr: null },
   ];
   const tbody = $("figures").querySelector("tbody");
   tbody.replaceChildren(...rows.map((r) => {
@@ -90,7 +91,7 @@ function renderFigures(result) {
     if (r.cls) tr.className = r.cls;
     tr.dataset.codec = r.name;
     for (const text of [r.name, r.quality, r.bytes === null ? "–" : r.bytes.toLocaleString("en"),
-      fmt(r.bpp, 3), fmt(r.msssim, 4), fmt(r.psnr, 2)]) {
+      fmt(r.bpp, 3), fmt(r.ssimulacra2, 1), fmt(r.msssim, 4), fmt(r.psnr, 2)]) {
       const td = document.createElement("td");
       td.textContent = text;
       tr.append(td);
@@ -103,9 +104,9 @@ function renderViews(result) {
   const ours = result.ours;
   state.views = [
     { key: "original", label: "original", src: state.original },
-    { key: "ours", label: `ours: ${ours.bytes.toLocaleString("en")} B, MS-SSIM ${ours.msssim.toFixed(4)}`, src: ours.urls.decompress },
+    { key: "ours", label: `ours (${ours.coder}): ${ours.bytes.toLocaleString("en")} B, SSIMULACRA 2 ${fmt(ours.ssimulacra2, 1)}`, src: ours.urls.decompress },
     ...result.classic.filter((c) => c.fits).map((c) => ({
-      key: c.codec, label: `${c.codec} q${c.quality}: ${c.bytes.toLocaleString("en")} B, MS-SSIM ${c.msssim.toFixed(4)}`, src: c.url,
+      key: c.codec, label: `${c.codec} q${c.quality}: ${c.bytes.toLocaleString("en")} B, SSIMULACRA 2 ${fmt(c.ssimulacra2, 1)}`, src: c.url,
     })),
   ];
   for (const [select, initial] of [[$("left"), "ours"], [$("right"), state.views[2] ? state.views[2].key : "original"]]) {

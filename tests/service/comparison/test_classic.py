@@ -8,7 +8,8 @@ from service.comparison.classic import CLASSIC_CODECS, encode, largest_within, m
 
 @pytest.mark.parametrize("name", list(CLASSIC_CODECS))
 def test_largest_within_fits_and_one_quality_more_does_not(name: str, kodak_image: np.ndarray) -> None:
-    rgb = np.ascontiguousarray(kodak_image[:128, :192])
+    # JPEG XL's sizes do not always rise with quality on smaller crops (q56 above q58 at 128×192)
+    rgb = np.ascontiguousarray(kodak_image[:256, :384])
     budget = len(encode(name, rgb, 60).data) + 1
     found = largest_within(name, rgb, budget)
     assert found is not None and len(found.data) <= budget and found.quality >= 60
