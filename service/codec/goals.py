@@ -278,7 +278,7 @@ class QualityGoal:
             return chosen, achieved
         if met and not self._layer_wins(run, layer, chosen):
             return chosen, achieved
-        layer.data = layer.data or run.coded(layer.counts, layer.refinement)
+        layer.data = layer.data or run.coded(layer.counts, layer.refinement, layer.layer_filtered)
         return layer, layer.value
 
     def _layer_beats(self, run: CompressRun, network: Candidate) -> bool:
@@ -294,7 +294,7 @@ class QualityGoal:
         ``_SETTLE_COLOUR_FROM``) without more visible jumps between smooth patches, the steps in
         gradients decision 25 took out; ``network.image`` may be its composite, standing in for a
         decode not made yet."""
-        layer.data = layer.data or run.coded(layer.counts, layer.refinement)
+        layer.data = layer.data or run.coded(layer.counts, layer.refinement, layer.layer_filtered)
         network.data = network.data or run.coded(network.counts)
         for candidate in (layer, network):
             sizes = run.coder_bytes

@@ -43,10 +43,10 @@ def _finite_db(value: float) -> float:
     return min(float(value), 100.0)
 
 
-#: Whether the layer codes finer block means with adaptive steps for a kind of aim (``ResidualTransform``'s
-#: mode): fewer bytes for MS-SSIM, more for PSNR and SSIMULACRA 2 (on 10 training photos, 3.3 % and
-#: 0.3 % more at scores 30 and 70).
-FINE_MEANS = {"msssim": True, "psnr": False, "ssimulacra2": False}
+#: Whether the layer alone is chroma-filtered at the receiver, by the aim's kind (decision 43 kept the filter
+#: for MS-SSIM). For SSIMULACRA 2 it is not: unfiltered, the layer alone on 6 training photos took 3.6 % fewer
+#: bytes at score 70 and 24 % fewer at 90, where filtered it could not reach 90 on one of them (decision 61).
+FILTERED_ALONE = {"msssim": True, "psnr": True, "ssimulacra2": False}
 
 
 def _search_scale(kind: str) -> Callable[[float], float]:
@@ -83,21 +83,25 @@ class LayerCoder:
             base, counts = run.grey(), np.zeros(run.geometry.patches, np.int64)
         else:
             base, counts = run.uniform.reconstruction(base_count), run.uniform_counts(base_count)
-        # finer block means and adaptive steps: fewer bytes and visible blocks for MS-SSIM, more for PSNR
-        # over no iteration the layer is always filtered (format 11); over iterations, as the network's image
-        filtered = base_count == 0 or run.postfilters == Postfilters.DEBLOCK_AND_CHROMA
+        # the layout by the aim's kind (refinement.MODES): what saves bytes for one measure costs another
+        # over no iteration as the aim's kind prefers (format 11 or 9); over iterations, as the network image
+        network_filtered = run.postfilters == Postfilters.DEBLOCK_AND_CHROMA
+        filtered = FILTERED_ALONE[self.kind] if base_count == 0 else network_filtered
         transform = run.timed(
             "refinement_seconds",
             refinement.ResidualTransform.of,
             run.rgb,
             base,
-            FINE_MEANS[self.kind],
+            self.kind,
             filtered,
         )
         trial, value = run.timed("refinement_seconds", self.search, run, transform)
         del transform  # its coefficients (float32, 4 bytes a sample) are not needed to code the payload
         payload = run.timed("refinement_seconds", refinement.encode, trial)
-        return Candidate(counts, trial.image, None, value, True, 8.0 * len(payload), refinement=payload)
+        bits = 8.0 * len(payload)
+        return Candidate(
+            counts, trial.image, None, value, True, bits, refinement=payload, layer_filtered=filtered
+        )
 
     def search(
         self, run: CompressRun, transform: refinement.ResidualTransform
@@ -155,5 +159,5 @@ def layer_alone(
     """The layer over mid-grey for uint8 ``rgb`` [H,W,3] on its own, without a compress run: the trial at
     the coarsest step found meeting ``aim`` and its quality (what ``model_export.fit_layer_counts`` fits
     on and ``benchmarks.layer_alone`` measures)."""
-    transform = refinement.ResidualTransform.of(rgb, grey_image(*rgb.shape[:2]), FINE_MEANS[kind])
+    transform = refinement.ResidualTransform.of(rgb, grey_image(*rgb.shape[:2]), kind, FILTERED_ALONE[kind])
     return LayerCoder(kind, aim, measure).search(SimpleNamespace(rgb=rgb), transform)

@@ -372,15 +372,18 @@ class ImageCodec:
         patch_iterations: np.ndarray,
         coder_id: int | None = None,
         refinement: bytes = b"",
+        layer_filtered: bool = True,
     ) -> bytes:
         """The bitstream of ``encoding`` truncated to ``patch_iterations`` [patches_y, patches_x], with
-        the ``refinement`` layer's payload if any.
+        the ``refinement`` layer's payload if any (over no network iteration, chroma-filtered at the
+        receiver or not: ``layer_filtered``).
 
         By default the model version's learned context coder (the count-based one for versions
         without a context model), unless raw bits are smaller (never worse than raw).
         """
-        # No network iteration shows no network image: the layer alone is always written filtered.
-        filtered = encoding.postfilters == Postfilters.DEBLOCK_AND_CHROMA or not patch_iterations.any()
+        # Over no network iteration the layer's own filtering decides; over some, the network image's.
+        alone = not patch_iterations.any()
+        filtered = layer_filtered if alone else encoding.postfilters == Postfilters.DEBLOCK_AND_CHROMA
         return self._pack(
             encoding.geometry,
             encoding.version,
@@ -564,7 +567,7 @@ class ImageCodec:
             if kind not in reported:
                 reported[kind] = run.timed("metrics_seconds", metric, run.rgb, chosen.image)
         if chosen.data is None:
-            chosen.data = run.coded(chosen.counts, chosen.refinement)
+            chosen.data = run.coded(chosen.counts, chosen.refinement, chosen.layer_filtered)
         if run.keep_frames and not chosen.refinement:
             self._remember_bits(chosen.data, run.uniform.bits, run.geometry.cell_iterations(chosen.counts))
         reported["bpp"] = 8 * len(chosen.data) / run.pixels

@@ -79,6 +79,7 @@ class NetworkCoder(Protocol):
         patch_iterations: np.ndarray,
         coder_id: int | None = None,
         refinement: bytes = b"",
+        layer_filtered: bool = True,
     ) -> bytes: ...
 
 
@@ -98,6 +99,8 @@ class Candidate:
     refinement: bytes = b""
     #: visible jumps between smooth patches in ``image``, once counted (``QualityGoal._jumps``)
     jumps: int | None = None
+    #: whether the receiver chroma-filters the layer's image (layer format 8; else 7)
+    layer_filtered: bool = True
 
     @property
     def coder(self) -> str:
@@ -251,11 +254,16 @@ class CompressRun:
         assert self.uniform is not None
         return self.uniform.bits.shape[0]
 
-    def coded(self, counts: np.ndarray, refinement_payload: bytes = b"") -> bytes:
-        """The bitstream of the first pass's bits truncated to per-patch ``counts`` (and a refinement)."""
+    def coded(
+        self, counts: np.ndarray, refinement_payload: bytes = b"", layer_filtered: bool = True
+    ) -> bytes:
+        """The bitstream of the first pass's bits truncated to per-patch ``counts`` (and a refinement,
+        chroma-filtered at the receiver or not)."""
         return self.timed(
             "entropy_coding_seconds",
-            functools.partial(self.codec.bitstream, refinement=refinement_payload),
+            functools.partial(
+                self.codec.bitstream, refinement=refinement_payload, layer_filtered=layer_filtered
+            ),
             self.uniform,
             counts,
         )

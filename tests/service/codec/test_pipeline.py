@@ -33,18 +33,22 @@ def test_tiles_with_different_counts_decode_to_what_compress_measured(codec: Ima
     np.testing.assert_array_equal(list(frames)[-1], expected)
 
 
-@pytest.mark.parametrize(("kind", "value"), [("msssim", 0.85), ("psnr", 25.0)])
+@pytest.mark.parametrize(
+    ("kind", "value"), [("msssim", 0.85), ("psnr", 25.0), ("ssimulacra2", 30.0), ("ssimulacra2", 80.0)]
+)
 def test_compress_meets_a_reachable_target_and_reports_the_decoded_quality(
     codec: ImageCodec, kodak_image, kind: str, value: float
 ) -> None:
-    from service.codec.quality import msssim, psnr
+    from service.codec.quality import msssim, psnr, ssimulacra2
 
     rgb = np.ascontiguousarray(kodak_image[:128, :192])
     result = codec.compress(rgb, Target(kind, value))
     assert result.target_met and getattr(result, kind) >= value
     decoded = codec.decompress(result.bitstream).image
+    np.testing.assert_array_equal(decoded, result.reconstruction)
     assert msssim(rgb, decoded) == pytest.approx(result.msssim, abs=1e-6)
     assert psnr(rgb, decoded) == pytest.approx(result.psnr, abs=1e-6)
+    assert ssimulacra2(rgb, decoded) == pytest.approx(result.ssimulacra2, abs=1e-6)
 
 
 def test_decode_limits(codec: ImageCodec, kodak_image) -> None:

@@ -25,14 +25,23 @@ def pair(kodak_image) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize(
-    ("step", "msssim"), [(refinement.MIN_STEP, True), (3.0, True), (17.3, False), (150.0, True)]
+    ("step", "aim"),
+    [
+        (refinement.MIN_STEP, "msssim"),
+        (3.0, "msssim"),
+        (17.3, "psnr"),
+        (150.0, "msssim"),
+        (2.0, "ssimulacra2"),
+        (40.0, "ssimulacra2"),
+    ],
 )
-def test_the_receiver_decodes_what_the_encoder_measured(pair, step: float, msssim: bool) -> None:
+def test_the_receiver_decodes_what_the_encoder_measured(pair, step: float, aim: str) -> None:
     original, base = pair
-    trial = refinement.ResidualTransform.of(original, base, msssim).trial(step)
-    # the mode byte: trained counts, and for MS-SSIM finer means and adaptive steps
-    assert refinement.encode(trial)[2] == (7 if msssim else 4)
-    assert (trial.levels is not None) == msssim
+    trial = refinement.ResidualTransform.of(original, base, aim).trial(step)
+    # the mode byte: trained counts; for MS-SSIM finer means and adaptive steps; for SSIMULACRA 2 the
+    # perceptual weights and adaptive steps
+    assert refinement.encode(trial)[2] == {"msssim": 7, "psnr": 4, "ssimulacra2": 14}[aim]
+    assert (trial.levels is not None) == (aim != "psnr")
     np.testing.assert_array_equal(
         refinement.decode(base, refinement.encode(trial), REFINED_FORMAT_VERSION), trial.image
     )
@@ -186,12 +195,12 @@ def test_the_first_of_the_layers_two_steps_is_its_block_means_with_their_ramps(p
     assert psnr(original, base) < psnr(original, preview) < psnr(original, trial.image)
 
 
-@pytest.mark.parametrize("msssim", [True, False])
-def test_payloads_coded_from_flat_counts_still_decode(pair, msssim: bool) -> None:
+@pytest.mark.parametrize("aim", ["msssim", "psnr"])
+def test_payloads_coded_from_flat_counts_still_decode(pair, aim: str) -> None:
     """Payloads written before mode bit 2 (the coefficient coder's trained counts) decode as they did;
     those written now carry the bit and are smaller."""
     original, base = pair
-    trial = refinement.ResidualTransform.of(original, base, msssim).trial(12.0)
+    trial = refinement.ResidualTransform.of(original, base, aim).trial(12.0)
     now = refinement.encode(trial)
     assert now[2] == trial.mode | 4
     means, rest = coefficient_coder.encode(trial.quantised, trial.levels)
@@ -206,7 +215,7 @@ def test_the_dead_zone_keeps_low_bands_for_msssim_and_is_flat_for_psnr(msssim: b
     """The encoder's rounding: for MS-SSIM targets a low band's coefficient just above half its step is
     kept and a high band's well above it is dropped; for PSNR targets both round the same way."""
     base = np.full((8, 8, 3), 128, np.uint8)
-    transform = refinement.ResidualTransform.of(base, base, msssim)
+    transform = refinement.ResidualTransform.of(base, base, "msssim" if msssim else "psnr")
     layout = refinement._LAYOUTS[refinement.FORMAT][transform.mode]
     step = 10.0
     steps = layout.steps(step) * refinement._block_scales(transform.levels, 1, 1)[0, 0]
@@ -215,3 +224,23 @@ def test_the_dead_zone_keeps_low_bands_for_msssim_and_is_flat_for_psnr(msssim: b
     coefficients[0, 0, 0, 7, 7] = 0.75 * steps[0, 7, 7]  # the highest band
     quantised = dataclasses.replace(transform, coefficients=coefficients).trial(step).quantised[0, 0, 0]
     assert (quantised[0, 1], quantised[7, 7]) == ((1, 0) if msssim else (0, 1))
+
+
+def test_perceptual_weights_quantise_chroma_and_high_bands_coarser() -> None:
+    """SSIMULACRA 2's layout: chroma 2.5 times luma's step (its block means 1.5 times), steps rising
+    twice as fast with frequency as the other layouts'."""
+    perceptual = refinement._LAYOUTS[refinement.FORMAT][refinement.MODES["ssimulacra2"]]
+    plain = refinement._LAYOUTS[refinement.FORMAT][refinement.MODES["psnr"]]
+    assert perceptual.adaptive and perceptual.weights[1, 3, 3] == pytest.approx(
+        2.5 * perceptual.weights[0, 3, 3]
+    )
+    assert perceptual.weights[1, 0, 0] == pytest.approx(1.5)
+    assert perceptual.weights[0, 7, 7] > plain.weights[0, 7, 7]
+
+
+def test_an_undefined_mode_is_a_clear_error(pair) -> None:
+    original, base = pair
+    payload = bytearray(refinement.encode(refinement.ResidualTransform.of(original, base, "psnr").trial(8.0)))
+    payload[2] = 4 | 8 | 1  # the perceptual weights with finer means: never written
+    with pytest.raises(InvalidBitstream, match="mode"):
+        refinement.decode(base, bytes(payload), refinement.FORMAT)
