@@ -116,7 +116,9 @@ def _score_within(scored: _Scored, budget: int) -> float | None:
     return scored.at(low)[1]
 
 
-def _measure(codec, name: str, rgb: np.ndarray, target: float) -> PerceptualRow:
+def _measure(codec, name: str, rgb: np.ndarray, target: float, classic: dict[str, _Scored]) -> PerceptualRow:
+    """Ours at ``target``, and each classic codec (``classic``: its files scored so far, shared by the
+    image's targets) against it."""
     result = codec.compress(rgb, Target("ssimulacra2", target))
     score = ssimulacra2(rgb, result.reconstruction)
     row = PerceptualRow(
@@ -130,8 +132,7 @@ def _measure(codec, name: str, rgb: np.ndarray, target: float) -> PerceptualRow:
         result.target_met,
         result.timings["total_seconds"],
     )
-    for codec_name in CLASSIC_CODECS:
-        scored = _Scored(codec_name, rgb)
+    for codec_name, scored in classic.items():
         found = bytes_reaching(scored, score)
         row.classic[codec_name] = ClassicPoint(
             found[0] if found else None, found[1] if found else None, _score_within(scored, row.bytes)
@@ -205,7 +206,8 @@ def main(argv: list[str] | None = None) -> None:
             images = loaders[key]()[:: args.every][: args.images or None]
             rows = []
             for name, rgb in tqdm(images, desc=key, unit="image"):
-                rows.extend(_measure(codec, name, rgb, target) for target in args.targets)
+                classic = {codec_name: _Scored(codec_name, rgb) for codec_name in CLASSIC_CODECS}
+                rows.extend(_measure(codec, name, rgb, target, classic) for target in args.targets)
             out = PROJECT_ROOT / "var" / f"perceptual-{key}.json"
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps([asdict(r) for r in rows], indent=1))

@@ -3,6 +3,7 @@ that meets a quality aim (service/codec/refinement.py codes it; docs/decisions.m
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from types import SimpleNamespace
 
@@ -11,6 +12,7 @@ import numpy as np
 from service.codec import refinement
 from service.codec.encoding import grey_image
 from service.codec.postfilters import Postfilters
+from service.codec.restoration import RestoredTransform
 from service.codec.run import Candidate, CompressRun
 
 __all__ = ["LayerCoder", "layer_alone"]
@@ -47,6 +49,9 @@ def _finite_db(value: float) -> float:
 #: for MS-SSIM). For SSIMULACRA 2 it is not: unfiltered, the layer alone on 6 training photos took 3.6 % fewer
 #: bytes at score 70 and 24 % fewer at 90, where filtered it could not reach 90 on one of them (decision 61).
 FILTERED_ALONE = {"msssim": True, "psnr": True, "ssimulacra2": False}
+#: Whether the layer alone is restored by the receiver's learned filter (where the backend serves it), by
+#: the aim's kind: the filter is trained on the layer's SSIMULACRA 2 layout, for that score (decision 62).
+RESTORED_ALONE = {"msssim": False, "psnr": False, "ssimulacra2": True}
 
 
 def _search_scale(kind: str) -> Callable[[float], float]:
@@ -95,6 +100,10 @@ class LayerCoder:
             self.kind,
             filtered,
         )
+        version = run.codec.restorer.version() if base_count == 0 and RESTORED_ALONE[self.kind] else None
+        if version:
+            restore = functools.partial(run.codec.restorer.restore, version=version)
+            transform = RestoredTransform(transform, restore, version)
         trial, value = run.timed("refinement_seconds", self.search, run, transform)
         del transform  # its coefficients (float32, 4 bytes a sample) are not needed to code the payload
         payload = run.timed("refinement_seconds", refinement.encode, trial)

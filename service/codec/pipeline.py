@@ -41,6 +41,7 @@ from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.postfilters import WRITTEN, Postfilters, network_shown
 from service.codec.quality import msssim, psnr, ssimulacra2
 from service.codec.rate_control import QualityTable, Target
+from service.codec.restoration import Restorer
 from service.codec.run import FIRST_PASS_SHARE, Candidate, CompressRun, Progress
 from service.errors import (
     BackendUnavailable,
@@ -232,6 +233,8 @@ class ImageCodec:
         #: MS-SSIMs at which compress, asked for frames (the quality ladder), also finds the allocation
         #: within the bitstream's counts that a compress at that target would choose (decision 40)
         self.ladder_msssims = ladder_msssims
+        #: the receiver's restoration filter, a servable of its own (used where the backend serves it)
+        self.restorer = Restorer(client)
         self._signature_defs: dict[int, dict] = {}
         self._context_models: dict[int, ContextModel | None] = {}
         #: the network bits of the last few bitstreams compress made for a quality ladder, by their bytes:
@@ -610,9 +613,16 @@ class ImageCodec:
         assert chosen.data is not None  # coded by _report
         stream = Bitstream.from_bytes(chosen.data)
         earlier = _layer_steps(stream, None)[:-1]
-        return [*(refinement.decode(run.grey(), p, stream.layer_format) for p in earlier), chosen.image]
+        return [*(self.refined(run.grey(), p, stream.layer_format) for p in earlier), chosen.image]
 
     # ------------------------------------------------------------------ decompress
+
+    def refined(self, base: np.ndarray, payload: bytes, layer_format: int) -> np.ndarray:
+        """``base`` refined by the layer's ``payload`` as the receiver shows it: restored by the filter
+        version the payload names, if any (``ModelVersionNotServed`` where the backend does not serve it)."""
+        image = refinement.decode(base, payload, layer_format)
+        version, step = refinement.restoration_version(payload, layer_format)
+        return self.restorer.restore(image, step, version) if version else image
 
     def _parse(
         self, data: bytes, iterations: int | None = None, cutting: bool = False
@@ -685,7 +695,7 @@ class ImageCodec:
         layer = _layer_steps(stream, iterations)
         if layer:
             layer_start = time.perf_counter()
-            image = refinement.decode(image, layer[-1], stream.layer_format)
+            image = self.refined(image, layer[-1], stream.layer_format)
             timings["refinement_seconds"] = time.perf_counter() - layer_start
         timings["total_seconds"] = time.perf_counter() - start
         return Decoded(stream, image, timings)
@@ -785,4 +795,4 @@ class ImageCodec:
         for last in self._frames(geometry, stream.model_version, bits, cell_iterations, stream.postfilters):
             yield last
         for payload in layer:
-            yield refinement.decode(last, payload, stream.layer_format)
+            yield self.refined(last, payload, stream.layer_format)

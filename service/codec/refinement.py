@@ -50,6 +50,7 @@ __all__ = [
     "decode",
     "encode",
     "first_step",
+    "restoration_version",
     "steps",
 ]
 
@@ -196,6 +197,9 @@ _DEAD_ZONES = {
 #: tables fitted on the training split (``coefficient_counts``), not from ½: 7 % fewer bytes for the layer
 #: alone at MS-SSIM 0.95 on Kodak and the validation split (decision 51). Bits 0 and 1 choose the layout.
 _TRAINED_COUNTS = 4
+#: Mode bits 4-7 (formats 7 and 8; written from session 30): the version of the restoration filter
+#: (``models/restoration``) the receiver runs on the layer's image, 0 for none.
+_RESTORATION_SHIFT = 4
 #: The adaptive quantiser: blocks per region side (32 pixels), and region levels k within ±4, scaling the
 #: region's steps by 2^(k/4); the encoder sets k = 4 · 0.2 · (log2 of the region's luma variance
 #: (+ ``_ACTIVITY_FLOOR``) − its mean over the image), rounded: MS-SSIM forgives busy regions more error,
@@ -229,6 +233,9 @@ class Trial:
     image: np.ndarray  # uint8 [H,W,3]
     mode: int  # the layout (the mode byte)
     levels: np.ndarray | None  # the adaptive quantiser's region levels [ry, rx], if the mode has them
+    #: the restoration filter's version the receiver applies to the layer's image (0: none), and
+    #: ``image`` is then what it shows
+    restoration: int = 0
 
 
 @dataclass
@@ -382,8 +389,16 @@ def _ramp_slopes(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def encode(trial: Trial) -> bytes:
     """The refinement payload of ``trial`` (bitstream format :data:`FORMAT`)."""
     means, rest = coefficient_coder.encode(trial.quantised, trial.levels, trained=True)
-    mode = trial.mode | _TRAINED_COUNTS
+    mode = trial.mode | _TRAINED_COUNTS | trial.restoration << _RESTORATION_SHIFT
     return struct.pack(">HBI", round(trial.step * _STEP_SCALE), mode, len(means)) + means + rest
+
+
+def restoration_version(payload: bytes, format_version: int) -> tuple[int, float]:
+    """The restoration filter's version a receiver applies to the image ``payload`` decodes to (mode bits
+    4-7, formats 7 and 8; 0: none), and the layer's step, which the filter is told."""
+    if format_version < _TWO_STEPS_FROM or len(payload) < 3:
+        return 0, 0.0
+    return payload[2] >> _RESTORATION_SHIFT, struct.unpack(">H", payload[:2])[0] / _STEP_SCALE
 
 
 def steps(payload: bytes, format_version: int) -> int:
@@ -419,6 +434,8 @@ def decode(base: np.ndarray, payload: bytes, format_version: int) -> np.ndarray:
     if not MIN_STEP <= step <= MAX_STEP:
         raise InvalidBitstream(f"refinement step {step} out of range")
     mode = payload[2] if header > 2 else 0
+    if format_version >= _TWO_STEPS_FROM:
+        mode &= (1 << _RESTORATION_SHIFT) - 1  # the restoration filter's version: applied by the caller
     trained = format_version >= _TWO_STEPS_FROM and bool(mode & _TRAINED_COUNTS)
     layout_mode = mode & ~_TRAINED_COUNTS if trained else mode
     if layout_mode not in layouts:

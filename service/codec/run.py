@@ -21,6 +21,7 @@ from service.codec.entropy import truncate
 from service.codec.patches import Geometry
 from service.codec.postfilters import WRITTEN, Postfilters
 from service.codec.rate_control import allocate
+from service.codec.restoration import Restorer
 
 __all__ = ["FIRST_PASS_SHARE", "Candidate", "CompressRun", "NetworkCoder", "Progress"]
 
@@ -43,6 +44,7 @@ class NetworkCoder(Protocol):
     smooth_patch_delta_e: float
     busy_patch_delta_e: float
     refinement_base_iterations: int | None
+    restorer: Restorer
 
     def encode(
         self,

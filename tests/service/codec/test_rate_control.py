@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from service.codec.patches import Geometry
-from service.codec.rate_control import QualityTable, Target, allocate
+from service.codec.rate_control import PRESETS, QualityTable, Target, allocate, choose_target, parse_target
 from service.errors import BadParameter
 
 
@@ -77,6 +77,26 @@ def test_allocate_for_a_size_and_when_nothing_is_acceptable() -> None:
 def test_bad_targets_are_refused(kind: str, value: float) -> None:
     with pytest.raises(BadParameter):
         Target(kind, value)  # type: ignore[arg-type]
+
+
+def test_choose_target_takes_one_target_a_named_level_or_the_default() -> None:
+    default = Target("ssimulacra2", 70.0)
+    none = {"ssimulacra2": None, "quality": None, "msssim": None}
+    assert choose_target(none, default) == default
+    assert choose_target({**none, "quality": "low"}, default) == Target("ssimulacra2", PRESETS["low"])
+    assert choose_target({**none, "msssim": 0.95}, default) == Target("msssim", 0.95)
+    with pytest.raises(BadParameter, match="one target"):
+        choose_target({**none, "msssim": 0.95, "ssimulacra2": 50.0}, default)
+    with pytest.raises(BadParameter, match="unknown quality"):
+        choose_target({**none, "quality": "great"}, default)
+
+
+def test_parse_target_reads_kind_value_and_named_levels() -> None:
+    assert parse_target("msssim=0.95") == Target("msssim", 0.95)
+    assert parse_target("visually-lossless") == Target("ssimulacra2", 90.0)
+    for bad in ("ssimulacra2=high", "size=3", "ssimulacra2=120"):
+        with pytest.raises(BadParameter):
+            parse_target(bad)
 
 
 def test_allocate_respects_a_per_patch_minimum() -> None:

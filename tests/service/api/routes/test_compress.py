@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service.codec.quality import msssim
+from service.codec.quality import msssim, ssimulacra2
 
 
 def _png(rgb: np.ndarray) -> bytes:
@@ -68,6 +68,35 @@ def test_each_target_kind(http: httpx.Client, kodak_image: np.ndarray, target: d
         assert body["bpp"] <= 0.3 and body["target"]["met"]
     else:
         assert body["target"]["met"] is (body["psnr"] >= 20)
+
+
+@pytest.mark.parametrize(
+    ("fields", "score"), [({"ssimulacra2": "30"}, 30.0), ({}, 70.0), ({"quality": "high"}, 70.0)]
+)
+def test_perceptual_targets_and_the_default_are_met_on_what_the_receiver_decodes(
+    http: httpx.Client, kodak_image: np.ndarray, fields: dict, score: float
+) -> None:
+    rgb = np.ascontiguousarray(kodak_image[:256, :384])
+    files = {"image": ("k.png", _png(rgb), "image/png")}
+    answer = http.post("/compress", files=files, data=fields, headers={"Accept": "image/png"})
+    assert answer.status_code == 200, answer.text
+    decoded = np.asarray(Image.open(io.BytesIO(answer.content)).convert("RGB"))
+    measured = ssimulacra2(rgb, decoded)
+    assert measured >= score and float(answer.headers["X-RGIC-SSIMULACRA2"]) == pytest.approx(
+        measured, abs=1e-3
+    )
+    assert answer.headers["X-RGIC-Target-Met"] == "true"
+    assert answer.headers["X-RGIC-Coder"] in ("network", "layer", "network+layer")
+    stored = http.get(f"/decompress/{answer.headers['X-RGIC-Id']}")
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(stored.content)).convert("RGB")), decoded)
+
+
+def test_two_targets_or_an_unknown_level_are_refused(http: httpx.Client, kodak_image: np.ndarray) -> None:
+    files = {"image": ("k.png", _png(kodak_image[:64, :64]), "image/png")}
+    both = http.post("/compress", files=files, data={"ssimulacra2": "50", "msssim": "0.9"})
+    assert both.status_code == 400 and "one target" in both.json()["error"]["message"]
+    unknown = http.post("/compress", files=files, data={"quality": "superb"})
+    assert unknown.status_code == 400 and "low" in unknown.json()["error"]["message"]
 
 
 @pytest.mark.parametrize("size", [(1, 1), (13, 7), (300, 3)])
