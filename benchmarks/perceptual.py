@@ -147,7 +147,7 @@ def _geometric_mean(values: list[float]) -> float:
 def summary(rows: list[PerceptualRow], title: str) -> str:
     """A Markdown table per target: our bytes and score, who made them, and per classic codec the bytes
     it needs to look as good (geometric mean ratio to ours) and how often it looks better at our bytes."""
-    names = list(CLASSIC_CODECS)
+    names = list(rows[0].classic) if rows else list(CLASSIC_CODECS)
     lines = [
         f"{title}: `POST /compress` at SSIMULACRA 2 targets (`python -m benchmarks.perceptual`); "
         "bytes each codec needs to reach our score, as a multiple of ours (geometric mean over the images "
