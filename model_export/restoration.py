@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from model_export.layers import Conv2D
 
-__all__ = ["CHANNELS", "LAYERS", "RestorationFilter", "export", "step_feature"]
+__all__ = ["CHANNELS", "LAYERS", "RestorationFilter", "export", "load_exported", "step_feature"]
 
 CHANNELS = 24
 LAYERS = 6
@@ -84,8 +84,19 @@ class _Servable(tf.Module):
         return {"image": tf.cast(tf.round(restored), tf.uint8)}
 
 
-def export(model: RestorationFilter, path: Path) -> None:
+def export(model: RestorationFilter, path: Path, trained_steps: int = 0) -> None:
     """Write the filter as a SavedModel with one signature, ``restore`` (image uint8 [B,H,W,3], step
-    float32 [B] → image uint8 [B,H,W,3]), standard ops only."""
+    float32 [B] → image uint8 [B,H,W,3]), standard ops only; ``assets.extra/trained_steps`` records its
+    training."""
     servable = _Servable(model)
     tf.saved_model.save(servable, str(path), signatures={"restore": servable.restore})
+    (Path(path) / "assets.extra").mkdir(exist_ok=True)
+    (Path(path) / "assets.extra" / "trained_steps").write_text(f"{trained_steps}\n")
+
+
+def load_exported(model: RestorationFilter, path: Path) -> int:
+    """Read an exported filter's weights into ``model`` (the SavedModel's variables are a checkpoint whose
+    root holds the filter as ``model``); returns the steps it was trained."""
+    tf.train.Checkpoint(model=model).read(str(Path(path) / "variables" / "variables")).expect_partial()
+    steps = Path(path) / "assets.extra" / "trained_steps"
+    return int(steps.read_text()) if steps.exists() else 0

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from model_export import ssimulacra2
 from model_export.data import load_training_images
-from model_export.restoration import RestorationFilter, export
+from model_export.restoration import RestorationFilter, export, load_exported
 from model_export.train import Adam
 from service.codec import refinement
 from service.codec.encoding import grey_image
@@ -91,6 +91,10 @@ def train(args: argparse.Namespace) -> None:
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint)
         print(f"resumed from {manager.latest_checkpoint} at step {int(step)}")
+    elif args.init_from:
+        trained = load_exported(model, args.init_from)
+        step.assign(trained)
+        print(f"initialised from {args.init_from} (trained {trained} steps; fresh optimizer moments)")
     rng = np.random.default_rng(args.seed + int(step))
     images = load_training_images(Path(args.data), min_side=args.crop)[:: args.every]
     pairs = decoded_pairs(images, args.per_image, rng)
@@ -129,6 +133,14 @@ def train(args: argparse.Namespace) -> None:
                 manager.save(checkpoint_number=int(step))
                 last_save = time.monotonic()
     manager.save(checkpoint_number=int(step))
+
+
+def _trained_steps(run_dir: Path) -> int:
+    step = tf.Variable(0, dtype=tf.int64)
+    tf.train.Checkpoint(step=step).restore(
+        tf.train.latest_checkpoint(run_dir / "checkpoints")
+    ).expect_partial()
+    return int(step)
 
 
 def _latest(run_dir: Path) -> RestorationFilter:
@@ -175,11 +187,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--evaluate", action="store_true")
     parser.add_argument("--export", type=Path, help="write the latest checkpoint as a SavedModel here")
+    parser.add_argument("--init-from", type=Path, help="an exported filter to start from (a new run)")
     parser.add_argument("--targets", type=float, nargs="+", default=[30.0, 70.0])
     parser.add_argument("--images", type=int, default=16, help="validation photos --evaluate codes")
     args = parser.parse_args(argv)
     if args.export:
-        export(_latest(Path(args.run_dir)), args.export)
+        run_dir = Path(args.run_dir)
+        export(_latest(run_dir), args.export, _trained_steps(run_dir))
     else:
         (evaluate if args.evaluate else train)(args)
 

@@ -6,7 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from model_export import ssimulacra2
-from model_export.restoration import RestorationFilter, export
+from model_export.restoration import RestorationFilter, export, load_exported
 from model_export.train import Adam
 
 
@@ -34,6 +34,17 @@ def test_the_servable_takes_uint8_of_any_size(tmp_path) -> None:
     direct = model(tf.constant(padded[None], tf.float32), tf.constant([20.0]))[0, :31, :45]
     np.testing.assert_array_equal(out[0].numpy(), np.round(direct.numpy()).astype(np.uint8))
     assert not np.array_equal(out[0].numpy(), image)
+
+
+def test_training_resumes_from_an_exported_filter(tmp_path) -> None:
+    tf.random.set_seed(4)
+    model = RestorationFilter()
+    model.output_conv.kernel.assign(tf.random.normal(model.output_conv.kernel.shape, stddev=0.05))
+    export(model, tmp_path / "1", trained_steps=1234)
+    again = RestorationFilter()
+    assert load_exported(again, tmp_path / "1") == 1234
+    images, steps = tf.constant(_busy(16, 24)[None], tf.float32), tf.constant([8.0])
+    np.testing.assert_array_equal(again(images, steps).numpy(), model(images, steps).numpy())
 
 
 def test_a_few_steps_raise_the_score_of_a_blurred_image() -> None:
