@@ -41,6 +41,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.perceptual && $(BIN)/python -m benchmarks.perceptual --plot
 	$(BIN)/python -m benchmarks.rd_kodak
 
 latency: $(STAMP)

@@ -14,7 +14,9 @@ compete, the smaller bitstream reaching the score wins), then for each classic c
 
 Prints one table per set with the geometric mean of the ratios over the images each codec reaches, how many
 images each codec scores higher than ours at our bytes, and which coder made ours; writes the rows to
-``var/perceptual-<set>.json`` (``--plot`` draws ``docs/perceptual_<set>.png`` from them).
+``var/perceptual-<set>.json``; ``--plot`` draws ``docs/perceptual.png`` from those files. ``--sheet`` draws
+the picture sheets instead: crops of a face, edges, foliage and a smooth sky-like background, ours beside
+WebP and AVIF at no more bytes, at each target (``docs/perceptual_sheet_<target>.png``).
 """
 
 from __future__ import annotations
@@ -34,8 +36,17 @@ from service.codec.rate_control import Target
 from service.comparison.classic import CLASSIC_CODECS, encode
 from service.settings import PROJECT_ROOT, Settings
 
-__all__ = ["ClassicPoint", "PerceptualRow", "bytes_reaching", "summary"]
+__all__ = ["SHEET_CROPS", "ClassicPoint", "PerceptualRow", "bytes_reaching", "summary"]
 
+#: The picture sheet's crops (path under the data folder, x, y, side): a face, an arch's edges against the
+#: sky, foliage, a smooth background, and a wing's edge between smooth areas (a validation photo).
+SHEET_CROPS = (
+    "kodak/kodim04.png:200,220,128",
+    "kodak/kodim07.png:300,0,128",
+    "kodak/kodim13.png:300,200,128",
+    "kodak/kodim23.png:560,20,128",
+    "train/bsds500-val/3096.jpg:200,100,128",
+)
 #: The qualities each classic codec is swept at before the bisection between two of them.
 SWEEP = (5, 15, 25, 35, 45, 55, 65, 75, 85, 92, 97, 100)
 
@@ -186,6 +197,55 @@ def load_rows(path: Path) -> list[PerceptualRow]:
     return rows
 
 
+def plot(sets: dict[str, list[PerceptualRow]], out: Path) -> None:
+    """Per set, the bytes each classic codec needs to look as good as ours at each target (geometric mean
+    over the images it reaches, as a multiple of ours): above 1, ours is smaller."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(sets), figsize=(6 * len(sets), 4), squeeze=False)
+    for axis, (title, rows) in zip(axes[0], sets.items(), strict=True):
+        targets = sorted({r.target for r in rows})
+        names = list(rows[0].classic)
+        width = 0.8 / len(names)
+        for i, name in enumerate(names):
+            means = []
+            for target in targets:
+                ratios = [
+                    r.classic[name].bytes_to_match / r.bytes
+                    for r in rows
+                    if r.target == target and r.classic[name].bytes_to_match
+                ]
+                means.append(_geometric_mean(ratios))
+            axis.bar(np.arange(len(targets)) + (i - (len(names) - 1) / 2) * width, means, width, label=name)
+        axis.axhline(1.0, color="black", linewidth=1)
+        axis.set_xticks(range(len(targets)), [f"{t:g}" for t in targets])
+        axis.set_xlabel("SSIMULACRA 2 target")
+        axis.set_ylabel("bytes to look as good as ours (× ours)")
+        axis.set_title(title)
+        axis.legend(fontsize=8)
+    figure.tight_layout()
+    figure.savefig(out, dpi=90)
+
+
+def _sheets(targets: list[float]) -> None:
+    from benchmarks.viewer import picture_sheet
+
+    data = KODAK.parent
+    crops = []
+    for text in SHEET_CROPS:
+        name, _, numbers = text.partition(":")
+        x, y, side = (int(v) for v in numbers.split(","))
+        crops.append((data / name, x, y, side))
+    for target in targets:
+        out = PROJECT_ROOT / "docs" / f"perceptual_sheet_{target:g}.png"
+        title = f"SSIMULACRA 2 target {target:g}: ours beside WebP and AVIF at no more bytes (2x crops)"
+        picture_sheet(crops, Target("ssimulacra2", target), out, ("WebP", "AVIF"), title)
+        print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     from model_export.evaluate import load_folder, load_validation_images
 
@@ -196,7 +256,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--targets", type=float, nargs="+", default=[30.0, 50.0, 70.0, 90.0])
     parser.add_argument("--images", type=int, default=0, help="the first N images of each set")
     parser.add_argument("--every", type=int, default=1, help="every N-th image of each set")
+    parser.add_argument("--sheet", action="store_true", help="draw the picture sheets instead")
+    parser.add_argument("--plot", action="store_true", help="plot var/perceptual-*.json instead")
     args = parser.parse_args(argv)
+    if args.sheet:
+        _sheets(args.targets)
+        return
+    if args.plot:
+        titles = {"kodak": "Kodak", "validation": "the validation split"}
+        found = {
+            titles[key]: load_rows(PROJECT_ROOT / "var" / f"perceptual-{key}.json")
+            for key in titles
+            if (PROJECT_ROOT / "var" / f"perceptual-{key}.json").exists()
+        }
+        plot(found, PROJECT_ROOT / "docs" / "perceptual.png")
+        return
     loaders = {"kodak": lambda: load_folder(KODAK), "validation": lambda: load_validation_images(TRAIN)}
     chosen = list(loaders) if args.set == "both" else [args.set]
     settings = Settings()

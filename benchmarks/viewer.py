@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from benchmarks.colour import BORDER, ciede2000_error, edge_fidelity, grid_blocking, mean_inside, patch_jumps
+from service.codec.rate_control import Target
 from service.comparison.classic import largest_within
 
 __all__ = ["VIEWER_CODECS", "ViewerScore", "compared_rows", "same_bytes_row"]
@@ -87,26 +88,35 @@ def compared_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _label(image: Image.Image, text: str) -> Image.Image:
-    canvas = Image.new("RGB", (image.width, image.height + 16), "white")
-    canvas.paste(image, (0, 16))
-    ImageDraw.Draw(canvas).text((2, 2), text, fill="black")
+    """``image`` under ``text`` (16 px a line)."""
+    lines = text.count("\n") + 1
+    canvas = Image.new("RGB", (image.width, image.height + 16 * lines), "white")
+    canvas.paste(image, (0, 16 * lines))
+    ImageDraw.Draw(canvas).multiline_text((2, 2), text, fill="black", spacing=4)
     return canvas
 
 
-def picture_sheet(crops: list[tuple[Path, int, int, int]], target: float, out: Path) -> None:
-    """One row per crop (path, x, y, side): original | ours at MS-SSIM ``target`` | JPEG | WebP."""
+def picture_sheet(
+    crops: list[tuple[Path, int, int, int]],
+    target: Target,
+    out: Path,
+    codecs: tuple[str, ...] = VIEWER_CODECS,
+    title: str = "",
+) -> None:
+    """One row per crop (path, x, y, side): original | ours at ``target`` | each of ``codecs`` at no more
+    bytes, each labelled with the whole image's SSIMULACRA 2 and the crop's grid blocking and edge turn."""
     from benchmarks.service_process import embedded_codec
-    from service.codec.rate_control import Target
+    from service.codec.quality import ssimulacra2
     from service.settings import Settings
 
-    rows = []
+    rows = [_label(Image.new("RGB", (8 * len(title) + 4, 1), "white"), title)] if title else []
     with embedded_codec(Settings()) as (codec, _):
         for path, x, y, side in crops:
             rgb = np.asarray(Image.open(path).convert("RGB"))
-            result = codec.compress(rgb, Target("msssim", target))
+            result = codec.compress(rgb, target)
             size = len(result.bitstream)
-            panels = [("original", rgb), (f"ours/{result.coder} {size} B", result.reconstruction)]
-            for name in VIEWER_CODECS:
+            panels = [("original", rgb), (f"ours ({result.coder}) {size} B", result.reconstruction)]
+            for name in codecs:
                 found = largest_within(name, rgb, size)
                 if found is not None:
                     panels.append((f"{name} q{found.quality} {len(found.data)} B", found.decoded))
@@ -116,7 +126,8 @@ def picture_sheet(crops: list[tuple[Path, int, int, int]], target: float, out: P
                 if image is not rgb:  # the crop's grid blocking and its edges' turn (benchmarks/colour.py)
                     blocking = grid_blocking(rgb[window], image[window])
                     direction, _ = edge_fidelity(rgb[window], image[window])
-                    label += f", grid {blocking:+.2f}, edges {direction:.1f}°"
+                    label += f", S2 {ssimulacra2(rgb, image):.1f}"
+                    label += f"\ngrid {blocking:+.2f}, edges {direction:.1f}°"
                 crop = Image.fromarray(image[window])
                 crop = crop.resize((side * ZOOM, side * ZOOM), Image.Resampling.NEAREST)
                 tiles.append(_label(crop, f"{path.stem}: {label}"))
@@ -163,7 +174,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs" / "viewer_sheet.png")
     args = parser.parse_args(argv)
     crops = args.crop or [_crop_argument(c) for c in DEFAULT_CROPS]
-    picture_sheet(crops, args.target, args.out)
+    picture_sheet(crops, Target("msssim", args.target), args.out)
     print(f"wrote {args.out}")
 
 

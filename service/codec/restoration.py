@@ -32,17 +32,15 @@ class Restorer:
 
     def __init__(self, client: BackendClient, model_name: str = MODEL_NAME) -> None:
         self.client, self.model_name = client, model_name
-        self._version: int | None = None
 
     def version(self) -> int | None:
-        """The version new bitstreams name (the newest served), or None where the backend serves none."""
-        if self._version is None:
-            try:
-                versions = self.client.available_versions(self.model_name)
-            except ModelVersionNotServed:
-                return None
-            self._version = versions[-1] if versions else None
-        return self._version
+        """The version new bitstreams name (the newest served, asked each time as the codec's version
+        is), or None where the backend serves none."""
+        try:
+            versions = self.client.available_versions(self.model_name)
+        except ModelVersionNotServed:
+            return None
+        return versions[-1] if versions else None
 
     def restore(self, image: np.ndarray, step: float, version: int) -> np.ndarray:
         """``image`` (uint8 [H,W,3]) restored by filter ``version`` for the layer's quantiser ``step``.

@@ -66,8 +66,9 @@ def test_gateway_dockerfile_is_non_root_with_healthcheck_and_the_make_run_entry_
 
 def test_tf_serving_configs_parse_with_its_protos() -> None:
     config = read_model_config(PROJECT_ROOT / "models" / "models.config")
-    (model,) = config.model_config_list.config
-    assert model.model_version_policy.WhichOneof("policy_choice") == "all"
+    assert [model.name for model in config.model_config_list.config] == ["residual_gru", "restoration"]
+    for model in config.model_config_list.config:  # a bitstream names the versions that decode it
+        assert model.model_version_policy.WhichOneof("policy_choice") == "all"
     batching = text_format.Parse((DEPLOY / "tfserving" / "batching.config").read_text(), BatchingParameters())
     assert batching.max_batch_size.value >= 1 and batching.num_batch_threads.value >= 1
     monitoring = text_format.Parse(
