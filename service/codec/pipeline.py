@@ -39,7 +39,7 @@ from service.codec.entropy import (
 from service.codec.goals import allocations_below, goal_for
 from service.codec.patches import CELL_SIZE, Geometry, Tile
 from service.codec.postfilters import WRITTEN, Postfilters, network_shown
-from service.codec.quality import msssim, psnr, ssimulacra2
+from service.codec.quality import MEASURES
 from service.codec.rate_control import QualityTable, Target
 from service.codec.restoration import Restorer
 from service.codec.run import FIRST_PASS_SHARE, Candidate, CompressRun, Progress
@@ -566,7 +566,7 @@ class ImageCodec:
     ) -> CompressResult:
         """The chosen candidate's bitstream (coded now if it was not yet) and its measured quality."""
         reported = {target.kind: achieved}
-        for kind, metric in (("ssimulacra2", ssimulacra2), ("msssim", msssim), ("psnr", psnr)):
+        for kind, metric in MEASURES.items():
             if kind not in reported:
                 reported[kind] = run.timed("metrics_seconds", metric, run.rgb, chosen.image)
         if chosen.data is None:

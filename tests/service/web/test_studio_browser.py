@@ -14,7 +14,7 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from service.settings import PROJECT_ROOT
 from tests.conftest import KODAK, LiveServer
@@ -58,16 +58,27 @@ def _natural_width(driver: webdriver.Chrome, element) -> int:
 
 
 def _compare(driver: webdriver.Chrome, gateway: LiveServer, image: Path, msssim: str | None = None) -> None:
+    """Upload ``image`` and compare, at the page's default target or at MS-SSIM ``msssim``."""
     driver.get(gateway.url + "/")
     driver.find_element(By.ID, "file").send_keys(str(image))
     if msssim is not None:
+        Select(driver.find_element(By.ID, "kind")).select_by_value("msssim")
         value = driver.find_element(By.ID, "value")
         value.clear()
         value.send_keys(msssim)
     driver.find_element(By.ID, "go").click()
 
 
-def test_a_comparison_shows_the_four_codecs_with_their_figures(browser: webdriver.Chrome, gateway) -> None:
+def test_the_default_target_is_a_perceptual_score(browser: webdriver.Chrome, gateway) -> None:
+    browser.get(gateway.url + "/")
+    assert (
+        Select(browser.find_element(By.ID, "kind")).first_selected_option.get_attribute("value")
+        == "ssimulacra2"
+    )
+    assert browser.find_element(By.ID, "value").get_attribute("value") == "70"
+
+
+def test_a_comparison_shows_the_five_codecs_with_their_figures(browser: webdriver.Chrome, gateway) -> None:
     # at MS-SSIM 0.90 the network's bitstream is the smaller: the progressive player has its iterations
     _compare(browser, gateway, KODAK / "kodim23.png", "0.90")
     wait = WebDriverWait(browser, 600)
@@ -78,17 +89,24 @@ def test_a_comparison_shows_the_four_codecs_with_their_figures(browser: webdrive
     )
     assert not browser.find_element(By.ID, "error").is_displayed(), browser.find_element(By.ID, "error").text
     grid = browser.find_elements(By.CSS_SELECTOR, "#grid img")
-    assert [img.get_attribute("data-codec") for img in grid] == ["ours", "JPEG 4:2:0", "WebP", "AVIF"]
+    assert [img.get_attribute("data-codec") for img in grid] == [
+        "ours",
+        "JPEG 4:2:0",
+        "WebP",
+        "AVIF",
+        "JPEG XL",
+    ]
     wait.until(lambda d: all(_natural_width(d, img) == 768 for img in grid))
     rows = {
         row.get_attribute("data-codec"): [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
         for row in browser.find_elements(By.CSS_SELECTOR, "#figures tbody tr")
     }
     ours_bytes = int(rows["ours"][2].replace(",", ""))
-    for codec in ("ours", "JPEG 4:2:0", "WebP", "AVIF"):
-        _, _, size, bpp, score, psnr = rows[codec]
+    for codec in ("ours", "JPEG 4:2:0", "WebP", "AVIF", "JPEG XL"):
+        _, _, size, bpp, perceptual, score, psnr = rows[codec]
         assert 0 < int(size.replace(",", "")) <= ours_bytes
-        assert float(bpp) > 0 and 0.5 < float(score) <= 1 and 15 < float(psnr) < 60
+        assert float(bpp) > 0 and -100 < float(perceptual) < 100
+        assert 0.5 < float(score) <= 1 and 15 < float(psnr) < 60
     browser.save_screenshot(str(SCREENSHOTS / "studio.png"))
     assert _console_errors(browser) == []
 
