@@ -23,10 +23,13 @@ def _layout(tmp_path: Path, policy: str, versions: list[int]) -> Path:
 def test_shipped_config_parses_and_serves_every_shipped_version() -> None:
     config_file = PROJECT_ROOT / "models" / "models.config"
     config = read_model_config(config_file)
-    assert config.model_config_list.config[0].model_version_policy.WhichOneof("policy_choice") == "all"
-    (model,) = served_models(config_file)
-    on_disk = sorted(int(p.name) for p in model.base_path.iterdir() if p.name.isdigit())
-    assert model.name == "residual_gru" and list(model.versions) == on_disk and on_disk
+    for entry in config.model_config_list.config:
+        assert entry.model_version_policy.WhichOneof("policy_choice") == "all"
+    models = served_models(config_file)
+    assert [model.name for model in models] == ["residual_gru", "restoration"]  # the codec and its filter
+    for model in models:
+        on_disk = sorted(int(p.name) for p in model.base_path.iterdir() if p.name.isdigit())
+        assert list(model.versions) == on_disk and on_disk
 
 
 def test_version_policies(tmp_path: Path) -> None:
