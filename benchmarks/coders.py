@@ -21,7 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.colour import BORDER
-from benchmarks.rd_kodak import KODAK, TRAIN
+from benchmarks.rd_kodak import evaluation_sets
 from benchmarks.service_process import embedded_codec
 from benchmarks.viewer import VIEWER_CODECS, compared_rows, same_bytes_row
 from service.codec.rate_control import Target
@@ -126,8 +126,6 @@ def summary(rows: list[CoderRow], title: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from model_export.evaluate import load_folder, load_validation_images
-
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -135,12 +133,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--targets", type=float, nargs="+", default=[0.90, 0.95])
     parser.add_argument("--images", type=int, default=0, help="the first N images of each set")
     args = parser.parse_args(argv)
-    loaders = {"kodak": lambda: load_folder(KODAK), "validation": lambda: load_validation_images(TRAIN)}
-    chosen = list(loaders) if args.set == "both" else [args.set]
+    loaders = evaluation_sets(args.set)
     settings = Settings()
     with embedded_codec(settings) as (codec, _):
         print(f"model {settings.model_name}/{codec.current_version()}")
-        for key in chosen:
+        for key in loaders:
             images = loaders[key]()[: args.images or None]
             rows = [
                 _measure(codec, name, rgb, target)

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from benchmarks.rd_kodak import KODAK, TRAIN
+from benchmarks.rd_kodak import KODAK, evaluation_sets
 from benchmarks.service_process import embedded_codec
 from service.codec.quality import msssim, ssimulacra2
 from service.codec.rate_control import Target
@@ -247,8 +247,6 @@ def _sheets(targets: list[float]) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from model_export.evaluate import load_folder, load_validation_images
-
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -271,12 +269,11 @@ def main(argv: list[str] | None = None) -> None:
         }
         plot(found, PROJECT_ROOT / "docs" / "perceptual.png")
         return
-    loaders = {"kodak": lambda: load_folder(KODAK), "validation": lambda: load_validation_images(TRAIN)}
-    chosen = list(loaders) if args.set == "both" else [args.set]
+    loaders = evaluation_sets(args.set)
     settings = Settings()
     with embedded_codec(settings) as (codec, _):
         print(f"model {settings.model_name}/{codec.current_version()}")
-        for key in chosen:
+        for key in loaders:
             images = loaders[key]()[:: args.every][: args.images or None]
             rows = []
             for name, rgb in tqdm(images, desc=key, unit="image"):

@@ -31,6 +31,7 @@ import json
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -66,6 +67,15 @@ SERVICE_PSNR_TARGETS = (26.0, 28.0, 30.0, 32.0, 35.0, 38.0)
 OUR_CURVES = (OURS, SERVICE, SERVICE_PSNR)
 KODAK = PROJECT_ROOT.parent / "shared" / "data" / "kodak"
 TRAIN = PROJECT_ROOT.parent / "shared" / "data" / "train"
+
+
+def evaluation_sets(choice: str) -> dict[str, Callable[[], list[tuple[str, np.ndarray]]]]:
+    """The image sets a benchmark's ``--set`` names ("kodak", "validation" or "both"), each loaded when
+    called: Kodak, and the validation split held out of the training folder."""
+    loaders = {"kodak": lambda: load_folder(KODAK), "validation": lambda: load_validation_images(TRAIN)}
+    return loaders if choice == "both" else {choice: loaders[choice]}
+
+
 THRESHOLDS = (0.90, 0.95, 0.98, 0.99)
 #: The PSNR target whose service result the ceiling table reports (dB).
 PSNR_TARGET = 35.0
